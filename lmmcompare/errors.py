@@ -1,0 +1,63 @@
+"""Typed errors and warnings raised by lmmcompare.
+
+Every error a user can cause by passing wrong input is a subclass of
+:class:`ValueError`, so ``except ValueError`` catches all of them, and its
+message names the offending column, term or argument and what to do.
+"""
+
+
+class LmmError(ValueError):
+    """Base class of every input error raised by lmmcompare."""
+
+
+class FormulaError(LmmError):
+    """The model formula is malformed or refers to something that does not exist."""
+
+
+class DataError(LmmError):
+    """The data cannot support the model (missing, constant, empty, wrong type)."""
+
+
+class ArgumentError(LmmError):
+    """A keyword argument has the wrong type or an unsupported value."""
+
+
+class DatasetNotFoundError(LmmError, KeyError):
+    """An unknown dataset name was passed to :func:`lmmcompare.load_dataset`."""
+
+    def __str__(self):  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class NewLevelError(LmmError):
+    """Prediction data holds a grouping level the model was not fitted on."""
+
+
+class LmmWarning(UserWarning):
+    """Base class of lmmcompare's warnings."""
+
+
+class DroppedRowsWarning(LmmWarning):
+    """Rows with missing values were removed before fitting."""
+
+
+class RankDeficiencyWarning(LmmWarning):
+    """Aliased fixed-effect columns were dropped (as lme4 does)."""
+
+
+class ConvergenceWarning(LmmWarning):
+    """The optimizer stopped at a point whose gradient is not small."""
+
+
+class SingularFitWarning(LmmWarning):
+    """The fit is at the boundary of the parameter space (isSingular)."""
+
+
+class SamplingWarning(LmmWarning):
+    """MCMC diagnostics (R-hat, ESS, divergences) indicate a problem."""
+
+
+def require(condition, error_cls, message):
+    """Raise ``error_cls(message)`` unless ``condition`` holds."""
+    if not condition:
+        raise error_cls(message)

@@ -1,0 +1,213 @@
+"""Parse lme4's formula syntax into a fixed part and random-effects terms.
+
+The parser is purely textual: it splits ``y ~ fixed + (expr | g) + ...`` into
+the response expression, the fixed-effects expression (handed to formulaic)
+and the bars ``(expr | g)`` / ``(expr || g)``.  Grouping expressions are
+expanded as lme4's ``findbars`` does: ``a/b`` gives the groupings ``a`` and
+``b:a``; ``a:b`` is one grouping factor (the interaction).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import FormulaError
+
+_IDENT = re.compile(r"`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*")
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One ``(expr | group)`` term as written.
+
+    Attributes
+    ----------
+    expr : str
+        Left of the bar: the model formula of the term's columns.
+    group : tuple of str
+        Column names whose interaction is the grouping factor.
+    double : bool
+        Written with ``||`` (uncorrelated terms).
+    text : str
+        The term as the user wrote it (for messages).
+    """
+
+    expr: str
+    group: tuple[str, ...]
+    double: bool
+    text: str
+
+    @property
+    def group_name(self) -> str:
+        return ":".join(self.group)
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """The pieces of an lme4 formula."""
+
+    response: str
+    fixed: str
+    bars: tuple[Bar, ...]
+
+
+def _strip_ticks(name: str) -> str:
+    return name[1:-1] if name.startswith("`") and name.endswith("`") else name
+
+
+def _check_parens(text: str, formula: str) -> None:
+    depth = 0
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            raise FormulaError(f"unbalanced parentheses in formula {formula!r}: a ')' has no matching '('")
+    if depth:
+        raise FormulaError(f"unbalanced parentheses in formula {formula!r}: {depth} '(' not closed")
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split ``text`` on ``sep`` where it is outside parentheses and backquotes."""
+    parts, depth, start, i, quoted = [], 0, 0, 0, False
+    while i < len(text):
+        ch = text[i]
+        if ch == "`":
+            quoted = not quoted
+        elif not quoted:
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+            elif depth == 0 and text.startswith(sep, i):
+                parts.append(text[start:i])
+                i += len(sep)
+                start = i
+                continue
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _outer_group(piece: str) -> str | None:
+    """Inner text if ``piece`` is exactly one parenthesised group, else None."""
+    piece = piece.strip()
+    if not (piece.startswith("(") and piece.endswith(")")):
+        return None
+    depth = 0
+    for i, ch in enumerate(piece):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and i < len(piece) - 1:
+            return None
+    return piece[1:-1]
+
+
+def _has_top_bar(text: str) -> bool:
+    return len(_split_top(text, "|")) > 1
+
+
+def _contains_bar_group(text: str) -> bool:
+    """Whether a parenthesised group somewhere in ``text`` holds a top-level bar."""
+    for match in re.finditer(r"\(", text):
+        depth, start = 0, match.start()
+        for j in range(start, len(text)):
+            depth += text[j] == "("
+            depth -= text[j] == ")"
+            if depth == 0:
+                if _has_top_bar(text[start + 1 : j]):
+                    return True
+                break
+    return False
+
+
+def _parse_group(text: str, term: str) -> list[tuple[str, ...]]:
+    """Expand a grouping expression: ``a/b`` -> [(a,), (b, a)] as lme4 names them."""
+    text = text.strip()
+    if not text:
+        raise FormulaError(f"random-effects term {term!r} has no grouping factor after '|'")
+    nested = [p.strip() for p in _split_top(text, "/")]
+    groups: list[tuple[str, ...]] = []
+    outer: tuple[str, ...] = ()
+    for part in nested:
+        raw = [f.strip() for f in _split_top(part, ":")]
+        for f in raw:
+            if not _IDENT.fullmatch(f):
+                raise FormulaError(
+                    f"grouping factor {f!r} in random-effects term {term!r} must be a column name "
+                    "(or an interaction a:b, or nesting a/b, of column names; backquote odd names)"
+                )
+        factors = tuple(_strip_ticks(f) for f in raw)
+        # lme4 names the inner factor first: batch/cask -> cask:batch
+        outer = factors + outer if outer else factors
+        groups.append(outer)
+    return groups
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Split an lme4 formula into response, fixed part and bars.
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+
+    Returns
+    -------
+    ParsedFormula
+
+    Raises
+    ------
+    FormulaError
+        Malformed formula: no ``~``, empty response, unbalanced parentheses,
+        ``|`` outside parentheses, a random term not added with ``+``.
+    """
+    if not isinstance(formula, str):
+        raise FormulaError(f"formula must be a string such as 'y ~ x + (1 | g)', got {type(formula).__name__}")
+    _check_parens(formula, formula)
+    sides = _split_top(formula, "~")
+    if len(sides) != 2:
+        raise FormulaError(
+            f"formula {formula!r} must have exactly one '~' separating the response from the predictors"
+        )
+    response, rhs = sides[0].strip(), sides[1].strip()
+    if not response:
+        raise FormulaError(f"formula {formula!r} has no response on the left of '~'")
+    if not rhs:
+        raise FormulaError(f"formula {formula!r} has nothing on the right of '~'")
+    fixed_pieces, bars = [], []
+    for piece in _split_top(rhs, "+"):
+        piece = piece.strip()
+        if not piece:
+            raise FormulaError(f"formula {formula!r} has an empty term (two '+' in a row or a trailing '+')")
+        inner = _outer_group(piece)
+        if inner is not None and _has_top_bar(inner):
+            bars.extend(_parse_bar(inner, piece))
+        elif _contains_bar_group(piece):
+            raise FormulaError(
+                f"random-effects term in {piece!r} must be added to the formula with '+', "
+                "as in 'y ~ x + (1 | g)'"
+            )
+        elif "|" in piece:
+            raise FormulaError(
+                f"'|' outside parentheses in {piece!r}: write random-effects terms as '(expr | group)'"
+            )
+        else:
+            fixed_pieces.append(piece)
+    fixed = " + ".join(fixed_pieces) if fixed_pieces else "1"
+    return ParsedFormula(response=response, fixed=fixed, bars=tuple(bars))
+
+
+def _parse_bar(inner: str, piece: str) -> list[Bar]:
+    double = len(_split_top(inner, "||")) > 1
+    parts = _split_top(inner, "||") if double else _split_top(inner, "|")
+    if len(parts) != 2:
+        raise FormulaError(f"random-effects term {piece!r} must have exactly one '|' (or '||')")
+    expr = parts[0].strip()
+    if not expr:
+        raise FormulaError(f"random-effects term {piece!r} has nothing left of '|': use '(1 | g)' for an intercept")
+    return [Bar(expr=expr, group=g, double=double, text=piece) for g in _parse_group(parts[1], piece)]
+
+
+def variables_of(expr: str) -> set[str]:
+    """Names an expression refers to (identifiers and backquoted names)."""
+    return {_strip_ticks(m.group(0)) for m in _IDENT.finditer(expr)}

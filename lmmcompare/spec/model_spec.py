@@ -1,0 +1,336 @@
+"""The frozen model spec: everything both engines need, built once from a formula.
+
+Notation (Bates et al. 2015): ``y = X beta + Z b + e`` with ``Z = [Z_1 ... Z_k]``,
+one block per random-effects term; term ``i`` has a grouping factor with
+``l_i`` levels and ``p_i`` model columns, so ``Z_i`` is ``n x l_i p_i`` with the
+columns of one level adjacent (level-major), as in lme4.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+
+import formulaic
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import scipy.sparse as sp
+
+from ..errors import DataError, FormulaError, RankDeficiencyWarning
+from .checks import check_columns, check_frame, complete_rows, response_vector
+from .design import _CONTEXT, Design, GroupingFactor, build_design, grouping_factor, r_expression
+from .formula import ParsedFormula, parse_formula, variables_of
+
+
+@dataclass(frozen=True, eq=False)
+class RandomTerm:
+    """One random-effects term ``(expr | group)`` after lme4's expansion.
+
+    Attributes
+    ----------
+    factor : GroupingFactor
+        Grouping factor: ``name``, ``codes`` (one per row), ``levels``.
+    design : Design
+        The term's model matrix ``X_i`` (n x p_i) and its column ``names``.
+    expr : str
+        The expression left of the bar for this (expanded) term.
+    double_bar : bool
+        The term came from ``||`` (lme4's uncorrelated expansion).
+    """
+
+    factor: GroupingFactor
+    design: Design
+    expr: str
+    double_bar: bool = False
+
+    @property
+    def group(self) -> str:
+        return self.factor.name
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self.factor.codes
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return self.factor.levels
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.design.names
+
+    @property
+    def n_levels(self) -> int:
+        return self.factor.n_levels
+
+    @property
+    def p(self) -> int:
+        return len(self.design.names)
+
+    @property
+    def q(self) -> int:
+        return self.n_levels * self.p
+
+    @property
+    def correlated(self) -> bool:
+        """Whether the term's columns share a covariance matrix with correlations."""
+        return self.p > 1
+
+    @property
+    def n_theta(self) -> int:
+        return self.p * (self.p + 1) // 2
+
+    @property
+    def theta_lower(self) -> np.ndarray:
+        """Lower bounds of theta: 0 on the diagonal of T_i, -inf below it (column-major)."""
+        return np.array([0.0 if i == j else -np.inf for j in range(self.p) for i in range(j, self.p)])
+
+    @property
+    def Z(self) -> sp.csc_matrix:
+        """Sparse ``n x (l_i p_i)`` block: ``Z[r, codes[r] * p_i + k] = X_i[r, k]``."""
+        n, p = self.design.matrix.shape
+        rows = np.repeat(np.arange(n), p)
+        cols = (self.codes[:, None] * p + np.arange(p)).ravel()
+        return sp.csc_matrix((self.design.matrix.ravel(), (rows, cols)), shape=(n, self.q))
+
+    def __repr__(self):
+        kind = "correlated" if self.correlated else "uncorrelated" if self.double_bar else "scalar"
+        return (f"RandomTerm({self.group!r}: {self.n_levels} levels x {self.p} "
+                f"[{', '.join(self.columns)}], {kind})")
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSpec:
+    """Response, fixed-effects design and random-effects terms of one model.
+
+    Build it with :meth:`from_formula`; both engines read it and neither parses
+    formulas.  It is immutable: :meth:`with_response` returns a copy with a new
+    response (used by simulation, bootstrap and coverage studies).
+
+    Attributes
+    ----------
+    formula : str
+        The formula as written.
+    response : str
+        Response expression.
+    y : ndarray (n,)
+    X : ndarray (n, p)
+        Dense fixed-effects model matrix, R's treatment contrasts.
+    fixed_names : list of str
+        lme4's coefficient names, in column order.
+    terms : tuple of RandomTerm
+        In lme4's order: decreasing number of levels (stable).
+    frame : DataFrame
+        The complete rows of the used columns (the model frame).
+    n_dropped : int
+        Rows dropped for missing values.
+    dropped_fixed : tuple of str
+        Aliased fixed-effect columns dropped for rank deficiency.
+    """
+
+    formula: str
+    response: str
+    y: np.ndarray
+    fixed: Design
+    terms: tuple[RandomTerm, ...]
+    frame: pd.DataFrame = field(repr=False)
+    data_name: str | None = None
+    n_dropped: int = 0
+    dropped_fixed: tuple[str, ...] = ()
+    keep_fixed: tuple[int, ...] = ()
+
+    @property
+    def X(self) -> np.ndarray:
+        return self.fixed.matrix[:, list(self.keep_fixed)]
+
+    @property
+    def fixed_names(self) -> list[str]:
+        return [self.fixed.names[i] for i in self.keep_fixed]
+
+    @property
+    def n(self) -> int:
+        return self.y.shape[0]
+
+    @property
+    def p(self) -> int:
+        return len(self.keep_fixed)
+
+    @property
+    def q(self) -> int:
+        return sum(t.q for t in self.terms)
+
+    @property
+    def n_theta(self) -> int:
+        return sum(t.n_theta for t in self.terms)
+
+    @property
+    def theta_lower(self) -> np.ndarray:
+        return np.concatenate([t.theta_lower for t in self.terms])
+
+    @property
+    def factors(self) -> dict[str, GroupingFactor]:
+        """Distinct grouping factors by name, in term order."""
+        out = {}
+        for t in self.terms:
+            out.setdefault(t.group, t.factor)
+        return out
+
+    @property
+    def Z(self) -> sp.csc_matrix:
+        """The full sparse ``n x q`` random-effects model matrix."""
+        return sp.hstack([t.Z for t in self.terms], format="csc")
+
+    def with_response(self, y) -> "ModelSpec":
+        """A copy of this spec with response ``y`` (same design)."""
+        y = np.asarray(y, dtype=float)
+        if y.shape != self.y.shape:
+            raise DataError(f"new response has shape {y.shape}, the spec has {self.y.shape}")
+        return dataclasses.replace(self, y=y)
+
+    @classmethod
+    def from_formula(cls, formula: str, data) -> "ModelSpec":
+        """Parse an lme4 formula and build the design once.
+
+        Parameters
+        ----------
+        formula : str
+            lme4 syntax: ``"Reaction ~ Days + (Days | Subject)"``; supports
+            ``(1|g)``, ``(x|g)``, ``(0 + x|g)``, ``(x||g)``, ``(1|a/b)``,
+            ``(1|a:b)``, several and crossed terms, ``I(...)``, ``a*b``.
+        data : DataFrame or str
+            The data, or the name of a shipped dataset.
+
+        Returns
+        -------
+        ModelSpec
+
+        Raises
+        ------
+        FormulaError, DataError
+        """
+        data_name = data if isinstance(data, str) else None
+        if isinstance(data, str):
+            from ..datasets import load_dataset
+
+            data = load_dataset(data)
+        check_frame(data)
+        parsed = parse_formula(formula)
+        if not parsed.bars:
+            raise FormulaError(
+                f"formula {formula!r} has no random-effects term such as '(1 | group)'; "
+                "for a model without random effects use ordinary least squares "
+                "(e.g. statsmodels.formula.api.ols or numpy.linalg.lstsq)"
+            )
+        used = _used_columns(parsed, data)
+        frame, n_dropped = complete_rows(data, used)
+        y = _response(parsed.response, frame)
+        fixed = build_design(parsed.fixed, frame, "the fixed-effects model matrix")
+        keep, dropped = _full_rank_columns(fixed)
+        terms = _random_terms(parsed, frame)
+        spec = cls(formula=formula, response=parsed.response, y=y, fixed=fixed, terms=terms,
+                   frame=frame, data_name=data_name, n_dropped=n_dropped,
+                   dropped_fixed=dropped, keep_fixed=keep)
+        _check_sizes(spec)
+        return spec
+
+    def __repr__(self):
+        lines = [f"ModelSpec: {self.formula}",
+                 f"  {self.n} observations of {self.response!r}"
+                 + (f" ({self.n_dropped} rows with missing values dropped)" if self.n_dropped else ""),
+                 f"  fixed effects (p = {self.p}): {', '.join(self.fixed_names) or 'none'}"]
+        if self.dropped_fixed:
+            lines.append(f"  dropped as aliased: {', '.join(self.dropped_fixed)}")
+        lines.append(f"  random effects (q = {self.q}):")
+        lines.extend(f"    {t!r}" for t in self.terms)
+        return "\n".join(lines)
+
+
+def _required(expr: str, where: str) -> set[str]:
+    try:
+        names = formulaic.Formula(r_expression(expr)).required_variables
+    except Exception as exc:
+        raise FormulaError(f"cannot parse {where} {expr!r}: {exc}") from exc
+    return {str(v) for v in names} - set(_CONTEXT)
+
+
+def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
+    columns = {str(c) for c in data.columns}
+    resp = variables_of(parsed.response)
+    resp_cols = {v for v in resp if v in columns}
+    if not resp_cols:
+        check_columns(resp - set(_CONTEXT), data, "the response")
+    needed = {"fixed part": _required(parsed.fixed, "the fixed part")}
+    for bar in parsed.bars:
+        needed[f"random term {bar.text}"] = _required(bar.expr, "random term") | set(bar.group)
+    for where, names in needed.items():
+        check_columns(names, data, where)
+    used = resp_cols.union(*needed.values())
+    return [str(c) for c in data.columns if str(c) in used]
+
+
+def _response(expr: str, frame: pd.DataFrame) -> np.ndarray:
+    name = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
+    if name in frame.columns:
+        return response_vector(frame[name], name)
+    design = build_design(f"0 + {expr}", frame, "the response")
+    if design.matrix.shape[1] != 1:
+        raise FormulaError(f"response {expr!r} must evaluate to one numeric column")
+    return response_vector(design.matrix[:, 0], expr)
+
+
+def _full_rank_columns(fixed: Design, tol: float = 1e-7) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Keep a full-rank subset of X's columns (pivoted QR, lme4's tolerance 1e-7)."""
+    X = fixed.matrix
+    if X.shape[1] == 0:
+        return (), ()
+    _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(R))
+    rank = int(np.sum(diag > tol * diag[0])) if diag.size and diag[0] > 0 else 0
+    keep = tuple(sorted(piv[:rank].tolist()))
+    dropped = tuple(fixed.names[i] for i in range(X.shape[1]) if i not in keep)
+    if dropped:
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+            f"column{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)}",
+            RankDeficiencyWarning, stacklevel=4)
+    return keep, dropped
+
+
+def _random_terms(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[RandomTerm, ...]:
+    factors: dict[tuple[str, ...], GroupingFactor] = {}
+    terms, seen = [], set()
+    for bar in parsed.bars:
+        factor = factors.get(bar.group) or grouping_factor(bar.group, frame)
+        factors[bar.group] = factor
+        design = build_design(bar.expr, frame, f"random term {bar.text}")
+        if design.matrix.shape[1] == 0:
+            raise FormulaError(f"random term {bar.text} has no columns (did you write '(0 | g)'?)")
+        pieces = [(bar.expr, design)]
+        if bar.double:  # lme4's expandDoubleVerts: (1|g) + (0 + t|g) for each term t
+            exprs = ["1" if label == "1" else f"0 + {label}" for label, _ in design.term_columns]
+            pieces = [(e, build_design(e, frame, f"random term {bar.text}")) for e in exprs]
+        for expr, des in pieces:
+            key = (des.names, factor.name)
+            if key in seen:
+                raise FormulaError(
+                    f"random-effects term ({' + '.join(des.names)} | {factor.name}) appears twice; remove the duplicate")
+            seen.add(key)
+            terms.append(RandomTerm(factor=factor, design=des, expr=expr, double_bar=bar.double))
+    order = sorted(range(len(terms)), key=lambda i: -terms[i].n_levels)  # stable, as R's order()
+    return tuple(terms[i] for i in order)
+
+
+def _check_sizes(spec: ModelSpec) -> None:
+    """lme4's checks: levels < observations for every term, q < n."""
+    for t in spec.terms:
+        if t.n_levels >= spec.n:
+            raise DataError(
+                f"grouping factor {t.group!r} has {t.n_levels} levels for {spec.n} observations; "
+                "the number of levels of each grouping factor must be < the number of observations "
+                "(one observation per level makes the random effect indistinguishable from the residual)")
+    if spec.q >= spec.n:
+        raise DataError(
+            f"number of observations (={spec.n}) <= number of random effects (={spec.q}); "
+            "the random-effects parameters and the residual variance are not identifiable: "
+            "simplify the random-effects terms")
