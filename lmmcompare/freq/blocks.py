@@ -1,0 +1,161 @@
+"""Cross-products of [Z X y], computed once per model.
+
+The first term (most levels) is kept block-diagonal: ``A11`` holds the
+``l_1`` blocks ``Z_1j' Z_1j`` of size ``p_1 x p_1``.  The remaining rows
+``W = [Z_2 ... Z_k X y]`` (``m`` columns) give the sparse ``A21 = W' Z_1``
+and the small dense ``A22 = W' W``.
+
+Per evaluation the engine needs ``S = A21 D D' A21'`` where ``D`` is
+block-diagonal (one ``p_1 x p_1`` block per level).  ``S`` is linear in the
+entries of the blocks ``D_j D_j'``, so it is ``K @ vec(D_j D_j')`` for a sparse
+``K`` built here once: each column of ``K`` pairs two nonzeros of ``A21`` in
+the same level block.  One sparse matrix-vector product then replaces a
+sparse-sparse product per evaluation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+try:  # y += A x without allocating y (scipy's own kernel behind A @ x)
+    from scipy.sparse._sparsetools import csr_matvec
+except ImportError:  # pragma: no cover - a future scipy may move it
+    def csr_matvec(n_row, n_col, indptr, indices, data, x, y):
+        y += sp.csr_matrix((data, indices, indptr), shape=(n_row, n_col)) @ x
+
+from ..spec import ModelSpec
+
+DENSE_LIMIT = 6_000  # largest m for which the trailing block is stored dense
+
+
+@dataclass(eq=False)
+class CrossProducts:
+    """Blocks of ``[Z X y]'[Z X y]`` in the layout the blocked Cholesky uses.
+
+    Attributes
+    ----------
+    p1, l1 : int
+        Columns and levels of the first term.
+    A11 : ndarray (l1, p1, p1)
+    A21 : csr_matrix (m, l1 * p1)
+    A22 : ndarray (m, m)
+    rest_sizes, rest_levels, rest_offsets : list of int
+        ``p_i``, ``l_i`` and row offset of each later term inside ``m``.
+    q_rest, p : int
+        Random effects of the later terms; fixed effects.  ``m = q_rest + p + 1``.
+    K : csr_matrix (m * m, l1 * p1 * p1)
+        ``(K @ vec(W)).reshape(m, m)`` is the lower triangle of ``A21 W A21'``.
+    """
+
+    p1: int
+    l1: int
+    A11: np.ndarray
+    A21: sp.csr_matrix
+    A22: np.ndarray
+    rest_sizes: list
+    rest_levels: list
+    rest_offsets: list
+    q_rest: int
+    p: int
+    n: int
+    K: sp.csr_matrix
+
+    @property
+    def m(self) -> int:
+        return self.A22.shape[0]
+
+    def workspace(self, slot: int) -> np.ndarray:
+        """A reusable ``m x m`` scratch array (objective evaluations reuse, never keep, it)."""
+        buffers = self.__dict__.setdefault("_workspaces", {})
+        if slot not in buffers:
+            buffers[slot] = np.empty((self.m, self.m))
+        return buffers[slot]
+
+    @cached_property
+    def A22_lower(self) -> np.ndarray:
+        return np.tril(self.A22)
+
+    @cached_property
+    def A21_re(self) -> sp.csr_matrix:
+        """``Z_r' Z_1``: the random-effects rows of A21."""
+        return self.A21[: self.q_rest]
+
+    @cached_property
+    def ztx_first(self) -> np.ndarray:
+        """``X' Z_1`` (p x q1)."""
+        return self.A21[self.q_rest : self.q_rest + self.p].toarray()
+
+    @cached_property
+    def zty_first(self) -> np.ndarray:
+        """``Z_1' y``."""
+        return self.A21[-1].toarray().ravel()
+
+
+def _first_block_diagonal(X1: np.ndarray, codes: np.ndarray, l1: int) -> np.ndarray:
+    p1 = X1.shape[1]
+    A11 = np.empty((l1, p1, p1))
+    for a in range(p1):
+        for b in range(a + 1):
+            A11[:, a, b] = A11[:, b, a] = np.bincount(codes, weights=X1[:, a] * X1[:, b], minlength=l1)
+    return A11
+
+
+def _pair_structure(A21: sp.csr_matrix, l1: int, p1: int, m: int) -> sp.csr_matrix:
+    """Sparse K (m*m rows) with ``vec(lower(S)) = K @ vec(W_j)``, ``S = sum_j A21_j W_j A21_j'``.
+
+    The rows of K index the flattened ``m x m`` matrix, so ``(K @ w).reshape(m, m)``
+    is the lower triangle of ``S`` with no scatter step.
+    """
+    coo = A21.tocoo()
+    level, within = np.divmod(coo.col, p1)
+    order = np.lexsort((coo.row, level))
+    rows, level, within, vals = coo.row[order], level[order], within[order], coo.data[order]
+    counts = np.bincount(level, minlength=l1)
+    block_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    index_in_block = np.arange(rows.size) - block_start[level]
+    # pairs (e1, e2) in one level block with row(e2) <= row(e1); with p1 == 1 the rows
+    # in a block are distinct and sorted, so e2 runs over the block up to e1 itself
+    per_entry = index_in_block + 1 if p1 == 1 else counts[level]
+    first = np.repeat(np.arange(rows.size), per_entry)
+    second = np.arange(first.size) - np.repeat(np.cumsum(per_entry) - per_entry, per_entry)
+    second += block_start[level[first]]
+    if p1 > 1:
+        keep = rows[first] >= rows[second]
+        first, second = first[keep], second[keep]
+    flat = rows[first].astype(np.int64) * m + rows[second]
+    weight_index = level[first] * p1 * p1 + within[first] * p1 + within[second]
+    return sp.csr_matrix((vals[first] * vals[second], (flat, weight_index)), shape=(m * m, l1 * p1 * p1))
+
+
+def cross_products(spec: ModelSpec) -> CrossProducts:
+    """Compute the blocks once for ``spec`` (X, y, Z from the spec)."""
+    first, rest = spec.terms[0], spec.terms[1:]
+    Z1 = first.Z
+    rest_blocks = [t.Z for t in rest]
+    dense_cols = np.column_stack([spec.X, spec.y]) if spec.p else spec.y[:, None]
+    W = sp.hstack(rest_blocks + [sp.csc_matrix(dense_cols)], format="csc")
+    m = W.shape[1]
+    if m > DENSE_LIMIT:
+        from ..errors import DataError
+
+        raise DataError(
+            f"the random-effects terms after {first.group!r} have {m - spec.p - 1} random effects in all; "
+            f"more than {DENSE_LIMIT - spec.p - 1} is beyond the dense trailing block this engine stores. "
+            "Put the grouping factor with most levels first or reduce the later terms")
+    A21 = (W.T @ Z1).tocsr()
+    A21.sort_indices()
+    A22 = (W.T @ W).toarray()
+    offsets, pos = [], 0
+    for t in rest:
+        offsets.append(pos)
+        pos += t.q
+    return CrossProducts(
+        p1=first.p, l1=first.n_levels,
+        A11=_first_block_diagonal(first.design.matrix, first.codes, first.n_levels),
+        A21=A21, A22=A22,
+        rest_sizes=[t.p for t in rest], rest_levels=[t.n_levels for t in rest], rest_offsets=offsets,
+        q_rest=pos, p=spec.p, n=spec.n,
+        K=_pair_structure(A21, first.n_levels, first.p, m))

@@ -1,0 +1,94 @@
+"""lme4-style text display of an :class:`LmerFit`."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _fmt_table(rows: list[list[str]], align_left: int = 1) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for r in rows:
+        cells = [c.ljust(w) if i < align_left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        out.append(" " + " ".join(cells).rstrip())
+    return out
+
+
+def _signif(x: float, digits: int = 5) -> str:
+    if not np.isfinite(x):
+        return "NaN"
+    return f"{x:.{digits}g}" if abs(x) >= 1e-4 or x == 0 else f"{x:.{digits - 1}e}"
+
+
+def random_effects_lines(fit) -> list[str]:
+    header = ["Groups", "Name", "Variance", "Std.Dev."]
+    any_corr = any(t.p > 1 for t in fit.spec.terms)
+    rows = [header + (["Corr"] if any_corr else [])]
+    for t, cov in zip(fit.spec.terms, fit.term_covariances()):
+        sd = np.sqrt(np.diag(cov))
+        for i, col in enumerate(t.columns):
+            corr = []
+            for j in range(i):
+                denom = sd[i] * sd[j]
+                corr.append(f"{cov[i, j] / denom:.2f}" if denom > 0 else "NaN")
+            row = [t.group if i == 0 else "", col, _signif(cov[i, i], 5), _signif(sd[i], 5)]
+            rows.append(row + ([" ".join(corr)] if any_corr else []))
+    rows.append(["Residual", "", _signif(fit.sigma**2, 5), _signif(fit.sigma, 5)] + ([""] if any_corr else []))
+    return _fmt_table(rows, align_left=2)
+
+
+def fixed_effects_lines(fit) -> list[str]:
+    est, se = fit.fixef, fit.se
+    tval = est / se
+    rows = [["", "Estimate", "Std. Error", "t value"]]
+    for name in est.index:
+        rows.append([name, f"{est[name]:.4f}", f"{se[name]:.4f}", f"{tval[name]:.3f}"])
+    return _fmt_table(rows)
+
+
+def correlation_lines(fit) -> list[str]:
+    names = fit.spec.fixed_names
+    if len(names) < 2:
+        return []
+    se = np.sqrt(np.diag(fit.vcov_beta))
+    corr = fit.vcov_beta / np.outer(se, se)
+    short = [n.replace("(Intercept)", "(Intr)")[:6] for n in names]
+    rows = [[""] + short[:-1]]
+    for i in range(1, len(names)):
+        rows.append([names[i]] + [f"{corr[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i))
+    return ["", "Correlation of Fixed Effects:"] + [line[1:] for line in _fmt_table(rows)]
+
+
+def summary_text(fit) -> str:
+    spec = fit.spec
+    kind = "REML" if fit.reml else "maximum likelihood "
+    lines = [f"Linear mixed model fit by {kind} ['lmerMod']", f"Formula: {spec.formula}"]
+    if spec.data_name:
+        lines.append(f"   Data: {spec.data_name}")
+    lines.append("")
+    if fit.reml:
+        lines.append(f"REML criterion at convergence: {fit.objective:.1f}")
+    else:
+        vals = [f"{fit.aic:.1f}", f"{fit.bic:.1f}", f"{fit.loglik:.1f}", f"{fit.objective:.1f}", str(fit.df_resid)]
+        heads = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+        w = max(len(v) for v in vals + heads) + 1
+        lines.append("".join(h.rjust(w) for h in heads))
+        lines.append("".join(v.rjust(w) for v in vals))
+    scaled = fit.residuals() / fit.sigma
+    q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
+    lines += ["", "Scaled residuals: ",
+              "".join(h.rjust(8) for h in ["Min", "1Q", "Median", "3Q", "Max"]),
+              "".join(f"{v:.4f}".rjust(8) for v in q), "", "Random effects:"]
+    lines += random_effects_lines(fit)
+    groups = ", ".join(f"{name}, {f.n_levels}" for name, f in spec.factors.items())
+    lines.append(f"Number of obs: {spec.n}, groups:  {groups}")
+    lines += ["", "Fixed effects:"] + [line[1:] for line in fixed_effects_lines(fit)]
+    lines += correlation_lines(fit)
+    if spec.dropped_fixed:
+        lines += ["", f"fixed-effect model matrix is rank deficient so dropping {len(spec.dropped_fixed)} "
+                      f"column(s): {', '.join(spec.dropped_fixed)}"]
+    if fit.singular:
+        lines += ["", "boundary (singular) fit: see help('isSingular')"]
+    if not fit.converged:
+        lines += ["", f"optimizer (L-BFGS-B) convergence code: 1 ({fit.opt.message})"]
+    return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""The blocked Cholesky factor L(theta) and the profiled objective.
+
+With ``Lambda = Lambda(theta)`` the penalised least-squares system for
+``[u; beta]`` has the Cholesky factor (lower, blocks in the order first term,
+later terms, X, y)::
+
+    L L' = [Lambda'Z'Z Lambda + I   Lambda'Z'X   Lambda'Z'y]
+           [X'Z Lambda              X'X          X'y       ]
+           [y'Z Lambda              y'X          y'y       ]
+
+Because y is the last column, the penalised residual sum of squares is the
+square of L's last diagonal element, ``r^2`` (Bates et al. 2015, eq. 3.12ff).
+The first block is block-diagonal, ``L11_j = chol(T1' A11_j T1 + I)``; the
+trailing block is dense, ``L22 L22' = Lr'(A22 - A21 D D' A21')Lr + I_r`` with
+``D_j = T1 L11_j^{-T}`` and ``Lr`` the factor of the later terms (identity on
+the X, y rows).  The profiled deviance (ML) and REML criterion are::
+
+    d(theta)    = log|L_theta|^2 + n (1 + log(2 pi r^2 / n))
+    d_R(theta)  = log|L_theta|^2 + log|L_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p)))
+
+(eqs. 3.16 and 3.20 of Bates et al. 2015 on lme4's scale).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from .blocks import CrossProducts, csr_matvec
+from .relcovar import scale_rows_cols, theta_to_T
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+@dataclass(frozen=True, eq=False)
+class BlockedFactor:
+    """L(theta) in blocks.
+
+    Attributes
+    ----------
+    Ts : list of ndarray
+        ``T_i`` of every term (first term first).
+    L11 : ndarray (l1, p1, p1)
+        Lower Cholesky factors of the first term's diagonal blocks.
+    L22 : ndarray (m, m)
+        Dense lower factor of the trailing block [later terms, X, y].
+    """
+
+    theta: np.ndarray
+    Ts: list
+    L11: np.ndarray
+    L22: np.ndarray
+    cp: CrossProducts
+
+    @property
+    def q_rest(self) -> int:
+        return self.cp.q_rest
+
+    @property
+    def r2(self) -> float:
+        """Penalised residual sum of squares."""
+        return float(self.L22[-1, -1] ** 2)
+
+    @property
+    def logdet_theta(self) -> float:
+        """``log |Lambda'Z'Z Lambda + I|``."""
+        d1 = np.diagonal(self.L11, axis1=1, axis2=2)
+        d2 = np.diag(self.L22)[: self.q_rest]
+        return 2.0 * (np.log(d1).sum() + np.log(d2).sum())
+
+    @property
+    def logdet_X(self) -> float:
+        """``log |L_X|^2``, the REML correction."""
+        dx = np.diag(self.L22)[self.q_rest : self.q_rest + self.cp.p]
+        return 2.0 * np.log(dx).sum()
+
+    def objective(self, reml: bool) -> float:
+        n, p = self.cp.n, self.cp.p
+        r2 = self.r2
+        if reml:
+            nr = n - p
+            return self.logdet_theta + self.logdet_X + nr * (1.0 + LOG_2PI + np.log(r2 / nr))
+        return self.logdet_theta + n * (1.0 + LOG_2PI + np.log(r2 / n))
+
+
+def first_block(cp: CrossProducts, T1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``L11_j`` and ``W_j = D_j D_j' = T1 (T1'A11_j T1 + I)^{-1} T1'`` for every level j."""
+    if cp.p1 == 1:
+        lam = T1[0, 0]
+        L11 = np.sqrt(lam * lam * cp.A11 + 1.0)
+        return L11, (lam / L11) ** 2
+    M = np.einsum("ba,jbc,cd->jad", T1, cp.A11, T1) + np.eye(cp.p1)
+    L11 = np.linalg.cholesky(M)
+    # D_j = T1 L11_j^{-T}  <=>  L11_j D_j' = T1'
+    Dt = np.linalg.solve(L11, np.broadcast_to(T1.T, L11.shape))
+    return L11, np.einsum("jab,jac->jbc", Dt, Dt)
+
+
+def _trailing_matrix(cp: CrossProducts, Wj: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``tril(A22) - K vec(W)`` as an m x m array, into ``out`` when given."""
+    if out is None:
+        M = (cp.K @ Wj.ravel()).reshape(cp.m, cp.m)
+        np.subtract(cp.A22_lower, M, out=M)
+        return M
+    np.copyto(out, cp.A22_lower)
+    K = cp.K
+    # y += K x in place, avoiding a fresh 8 m^2-byte array per evaluation
+    csr_matvec(K.shape[0], K.shape[1], K.indptr, K.indices, K.data, -Wj.ravel(), out.reshape(-1))
+    return out
+
+
+def factorize(cp: CrossProducts, theta: np.ndarray, workspace: np.ndarray | None = None) -> BlockedFactor:
+    """Compute L(theta).  Raises ``numpy.linalg.LinAlgError`` if not positive definite.
+
+    With ``workspace`` (an ``m x m`` float array) the trailing factor is built in
+    it: the returned factor is then only valid until the workspace is reused.
+    """
+    theta = np.asarray(theta, dtype=float)
+    Ts = theta_to_T(theta, [cp.p1] + cp.rest_sizes)
+    L11, Wj = first_block(cp, Ts[0])
+    M = _trailing_matrix(cp, Wj, workspace)
+    if cp.rest_sizes:
+        M = scale_rows_cols(M, Ts[1:], cp.rest_offsets, cp.rest_levels)
+    idx = np.arange(cp.q_rest)
+    M[idx, idx] += 1.0
+    # M is C-ordered with its lower triangle filled: M.T is the Fortran view of the
+    # same memory with the upper triangle filled, so potrf factors it in place.
+    U, info = scipy.linalg.lapack.dpotrf(M.T, lower=0, clean=0, overwrite_a=1)
+    if info:
+        raise np.linalg.LinAlgError(f"trailing block not positive definite (minor {info})")
+    L22 = U.T
+    return BlockedFactor(theta=theta, Ts=Ts, L11=L11, L22=L22, cp=cp)
+
+
+def objective(cp: CrossProducts, theta: np.ndarray, reml: bool) -> float:
+    """Profiled deviance (ML) or REML criterion at ``theta``; ``inf`` where L fails."""
+    try:
+        return factorize(cp, theta, cp.workspace(0)).objective(reml)
+    except np.linalg.LinAlgError:
+        return np.inf

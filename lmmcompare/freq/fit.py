@@ -1,0 +1,139 @@
+"""The frequentist pipeline in lme4's public stages.
+
+``make_devfun(spec, reml)`` (lme4's ``mkLmerDevfun``) -> ``optimize_lmer``
+(``optimizeLmer``) -> ``make_fit`` (``mkMerMod``); :func:`lmer` runs all three.
+Each stage takes and returns plain values, so a user can edit between them
+(fix a start, swap the optimizer, refit with a new response).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ArgumentError, SingularFitWarning
+from ..spec import ModelSpec
+from .blocks import CrossProducts, cross_products
+from .factor import factorize, objective
+from .gradient import objective_and_gradient
+from .optimize import OptSummary, optimize_theta
+from .relcovar import apply_lambda, theta_start
+from .result import LmerFit
+from .solve import diagonal_blocks, inverse_blocks, solve_modes
+
+
+@dataclass(frozen=True, eq=False)
+class Devfun:
+    """The profiled objective as a function of theta alone.
+
+    Calling it returns the REML criterion (``reml=True``) or the deviance.
+    """
+
+    spec: ModelSpec
+    cp: CrossProducts
+    reml: bool
+
+    def __call__(self, theta) -> float:
+        return objective(self.cp, np.asarray(theta, float), self.reml)
+
+    def with_gradient(self, theta):
+        """``(objective, gradient)`` at theta."""
+        return objective_and_gradient(self.cp, np.asarray(theta, float), self.reml)
+
+    @property
+    def lower(self) -> np.ndarray:
+        return self.spec.theta_lower
+
+    @property
+    def start(self) -> np.ndarray:
+        return theta_start([t.p for t in self.spec.terms])
+
+
+def make_devfun(spec: ModelSpec, reml: bool = True) -> Devfun:
+    """Cross-products of [Z X y] for ``spec`` and the objective over theta."""
+    if not isinstance(reml, (bool, np.bool_)):
+        raise ArgumentError(f"reml must be True or False, got {reml!r}")
+    return Devfun(spec=spec, cp=cross_products(spec), reml=bool(reml))
+
+
+def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
+    """Minimise ``devfun`` from ``start`` (lme4's default: identity T_i)."""
+    start = devfun.start if start is None else np.asarray(start, float)
+    if start.shape != devfun.lower.shape:
+        raise ArgumentError(f"start must have {devfun.lower.size} theta values, got {start.size}")
+    start = np.maximum(start, devfun.lower)
+    return optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
+
+
+def make_fit(devfun: Devfun, opt: OptSummary, singular_tol: float = 1e-4) -> LmerFit:
+    """Build the frozen :class:`LmerFit` at the optimum ``opt.theta``."""
+    spec, cp, reml = devfun.spec, devfun.cp, devfun.reml
+    f = factorize(cp, opt.theta)
+    u, beta = solve_modes(f)
+    levels = [t.n_levels for t in spec.terms]
+    b = apply_lambda(u, f.Ts, levels)
+    dof = spec.n - spec.p if reml else spec.n
+    sigma = float(np.sqrt(f.r2 / dof))
+    qr, p = cp.q_rest, cp.p
+    LX = f.L22[qr : qr + p, qr : qr + p]
+    LX_inv = np.linalg.inv(LX) if p else np.zeros((0, 0))
+    vcov = sigma**2 * (LX_inv.T @ LX_inv)
+    cond_blocks = _conditional_blocks(f, sigma)
+    singular = bool(np.any(opt.theta[spec.theta_lower == 0] < singular_tol))
+    if singular:
+        warnings.warn("boundary (singular) fit: see help('isSingular')", SingularFitWarning, stacklevel=3)
+    return LmerFit(spec=spec, reml=reml, theta=opt.theta, beta=beta, sigma=sigma, u=u, b=b,
+                   objective=float(f.objective(reml)), vcov_beta=vcov, cond_blocks=cond_blocks,
+                   singular=singular, opt=opt)
+
+
+def _conditional_blocks(f, sigma) -> list[np.ndarray]:
+    """Per term, ``(l_i, p_i, p_i)`` conditional covariances of b given y (lme4's condVar).
+
+    ``sigma^2 T_i C_j T_i'`` where ``C_j`` are the diagonal blocks of
+    ``(Lambda'Z'Z Lambda + I)^{-1}``; the uncertainty of beta is ignored, as in lme4.
+    """
+    cp = f.cp
+    first, H, _ = inverse_blocks(f, include_X=False)
+    out = [sigma**2 * np.einsum("ab,jbc,dc->jad", f.Ts[0], first, f.Ts[0])]
+    for T, off, n_lev in zip(f.Ts[1:], cp.rest_offsets, cp.rest_levels):
+        C = diagonal_blocks(H, off, n_lev, T.shape[0])
+        out.append(sigma**2 * np.einsum("ab,jbc,dc->jad", T, C, T))
+    return out
+
+
+def lmer(formula, data=None, reml: bool = True, start=None, **options) -> LmerFit:
+    """Fit a linear mixed model by REML or ML, as lme4's ``lmer``.
+
+    Parameters
+    ----------
+    formula : str or ModelSpec
+        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``, or a spec.
+    data : DataFrame or str, optional
+        Data or a shipped dataset name (not needed with a spec).
+    reml : bool, default True
+        REML criterion (True) or maximum likelihood (False).
+    start : array-like, optional
+        Starting theta (lme4's order).
+    **options
+        Passed to :func:`lmmcompare.freq.optimize.optimize_theta` (``ftol``, ``gtol``, ...).
+
+    Returns
+    -------
+    LmerFit
+    """
+    spec = as_spec(formula, data)
+    devfun = make_devfun(spec, reml)
+    return make_fit(devfun, optimize_lmer(devfun, start=start, **options))
+
+
+def as_spec(formula, data=None) -> ModelSpec:
+    """A ModelSpec from a spec, or from a formula and data."""
+    if isinstance(formula, ModelSpec):
+        if data is not None:
+            raise ArgumentError("pass either a ModelSpec or a formula with data, not a spec with data")
+        return formula
+    if data is None:
+        raise ArgumentError("data is required with a formula: a DataFrame or a shipped dataset name")
+    return ModelSpec.from_formula(formula, data)

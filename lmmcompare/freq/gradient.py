@@ -1,0 +1,124 @@
+"""Analytic gradient of the profiled deviance / REML criterion in theta.
+
+With ``M`` the system matrix (``Lambda'Z'Z Lambda + I`` for ML, the whole
+``[u; beta]`` matrix for REML) and ``E_k = dLambda/dtheta_k``::
+
+    d log|M| / d theta_k = 2 tr(M^{-1} Lambda~' A E_k)
+    d r^2    / d theta_k = -2 e' Z E_k u            (envelope theorem)
+
+where ``e = y - X beta - Z Lambda u``.  ``E_k`` is the unit matrix at entry
+``(a, b)`` of ``T_i`` in every level block, so only the diagonal blocks
+``Q_j`` of ``M^{-1} Lambda~' A`` are needed: ``Q_j = (I - C_j) T_i^{-1}`` with
+``C_j`` the diagonal blocks of ``M^{-1}``.  For the first term this is
+rewritten without ``T_1^{-1}`` (stable at the boundary)::
+
+    Q_j = M_j^{-1} T1' [A11_j - (Y_j + Y_j')(T1 T1' A11_j + I)^{-1}]
+
+Later terms with a (near) zero diagonal in ``T_i`` fall back to central
+differences for their components.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .blocks import CrossProducts
+from .factor import factorize
+from .relcovar import apply_lambda, lower_index
+from .solve import diagonal_blocks, inverse_blocks, solve_modes
+
+_TINY = 1e-6
+
+
+def _zt_residual(cp: CrossProducts, b: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``Z'(y - X beta - Z b)`` from the cross-products alone."""
+    qr, p, q1 = cp.q_rest, cp.p, cp.l1 * cp.p1
+    b1, br = b[:q1], b[q1:]
+    first = (cp.zty_first - cp.ztx_first.T @ beta
+             - np.einsum("jab,jb->ja", cp.A11, b1.reshape(cp.l1, cp.p1)).ravel()
+             - cp.A21_re.T @ br)
+    rest = (cp.A22[:qr, -1] - cp.A22[:qr, qr : qr + p] @ beta
+            - cp.A21_re @ b1 - cp.A22[:qr, :qr] @ br)
+    return np.concatenate([first, rest])
+
+
+def _sum_blocks(Q: np.ndarray) -> np.ndarray:
+    """``sum_j Q_j[b, a]`` for each lower-triangle entry (a, b) of T, column-major."""
+    p = Q.shape[-1]
+    rows, cols = lower_index(p)
+    total = Q.sum(axis=0)
+    return total[cols, rows]
+
+
+def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool):
+    """Objective and its gradient at ``theta``; ``(inf, nan)`` where L fails."""
+    theta = np.asarray(theta, dtype=float)
+    try:
+        f = factorize(cp, theta, cp.workspace(0))
+    except np.linalg.LinAlgError:
+        return np.inf, np.full(theta.shape, np.nan)
+    obj = f.objective(reml)
+    u, beta = solve_modes(f)
+    _, H, Y = inverse_blocks(f, include_X=reml, workspace=(cp.workspace(1), cp.workspace(2)))
+    Ts = f.Ts
+    # first term: stable form of Q_j
+    T1 = Ts[0]
+    YY = Y + np.transpose(Y, (0, 2, 1))
+    if cp.p1 == 1:
+        lam = T1[0, 0]
+        Q1 = (cp.A11 - YY / (lam * lam * cp.A11 + 1.0)) * lam / f.L11**2
+    else:
+        Mj_inv = np.linalg.inv(f.L11 @ np.transpose(f.L11, (0, 2, 1)))
+        inner = np.linalg.inv(np.einsum("ab,cb,jcd->jad", T1, T1, cp.A11) + np.eye(cp.p1))
+        Q1 = np.einsum("jab,cb,jcd->jad", Mj_inv, T1, cp.A11 - YY @ inner)
+    grads = [2.0 * _sum_blocks(Q1)]
+    fallback = []
+    pos = T1.shape[0] * (T1.shape[0] + 1) // 2
+    for T, off, n_lev in zip(Ts[1:], cp.rest_offsets, cp.rest_levels):
+        p = T.shape[0]
+        k = p * (p + 1) // 2
+        if np.min(np.diag(T)) <= _TINY:
+            grads.append(np.zeros(k))
+            fallback.extend(range(pos, pos + k))
+        else:
+            C = diagonal_blocks(H, off, n_lev, p)
+            Q = (np.eye(p) - C) @ np.linalg.inv(T)
+            grads.append(2.0 * _sum_blocks(Q))
+        pos += k
+    grad = np.concatenate(grads)
+    # r^2 term
+    b = apply_lambda(u, Ts, [cp.l1] + cp.rest_levels)
+    zte = _zt_residual(cp, b, beta)
+    dr2, pos, start = [], 0, 0
+    for T, n_lev in zip(Ts, [cp.l1] + cp.rest_levels):
+        p = T.shape[0]
+        ze = zte[start : start + n_lev * p].reshape(n_lev, p)
+        uu = u[start : start + n_lev * p].reshape(n_lev, p)
+        rows, cols = lower_index(p)
+        dr2.append(-2.0 * np.einsum("ja,jb->ab", ze, uu)[rows, cols])
+        start += n_lev * p
+    dof = cp.n - cp.p if reml else cp.n
+    grad = grad + dof * np.concatenate(dr2) / f.r2
+    for i in fallback:
+        grad[i] = _central_difference(cp, theta, i, reml)
+    return obj, grad
+
+
+def _central_difference(cp, theta, i, reml, h=1e-6):
+    from .factor import objective
+
+    up, down = theta.copy(), theta.copy()
+    up[i] += h
+    down[i] -= h
+    lower_ok = down[i] >= 0 or i not in _diagonal_positions(cp)
+    if lower_ok:
+        return (objective(cp, up, reml) - objective(cp, down, reml)) / (2 * h)
+    return (objective(cp, up, reml) - objective(cp, theta, reml)) / h
+
+
+def _diagonal_positions(cp: CrossProducts) -> set:
+    out, pos = set(), 0
+    for p in [cp.p1] + cp.rest_sizes:
+        rows, cols = lower_index(p)
+        out.update(pos + np.flatnonzero(rows == cols))
+        pos += len(rows)
+    return out

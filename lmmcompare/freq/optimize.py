@@ -1,0 +1,158 @@
+"""Minimising the profiled objective over theta, and the record of how it went.
+
+L-BFGS-B with the analytic gradient (:mod:`.gradient`) and box constraints
+``theta_i >= 0`` on the diagonal of each ``T_i``.  After the optimizer
+stops, components within ``boundary_tol`` of zero are set to zero when that
+does not increase the objective (lme4's ``check.boundary``), and convergence
+is checked as lme4's ``check.conv.grad`` does: the largest of
+``min(|g|, |H^{-1/2} g|)`` over the free components must be below ``0.002``.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.optimize
+
+from ..errors import ConvergenceWarning
+
+
+@dataclass(frozen=True)
+class OptSummary:
+    """What the optimizer did.
+
+    Attributes
+    ----------
+    method : str
+    theta_start, lower : ndarray
+    theta : ndarray
+        Final theta (after snapping to the boundary).
+    objective : float
+        Objective at ``theta``.
+    n_evals : int
+        Evaluations of the objective (with its gradient).
+    message : str
+        The optimizer's own stopping message.
+    gradient : ndarray
+        Gradient at ``theta`` (projected: 0 where a bound is active).
+    converged : bool
+    seconds : float
+        Wall time of the optimisation.
+    log : tuple of (theta, objective)
+        Every evaluation, in order.
+    """
+
+    method: str
+    theta_start: np.ndarray
+    lower: np.ndarray
+    theta: np.ndarray
+    objective: float
+    n_evals: int
+    message: str
+    gradient: np.ndarray
+    converged: bool
+    seconds: float
+    log: tuple = field(repr=False, default=())
+
+    def __repr__(self):
+        return (f"OptSummary({self.method}: {self.n_evals} evaluations, objective {self.objective:.6f}, "
+                f"{'converged' if self.converged else 'NOT converged'}, {self.seconds:.3f} s)")
+
+
+def projected_gradient(theta, grad, lower, tol=0.0):
+    """Zero the components pushing against an active lower bound."""
+    g = np.array(grad, dtype=float)
+    at_bound = (theta <= lower + tol) & (g > 0)
+    g[at_bound] = 0.0
+    return g
+
+
+def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
+                   boundary_tol=1e-5, conv_tol=0.002):
+    """Minimise ``fun_grad(theta) -> (objective, gradient)`` subject to ``theta >= lower``.
+
+    Returns
+    -------
+    OptSummary
+    """
+    log = []
+
+    def logged(theta):
+        value, grad = fun_grad(theta)
+        log.append((np.array(theta), float(value)))
+        if not np.isfinite(value):  # keep the line search going: a large finite value
+            return 1e300, np.zeros_like(theta)
+        return value, grad
+
+    t0 = time.perf_counter()
+    bounds = [(None if np.isinf(lo) else lo, None) for lo in lower]
+    res = scipy.optimize.minimize(logged, np.asarray(start, float), jac=True, method="L-BFGS-B",
+                                  bounds=bounds, options=dict(ftol=ftol, gtol=gtol, maxiter=maxiter,
+                                                              maxcor=20))
+    theta, value, grad = np.array(res.x), float(res.fun), np.array(res.jac)
+    # lme4's check.boundary: snap near-zero diagonal elements when not worse
+    near = (lower == 0) & (theta > 0) & (theta < boundary_tol)
+    if near.any():
+        trial = theta.copy()
+        trial[near] = 0.0
+        trial_value, trial_grad = fun_grad(trial)
+        log.append((trial, float(trial_value)))
+        if trial_value <= value:
+            theta, value, grad = trial, trial_value, trial_grad
+    grad = projected_gradient(theta, grad, lower)
+    # a line search that cannot improve at machine precision (ABNORMAL) is judged by the
+    # gradient alone, as lme4 judges every optimizer
+    converged = res.status != 1 and _gradient_small(fun_grad, theta, grad, lower, conv_tol,
+                                                   getattr(res, "hess_inv", None))
+    seconds = time.perf_counter() - t0
+    summary = OptSummary(method="L-BFGS-B", theta_start=np.asarray(start, float), lower=np.asarray(lower),
+                         theta=theta, objective=float(value), n_evals=len(log),
+                         message=str(res.message), gradient=grad, converged=converged,
+                         seconds=seconds, log=tuple(log))
+    if not converged:
+        warnings.warn(
+            f"model failed to converge: optimizer message {res.message!r}, max|grad| = "
+            f"{np.max(np.abs(grad)) if grad.size else 0:.3g} (tol = {conv_tol}) at theta = {np.round(theta, 6)}",
+            ConvergenceWarning, stacklevel=3)
+    return summary
+
+
+def _gradient_small(fun_grad, theta, grad, lower, tol, hess_inv=None):
+    """lme4's rule: max over free components of min(|g|, |scaled g|) < tol.
+
+    The scaled gradient ``C'g`` with ``C C' = H^{-1}`` is first taken from the
+    quasi-Newton inverse Hessian (free); only if that fails is the Hessian
+    computed by differences of the analytic gradient (k more evaluations).
+    """
+    if grad.size == 0 or np.max(np.abs(grad)) < tol:
+        return True
+    free = ~((theta <= lower) & (grad >= 0))
+    if hess_inv is not None:
+        try:
+            B = np.asarray(hess_inv.todense())[np.ix_(free, free)]
+            scaled = np.linalg.cholesky(0.5 * (B + B.T)).T @ grad[free]
+            if np.max(np.minimum(np.abs(scaled), np.abs(grad[free]))) < tol:
+                return True
+        except (np.linalg.LinAlgError, AttributeError):
+            pass
+    hess = _hessian_from_gradient(fun_grad, theta, lower)[np.ix_(free, free)]
+    try:
+        scaled = np.linalg.solve(np.linalg.cholesky(hess), grad[free])
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.max(np.minimum(np.abs(scaled), np.abs(grad[free]))) < tol)
+
+
+def _hessian_from_gradient(fun_grad, theta, lower, h=1e-5):
+    """Forward differences of the analytic gradient, symmetrised."""
+    k = theta.size
+    _, g0 = fun_grad(theta)
+    H = np.empty((k, k))
+    for i in range(k):
+        step = np.zeros(k)
+        step[i] = h
+        _, gi = fun_grad(theta + step)
+        H[:, i] = (gi - g0) / h
+    return 0.5 * (H + H.T)

@@ -1,0 +1,267 @@
+"""The frozen result of a frequentist fit.
+
+``LmerFit`` holds values only (theta, beta, sigma, the spherical and scaled
+random effects, the fixed-effect covariance, conditional covariances) and
+computes everything else from them; it is never a fitting workspace.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import ArgumentError, DataError, NewLevelError
+from ..params import sd_cor_from_cov, term_parameter_names
+from ..spec import ModelSpec
+from ..spec.design import rebuild_design
+from .optimize import OptSummary
+from .relcovar import theta_to_T
+
+
+@dataclass(frozen=True, eq=False)
+class LmerFit:
+    """A linear mixed model fitted by REML or ML (lme4's ``merMod``).
+
+    Attributes
+    ----------
+    spec : ModelSpec
+    reml : bool
+    theta : ndarray
+        Relative covariance parameters, lme4's order and meaning.
+    beta : ndarray
+        Fixed effects (see :attr:`fixef` for the named Series).
+    sigma : float
+        Residual standard deviation.
+    u, b : ndarray
+        Spherical and scaled conditional modes (``b = Lambda u``), all terms stacked.
+    objective : float
+        REML criterion or deviance (-2 log-likelihood), lme4's scale.
+    singular : bool
+        As lme4's ``isSingular`` (a diagonal theta below 1e-4).
+    opt : OptSummary
+        Optimizer record (evaluations, time, convergence).
+    """
+
+    spec: ModelSpec
+    reml: bool
+    theta: np.ndarray
+    beta: np.ndarray
+    sigma: float
+    u: np.ndarray
+    b: np.ndarray
+    objective: float
+    vcov_beta: np.ndarray
+    cond_blocks: list
+    singular: bool
+    opt: OptSummary
+
+    # ---- likelihood summaries -------------------------------------------------
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (REML log-likelihood for REML fits), ``-objective / 2``."""
+        return -0.5 * self.objective
+
+    @property
+    def npar(self) -> int:
+        return self.spec.p + self.theta.size + 1
+
+    @property
+    def aic(self) -> float:
+        return self.objective + 2 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return self.objective + np.log(self.nobs) * self.npar
+
+    @property
+    def nobs(self) -> int:
+        return self.spec.n
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.npar
+
+    @property
+    def converged(self) -> bool:
+        return self.opt.converged
+
+    @property
+    def n_evals(self) -> int:
+        return self.opt.n_evals
+
+    @property
+    def fit_seconds(self) -> float:
+        return self.opt.seconds
+
+    # ---- fixed effects ----------------------------------------------------------
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.beta, index=self.spec.fixed_names, name="Estimate")
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        names = self.spec.fixed_names
+        return pd.DataFrame(self.vcov_beta, index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.vcov_beta)), index=self.spec.fixed_names, name="Std. Error")
+
+    # ---- variance components ------------------------------------------------------
+    @property
+    def T_blocks(self) -> list[np.ndarray]:
+        return theta_to_T(self.theta, [t.p for t in self.spec.terms])
+
+    def term_covariances(self) -> list[np.ndarray]:
+        """``Sigma_i = sigma^2 T_i T_i'`` for each term."""
+        return [self.sigma**2 * T @ T.T for T in self.T_blocks]
+
+    @property
+    def group_labels(self) -> list[str]:
+        """Term labels as R's ``as.data.frame(VarCorr)`` gives them (``Subject``, ``Subject.1``)."""
+        seen, out = {}, []
+        for t in self.spec.terms:
+            k = seen.get(t.group, 0)
+            out.append(t.group if k == 0 else f"{t.group}.{k}")
+            seen[t.group] = k + 1
+        return out
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Rows of R's ``as.data.frame(VarCorr(fit))``: grp, var1, var2, vcov, sdcor."""
+        rows = []
+        for t, label, cov in zip(self.spec.terms, self.group_labels, self.term_covariances()):
+            sd = np.sqrt(np.diag(cov))
+            for i, c in enumerate(t.columns):
+                rows.append((label, c, None, cov[i, i], sd[i]))
+            for i in range(t.p):
+                for j in range(i + 1, t.p):
+                    denom = sd[i] * sd[j]
+                    rows.append((label, t.columns[i], t.columns[j], cov[i, j],
+                                 cov[i, j] / denom if denom > 0 else np.nan))
+        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    def variance_parameters(self) -> pd.Series:
+        """sd/cor of every term (theta's order) and sigma, under the shared names."""
+        names, values = [], []
+        for t, cov in zip(self.spec.terms, self.term_covariances()):
+            names.extend(term_parameter_names(t.columns, t.group))
+            values.extend(sd_cor_from_cov(cov))
+        return pd.Series(values + [self.sigma], index=names + ["sigma"])
+
+    # ---- random effects -------------------------------------------------------------
+    def _term_slices(self):
+        pos = 0
+        for t in self.spec.terms:
+            yield t, slice(pos, pos + t.q)
+            pos += t.q
+
+    def ranef(self, condsd: bool = False) -> dict[str, pd.DataFrame]:
+        """Conditional modes per grouping factor (levels x columns), as lme4's ``ranef``.
+
+        With ``condsd=True`` the conditional standard deviations instead.
+        """
+        if not isinstance(condsd, (bool, np.bool_)):
+            raise ArgumentError(f"condsd must be True or False, got {condsd!r}")
+        frames: dict[str, list[pd.DataFrame]] = {}
+        for (t, sl), blocks in zip(self._term_slices(), self.cond_blocks):
+            values = (np.sqrt(np.diagonal(blocks, axis1=1, axis2=2)) if condsd
+                      else self.b[sl].reshape(t.n_levels, t.p))
+            frames.setdefault(t.group, []).append(
+                pd.DataFrame(values, index=pd.Index(t.levels, name=t.group), columns=list(t.columns)))
+        return {g: pd.concat(parts, axis=1) for g, parts in frames.items()}
+
+    # ---- fitted values, prediction, simulation ------------------------------------------
+    def _random_part(self, b) -> np.ndarray:
+        out = np.zeros(self.spec.n)
+        for t, sl in self._term_slices():
+            coef = b[sl].reshape(t.n_levels, t.p)
+            out += np.einsum("ij,ij->i", t.design.matrix, coef[t.codes])
+        return out
+
+    def fitted(self) -> np.ndarray:
+        """``X beta + Z b`` for the rows of the model frame."""
+        return self.spec.X @ self.beta + self._random_part(self.b)
+
+    def residuals(self) -> np.ndarray:
+        """Response residuals ``y - fitted``."""
+        return self.spec.y - self.fitted()
+
+    def predict(self, newdata: pd.DataFrame | None = None, re: bool = True,
+                allow_new_levels: bool = False) -> np.ndarray:
+        """Predictions, population-level (``re=False``) or conditional on the random effects.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            New rows; the model frame when omitted.
+        re : bool
+            Include the conditional modes of the random effects.
+        allow_new_levels : bool
+            Levels not in the fit get zero random effects; otherwise a
+            :class:`NewLevelError` names them.
+        """
+        if newdata is None:
+            return self.fitted() if re else self.spec.X @ self.beta
+        if not isinstance(newdata, pd.DataFrame):
+            raise ArgumentError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+        spec = self.spec
+        X = rebuild_design(spec.fixed, newdata, "the fixed-effects model matrix")[:, list(spec.keep_fixed)]
+        out = X @ self.beta
+        if not re:
+            return out
+        for t, sl in self._term_slices():
+            missing = [c for c in t.factor.columns if c not in newdata.columns]
+            if missing:
+                raise DataError(f"newdata lacks grouping column {missing[0]!r} needed by term {t.group!r}")
+            codes = t.factor.codes_for(newdata)
+            new = codes < 0
+            if new.any() and not allow_new_levels:
+                bad = newdata.loc[new, list(t.factor.columns)].astype(str).agg(":".join, axis=1).unique()
+                raise NewLevelError(
+                    f"newdata has level(s) {', '.join(map(repr, bad[:5]))} of {t.group!r} not in the fit; "
+                    "pass allow_new_levels=True to predict them with zero random effects")
+            Xi = rebuild_design(t.design, newdata, f"random term for {t.group!r}")
+            coef = self.b[sl].reshape(t.n_levels, t.p)[np.where(new, 0, codes)]
+            coef[new] = 0.0
+            out = out + np.einsum("ij,ij->i", Xi, coef)
+        return out
+
+    def simulate(self, nsim: int = 1, seed=None) -> pd.DataFrame:
+        """Responses simulated from the fitted model (new b and new noise), as lme4's ``simulate``.
+
+        Returns
+        -------
+        DataFrame
+            ``n x nsim``, columns ``sim_1 ... sim_nsim``.
+        """
+        if not isinstance(nsim, (int, np.integer)) or isinstance(nsim, bool) or nsim < 1:
+            raise ArgumentError(f"nsim must be a positive integer, got {nsim!r}")
+        rng = np.random.default_rng(seed)
+        Z = self.spec.Z
+        Lam = self._lambda_matrix()
+        fixed = self.spec.X @ self.beta
+        z = rng.standard_normal((self.spec.q, nsim))
+        eps = rng.standard_normal((self.spec.n, nsim))
+        sims = fixed[:, None] + self.sigma * (Z @ (Lam @ z)) + self.sigma * eps
+        return pd.DataFrame(sims, columns=[f"sim_{i + 1}" for i in range(nsim)])
+
+    def _lambda_matrix(self) -> sp.csr_matrix:
+        blocks = [sp.kron(sp.identity(t.n_levels), T) for t, T in zip(self.spec.terms, self.T_blocks)]
+        return sp.block_diag(blocks, format="csr")
+
+    # ---- display -----------------------------------------------------------------------
+    def summary(self) -> str:
+        """Text laid out like lme4's ``summary(fit)``."""
+        from .display import summary_text
+
+        return summary_text(self)
+
+    def __repr__(self):
+        kind = "REML" if self.reml else "ML"
+        crit = "REML criterion" if self.reml else "deviance"
+        return (f"<LmerFit {kind}: {self.spec.formula} | n={self.nobs}, {crit}={self.objective:.4f}, "
+                f"sigma={self.sigma:.4g}{', singular' if self.singular else ''}>")

@@ -1,0 +1,159 @@
+"""Quantities read off the blocked factor: beta, u, b, sigma and inverse blocks.
+
+``L`` is lower triangular with blocks [term 1 | later terms, X, y].  The
+penalised least-squares solution ``s = [u_1; u_r; beta]`` satisfies
+``L_a' s = l_y'`` where ``L_a`` is L without its y row and column and
+``l_y`` the y row (Bates et al. 2015, sec. 3.5), solved block by block
+from the bottom.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from .factor import BlockedFactor
+from .relcovar import scale_rows_cols
+
+
+def first_D(f: BlockedFactor) -> np.ndarray:
+    """``D_j = T1 L11_j^{-T}`` for every level (so ``L21 = Lr' A21 blockdiag(D_j)``)."""
+    T1 = f.Ts[0]
+    if f.cp.p1 == 1:
+        return T1[0, 0] / f.L11
+    Dt = np.linalg.solve(f.L11, np.broadcast_to(T1.T, f.L11.shape))
+    return np.transpose(Dt, (0, 2, 1))
+
+
+def L21(f: BlockedFactor) -> sp.csr_matrix:
+    """``L21 = Lr' A21 Lambda_1 L11^{-T}`` (m x q1, sparse like A21)."""
+    D = sp.block_diag(list(first_D(f)), format="csr")
+    return (_lambda_rest(f) @ f.cp.A21 @ D).tocsr()
+
+
+def _lambda_rest(f: BlockedFactor) -> sp.csr_matrix:
+    """``Lr'``: block diagonal, T_i' per level of each later term, identity on X and y."""
+    cp = f.cp
+    blocks = [sp.kron(sp.identity(n_lev), T.T) for T, n_lev in zip(f.Ts[1:], cp.rest_levels)]
+    blocks.append(sp.identity(cp.p + 1))
+    return sp.block_diag(blocks, format="csr")
+
+
+def L21_transpose_times(f: BlockedFactor, v: np.ndarray) -> np.ndarray:
+    """``L21' v = D' A21' Lr v`` without forming L21 (v has m entries)."""
+    cp = f.cp
+    w = scale_rows_cols_vector(v, f)
+    t = (cp.A21.T @ w).reshape(cp.l1, cp.p1)
+    D = first_D(f)
+    if cp.p1 == 1:
+        return D.ravel() * t.ravel()
+    return np.einsum("jab,ja->jb", D, t).ravel()
+
+
+def scale_rows_cols_vector(v: np.ndarray, f: BlockedFactor) -> np.ndarray:
+    """``Lr v``: T_i applied to each level block of the later terms."""
+    cp = f.cp
+    out = np.array(v, dtype=float, copy=True)
+    for T, off, n_lev in zip(f.Ts[1:], cp.rest_offsets, cp.rest_levels):
+        p = T.shape[0]
+        seg = slice(off, off + n_lev * p)
+        out[seg] = (out[seg].reshape(n_lev, p) @ T.T).ravel()
+    return out
+
+
+def solve_modes(f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:
+    """Spherical random effects ``u`` (all terms, stacked) and ``beta``."""
+    cp = f.cp
+    La = f.L22[:-1, :-1]
+    s = scipy.linalg.solve_triangular(La, f.L22[-1, :-1], lower=True, trans="T", check_finite=False)
+    u_rest, beta = s[: cp.q_rest], s[cp.q_rest :]
+    rhs = L21_transpose_times(f, np.append(-s, 1.0))  # l_y1' - L21a' s
+    if cp.p1 == 1:
+        u1 = rhs / f.L11.ravel()
+    else:
+        u1 = np.linalg.solve(np.transpose(f.L11, (0, 2, 1)), rhs.reshape(cp.l1, cp.p1, 1)).ravel()
+    return np.concatenate([u1, u_rest]), beta
+
+
+def inverse_blocks(f: BlockedFactor, include_X: bool, workspace=None):
+    """Diagonal blocks of ``(L L')^{-1}`` over the random effects.
+
+    With ``include_X`` the factor is that of the whole ``[u; beta]`` system
+    (REML's ``M_a``); without, that of ``Lambda'Z'Z Lambda + I`` alone.
+
+    Returns
+    -------
+    first : ndarray (l1, p1, p1)
+        Blocks of the first term.
+    H : ndarray (k, k)
+        ``(L22s L22s')^{-1}`` for the trailing rows used (later terms [, X]).
+    Y : ndarray (l1, p1, p1)
+        ``A21_j' Lr H Lr' A21_j`` halves (see :func:`_pair_quadratic`).
+
+    ``workspace``, two ``m x m`` scratch arrays, avoids fresh allocations; H then
+    lives in the first and is only valid until it is reused.
+    """
+    cp = f.cp
+    k = cp.q_rest + (cp.p if include_X else 0)
+    ws_H, ws_G = workspace if workspace is not None else (None, None)
+    H = _inverse_gram(f.L22[:k, :k], ws_H)
+    Y = _pair_quadratic(f, H, k, ws_G)
+    Minv = _first_inverse(f)
+    R = f.Ts[0] @ Minv  # R_j = T1 M_j^{-1}
+    first = Minv + np.einsum("jab,jac,jcd->jbd", R, Y + np.transpose(Y, (0, 2, 1)), R)
+    return first, H, Y
+
+
+def _first_inverse(f: BlockedFactor) -> np.ndarray:
+    """``M_j^{-1} = (L11_j L11_j')^{-1}`` for every level of the first term."""
+    if f.cp.p1 == 1:
+        return 1.0 / f.L11**2
+    Linv = np.linalg.inv(f.L11)
+    return np.einsum("jba,jbc->jac", Linv, Linv)
+
+
+def _inverse_gram(L: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Lower triangle of ``(L L')^{-1}`` for a dense lower-triangular ``L`` (LAPACK potri).
+
+    The strict upper triangle of the result is zero (it mirrors L's, which the
+    factorisation leaves zero); use :func:`diagonal_blocks` for symmetric blocks.
+    """
+    if L.shape[0] == 0:
+        return np.zeros((0, 0))
+    # L is C-ordered lower: L.T is its Fortran-ordered upper view
+    k = L.shape[0]
+    work = np.empty((k, k)) if out is None else out.reshape(-1)[: k * k].reshape(k, k)
+    np.copyto(work, L)
+    inv, info = scipy.linalg.lapack.dpotri(work.T, lower=0, overwrite_c=1)
+    if info:
+        raise np.linalg.LinAlgError(f"potri failed ({info})")
+    return inv.T
+
+
+def diagonal_blocks(H_lower: np.ndarray, offset: int, n_levels: int, p: int) -> np.ndarray:
+    """The ``(n_levels, p, p)`` symmetric diagonal blocks of a term's rows of H."""
+    if p == 1:
+        return np.diagonal(H_lower)[offset : offset + n_levels].reshape(n_levels, 1, 1).copy()
+    idx = offset + np.arange(n_levels * p).reshape(n_levels, p)
+    C = H_lower[idx[:, :, None], idx[:, None, :]]
+    lower = np.tril(C)
+    return lower + np.transpose(np.tril(C, -1), (0, 2, 1))
+
+
+def _pair_quadratic(f: BlockedFactor, H: np.ndarray, k: int, out=None) -> np.ndarray:
+    """``Y_j`` with ``Y_j + Y_j' = A21_j' G A21_j``, ``G = Lr H Lr'`` on the first k rows.
+
+    ``K`` holds every pair of A21 entries with row(e1) >= row(e2), so ``K' vec(g)``
+    with ``g`` the lower triangle of G, diagonal halved, gives one half of the form.
+    """
+    cp = f.cp
+    G = np.zeros((cp.m, cp.m)) if out is None else out
+    G[:] = 0.0
+    G[:k, :k] = H
+    if any(T.shape[0] > 1 for T in f.Ts[1:]):
+        G[:k, :k] += np.tril(H, -1).T  # the sandwich below needs the full symmetric H
+    # Lr H Lr': left_scale applies T' per block, so pass T' to apply T
+    G = scale_rows_cols(G, [T.T for T in f.Ts[1:]], cp.rest_offsets, cp.rest_levels)
+    G = np.tril(G) if any(T.shape[0] > 1 for T in f.Ts[1:]) else G
+    G[np.arange(k), np.arange(k)] *= 0.5
+    return (cp.K.T @ G.ravel()).reshape(cp.l1, cp.p1, cp.p1)
