@@ -120,7 +120,11 @@ def factorize(cp: CrossProducts, theta: np.ndarray, workspace: np.ndarray | None
     Ts = theta_to_T(theta, [cp.p1] + cp.rest_sizes)
     L11, Wj = first_block(cp, Ts[0])
     M = _trailing_matrix(cp, Wj, workspace)
-    if cp.rest_sizes:
+    if any(p > 1 for p in cp.rest_sizes):
+        # a non-diagonal T_i mixes both triangles of its diagonal blocks: symmetrise, scale, cut
+        M += np.tril(M, -1).T
+        M = np.tril(scale_rows_cols(M, Ts[1:], cp.rest_offsets, cp.rest_levels))
+    elif cp.rest_sizes:
         M = scale_rows_cols(M, Ts[1:], cp.rest_offsets, cp.rest_levels)
     idx = np.arange(cp.q_rest)
     M[idx, idx] += 1.0

@@ -88,6 +88,16 @@ def make_fit(devfun: Devfun, opt: OptSummary, singular_tol: float = 1e-4) -> Lme
                    singular=singular, opt=opt)
 
 
+def fit_at_theta(devfun: Devfun, theta) -> LmerFit:
+    """The fit at a given theta, without optimising (e.g. lme4's theta, or a profile point)."""
+    theta = np.asarray(theta, float).reshape(devfun.lower.shape)
+    value = devfun(theta)
+    opt = OptSummary(method="fixed", theta_start=theta, lower=devfun.lower, theta=theta, objective=value,
+                     n_evals=1, message="theta fixed by the caller", gradient=np.full(theta.shape, np.nan),
+                     converged=True, seconds=0.0)
+    return make_fit(devfun, opt)
+
+
 def _conditional_blocks(f, sigma) -> list[np.ndarray]:
     """Per term, ``(l_i, p_i, p_i)`` conditional covariances of b given y (lme4's condVar).
 

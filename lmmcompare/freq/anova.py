@@ -1,0 +1,61 @@
+"""Likelihood-ratio tests between nested fits, as lme4's ``anova(fit_a, fit_b)``."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from ..errors import ArgumentError, LmmWarning
+from .result import LmerFit
+
+
+class RefitMLWarning(LmmWarning):
+    """REML fits were refitted by ML before a likelihood-ratio test."""
+
+
+def anova(*fits: LmerFit, refit: bool = True) -> pd.DataFrame:
+    """Likelihood-ratio test table for two or more nested fits of the same data.
+
+    REML fits are refitted by maximum likelihood first (with a
+    :class:`RefitMLWarning` saying so), as lme4 does: REML criteria of models
+    with different fixed effects are not comparable.
+
+    Returns
+    -------
+    DataFrame
+        Rows in increasing number of parameters; columns ``npar``, ``AIC``,
+        ``BIC``, ``logLik``, ``deviance``, ``Chisq``, ``Df``, ``Pr(>Chisq)``.
+    """
+    if len(fits) < 2:
+        raise ArgumentError("anova needs at least two fits to compare")
+    for i, f in enumerate(fits):
+        if not isinstance(f, LmerFit):
+            raise ArgumentError(f"argument {i + 1} of anova is a {type(f).__name__}, not an LmerFit")
+    n = {f.nobs for f in fits}
+    same_y = all(np.array_equal(fits[0].spec.y, f.spec.y) for f in fits[1:])
+    if len(n) > 1 or not same_y:
+        raise ArgumentError("anova: the models were not all fitted to the same response and rows")
+    if refit and any(f.reml for f in fits):
+        from .fit import lmer
+
+        warnings.warn("refitting model(s) with ML (instead of REML)", RefitMLWarning, stacklevel=2)
+        fits = tuple(lmer(f.spec, reml=False) if f.reml else f for f in fits)
+    labels = [f"model{i + 1}" for i in range(len(fits))]
+    order = sorted(range(len(fits)), key=lambda i: fits[i].npar)
+    rows = []
+    prev = None
+    for i in order:
+        f = fits[i]
+        row = {"npar": f.npar, "AIC": f.aic, "BIC": f.bic, "logLik": f.loglik, "deviance": f.objective,
+               "Chisq": np.nan, "Df": np.nan, "Pr(>Chisq)": np.nan}
+        if prev is not None:
+            chisq = max(prev.objective - f.objective, 0.0)
+            df = f.npar - prev.npar
+            row.update(Chisq=chisq, Df=df, **{"Pr(>Chisq)": scipy.stats.chi2.sf(chisq, df) if df > 0 else np.nan})
+        rows.append(row)
+        prev = f
+    table = pd.DataFrame(rows, index=[labels[i] for i in order])
+    table.attrs["formulas"] = {labels[i]: fits[i].spec.formula for i in order}
+    return table
