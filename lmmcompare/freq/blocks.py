@@ -84,6 +84,19 @@ class CrossProducts:
         return self.A21[: self.q_rest]
 
     @cached_property
+    def A21_T(self) -> sp.csr_matrix:
+        return self.A21.T.tocsr()
+
+    @cached_property
+    def A21_re_T(self) -> sp.csr_matrix:
+        return self.A21_re.T.tocsr()
+
+    @cached_property
+    def K_T(self) -> sp.csr_matrix:
+        """``K'`` in CSR form (the gradient's ``K' vec(G)``)."""
+        return self.K.T.tocsr()
+
+    @cached_property
     def ztx_first(self) -> np.ndarray:
         """``X' Z_1`` (p x q1)."""
         return self.A21[self.q_rest : self.q_rest + self.p].toarray()

@@ -43,6 +43,10 @@ class BlockedFactor:
         ``T_i`` of every term (first term first).
     L11 : ndarray (l1, p1, p1)
         Lower Cholesky factors of the first term's diagonal blocks.
+    D1 : ndarray (l1, p1, p1)
+        ``T1 L11_j^{-T}``, so that ``L21 = Lr' A21 blockdiag(D1)``.
+    M1_inv : ndarray (l1, p1, p1)
+        ``(L11_j L11_j')^{-1}``.
     L22 : ndarray (m, m)
         Dense lower factor of the trailing block [later terms, X, y].
     """
@@ -50,6 +54,8 @@ class BlockedFactor:
     theta: np.ndarray
     Ts: list
     L11: np.ndarray
+    D1: np.ndarray
+    M1_inv: np.ndarray
     L22: np.ndarray
     cp: CrossProducts
 
@@ -84,17 +90,20 @@ class BlockedFactor:
         return self.logdet_theta + n * (1.0 + LOG_2PI + np.log(r2 / n))
 
 
-def first_block(cp: CrossProducts, T1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``L11_j`` and ``W_j = D_j D_j' = T1 (T1'A11_j T1 + I)^{-1} T1'`` for every level j."""
+def first_block(cp: CrossProducts, T1: np.ndarray):
+    """Per level j of the first term: ``L11_j = chol(T1' A11_j T1 + I)``, ``D_j = T1 L11_j^{-T}``,
+    ``M_j^{-1} = (L11_j L11_j')^{-1}`` and ``W_j = D_j D_j' = T1 M_j^{-1} T1'``."""
     if cp.p1 == 1:
         lam = T1[0, 0]
         L11 = np.sqrt(lam * lam * cp.A11 + 1.0)
-        return L11, (lam / L11) ** 2
-    M = np.einsum("ba,jbc,cd->jad", T1, cp.A11, T1) + np.eye(cp.p1)
-    L11 = np.linalg.cholesky(M)
-    # D_j = T1 L11_j^{-T}  <=>  L11_j D_j' = T1'
-    Dt = np.linalg.solve(L11, np.broadcast_to(T1.T, L11.shape))
-    return L11, np.einsum("jab,jac->jbc", Dt, Dt)
+        Minv = 1.0 / (L11 * L11)
+        D = lam / L11
+        return L11, D, Minv, D * D
+    L11 = np.linalg.cholesky(T1.T @ cp.A11 @ T1 + np.eye(cp.p1))
+    L11_inv = np.linalg.inv(L11)
+    L11_inv_t = np.swapaxes(L11_inv, 1, 2)
+    D = T1 @ L11_inv_t
+    return L11, D, L11_inv_t @ L11_inv, D @ np.swapaxes(D, 1, 2)
 
 
 def _trailing_matrix(cp: CrossProducts, Wj: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -118,7 +127,7 @@ def factorize(cp: CrossProducts, theta: np.ndarray, workspace: np.ndarray | None
     """
     theta = np.asarray(theta, dtype=float)
     Ts = theta_to_T(theta, [cp.p1] + cp.rest_sizes)
-    L11, Wj = first_block(cp, Ts[0])
+    L11, D1, M1_inv, Wj = first_block(cp, Ts[0])
     M = _trailing_matrix(cp, Wj, workspace)
     if any(p > 1 for p in cp.rest_sizes):
         # a non-diagonal T_i mixes both triangles of its diagonal blocks: symmetrise, scale, cut
@@ -134,7 +143,7 @@ def factorize(cp: CrossProducts, theta: np.ndarray, workspace: np.ndarray | None
     if info:
         raise np.linalg.LinAlgError(f"trailing block not positive definite (minor {info})")
     L22 = U.T
-    return BlockedFactor(theta=theta, Ts=Ts, L11=L11, L22=L22, cp=cp)
+    return BlockedFactor(theta=theta, Ts=Ts, L11=L11, D1=D1, M1_inv=M1_inv, L22=L22, cp=cp)
 
 
 def objective(cp: CrossProducts, theta: np.ndarray, reml: bool) -> float:

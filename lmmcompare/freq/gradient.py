@@ -34,8 +34,8 @@ def _zt_residual(cp: CrossProducts, b: np.ndarray, beta: np.ndarray) -> np.ndarr
     qr, p, q1 = cp.q_rest, cp.p, cp.l1 * cp.p1
     b1, br = b[:q1], b[q1:]
     first = (cp.zty_first - cp.ztx_first.T @ beta
-             - np.einsum("jab,jb->ja", cp.A11, b1.reshape(cp.l1, cp.p1)).ravel()
-             - cp.A21_re.T @ br)
+             - (cp.A11 @ b1.reshape(cp.l1, cp.p1, 1)).ravel()
+             - cp.A21_re_T @ br)
     rest = (cp.A22[:qr, -1] - cp.A22[:qr, qr : qr + p] @ beta
             - cp.A21_re @ b1 - cp.A22[:qr, :qr] @ br)
     return np.concatenate([first, rest])
@@ -62,14 +62,13 @@ def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool):
     Ts = f.Ts
     # first term: stable form of Q_j
     T1 = Ts[0]
-    YY = Y + np.transpose(Y, (0, 2, 1))
+    YY = Y + np.swapaxes(Y, 1, 2)
     if cp.p1 == 1:
         lam = T1[0, 0]
         Q1 = (cp.A11 - YY / (lam * lam * cp.A11 + 1.0)) * lam / f.L11**2
     else:
-        Mj_inv = np.linalg.inv(f.L11 @ np.transpose(f.L11, (0, 2, 1)))
-        inner = np.linalg.inv(np.einsum("ab,cb,jcd->jad", T1, T1, cp.A11) + np.eye(cp.p1))
-        Q1 = np.einsum("jab,cb,jcd->jad", Mj_inv, T1, cp.A11 - YY @ inner)
+        inner = np.linalg.inv((T1 @ T1.T) @ cp.A11 + np.eye(cp.p1))
+        Q1 = f.M1_inv @ T1.T @ (cp.A11 - YY @ inner)
     grads = [2.0 * _sum_blocks(Q1)]
     fallback = []
     pos = T1.shape[0] * (T1.shape[0] + 1) // 2
@@ -94,7 +93,7 @@ def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool):
         ze = zte[start : start + n_lev * p].reshape(n_lev, p)
         uu = u[start : start + n_lev * p].reshape(n_lev, p)
         rows, cols = lower_index(p)
-        dr2.append(-2.0 * np.einsum("ja,jb->ab", ze, uu)[rows, cols])
+        dr2.append(-2.0 * (ze.T @ uu)[rows, cols])
         start += n_lev * p
     dof = cp.n - cp.p if reml else cp.n
     grad = grad + dof * np.concatenate(dr2) / f.r2

@@ -16,18 +16,9 @@ from .factor import BlockedFactor
 from .relcovar import scale_rows_cols
 
 
-def first_D(f: BlockedFactor) -> np.ndarray:
-    """``D_j = T1 L11_j^{-T}`` for every level (so ``L21 = Lr' A21 blockdiag(D_j)``)."""
-    T1 = f.Ts[0]
-    if f.cp.p1 == 1:
-        return T1[0, 0] / f.L11
-    Dt = np.linalg.solve(f.L11, np.broadcast_to(T1.T, f.L11.shape))
-    return np.transpose(Dt, (0, 2, 1))
-
-
 def L21(f: BlockedFactor) -> sp.csr_matrix:
     """``L21 = Lr' A21 Lambda_1 L11^{-T}`` (m x q1, sparse like A21)."""
-    D = sp.block_diag(list(first_D(f)), format="csr")
+    D = sp.block_diag(list(f.D1), format="csr")
     return (_lambda_rest(f) @ f.cp.A21 @ D).tocsr()
 
 
@@ -43,11 +34,10 @@ def L21_transpose_times(f: BlockedFactor, v: np.ndarray) -> np.ndarray:
     """``L21' v = D' A21' Lr v`` without forming L21 (v has m entries)."""
     cp = f.cp
     w = scale_rows_cols_vector(v, f)
-    t = (cp.A21.T @ w).reshape(cp.l1, cp.p1)
-    D = first_D(f)
+    t = (cp.A21_T @ w).reshape(cp.l1, cp.p1)
     if cp.p1 == 1:
-        return D.ravel() * t.ravel()
-    return np.einsum("jab,ja->jb", D, t).ravel()
+        return f.D1.ravel() * t.ravel()
+    return (np.swapaxes(f.D1, 1, 2) @ t[:, :, None]).ravel()
 
 
 def scale_rows_cols_vector(v: np.ndarray, f: BlockedFactor) -> np.ndarray:
@@ -71,7 +61,7 @@ def solve_modes(f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:
     if cp.p1 == 1:
         u1 = rhs / f.L11.ravel()
     else:
-        u1 = np.linalg.solve(np.transpose(f.L11, (0, 2, 1)), rhs.reshape(cp.l1, cp.p1, 1)).ravel()
+        u1 = np.linalg.solve(np.swapaxes(f.L11, 1, 2), rhs.reshape(cp.l1, cp.p1, 1)).ravel()
     return np.concatenate([u1, u_rest]), beta
 
 
@@ -98,18 +88,9 @@ def inverse_blocks(f: BlockedFactor, include_X: bool, workspace=None):
     ws_H, ws_G = workspace if workspace is not None else (None, None)
     H = _inverse_gram(f.L22[:k, :k], ws_H)
     Y = _pair_quadratic(f, H, k, ws_G)
-    Minv = _first_inverse(f)
-    R = f.Ts[0] @ Minv  # R_j = T1 M_j^{-1}
-    first = Minv + np.einsum("jab,jac,jcd->jbd", R, Y + np.transpose(Y, (0, 2, 1)), R)
+    R = f.Ts[0] @ f.M1_inv  # R_j = T1 M_j^{-1}
+    first = f.M1_inv + np.swapaxes(R, 1, 2) @ (Y + np.swapaxes(Y, 1, 2)) @ R
     return first, H, Y
-
-
-def _first_inverse(f: BlockedFactor) -> np.ndarray:
-    """``M_j^{-1} = (L11_j L11_j')^{-1}`` for every level of the first term."""
-    if f.cp.p1 == 1:
-        return 1.0 / f.L11**2
-    Linv = np.linalg.inv(f.L11)
-    return np.einsum("jba,jbc->jac", Linv, Linv)
 
 
 def _inverse_gram(L: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -156,4 +137,4 @@ def _pair_quadratic(f: BlockedFactor, H: np.ndarray, k: int, out=None) -> np.nda
     G = scale_rows_cols(G, [T.T for T in f.Ts[1:]], cp.rest_offsets, cp.rest_levels)
     G = np.tril(G) if any(T.shape[0] > 1 for T in f.Ts[1:]) else G
     G[np.arange(k), np.arange(k)] *= 0.5
-    return (cp.K.T @ G.ravel()).reshape(cp.l1, cp.p1, cp.p1)
+    return (cp.K_T @ G.ravel()).reshape(cp.l1, cp.p1, cp.p1)

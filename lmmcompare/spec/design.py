@@ -44,16 +44,56 @@ def lme4_name(column: str, power_written: bool = False) -> str:
 
 @dataclass(frozen=True)
 class Design:
-    """A model matrix, its lme4 column names and the formulaic spec to rebuild it."""
+    """A model matrix, its lme4 column names and what rebuilds it for new data.
+
+    ``model_spec`` is formulaic's spec; designs made only of an optional
+    intercept and numeric columns skip formulaic (``model_spec`` None) and
+    rebuild from ``numeric_columns`` directly.
+    """
 
     matrix: np.ndarray
     names: tuple[str, ...]
-    model_spec: object  # formulaic.ModelSpec, used for new data
+    model_spec: object  # formulaic.ModelSpec, or None for the numeric fast path
     term_columns: tuple[tuple[str, tuple[int, ...]], ...]  # (term label, column indices)
+    numeric_columns: tuple[str, ...] = ()
+    intercept: bool = False
+
+
+def simple_terms(expr: str) -> tuple[bool, list[str]] | None:
+    """``(intercept, columns)`` when ``expr`` is ``[0 +|1 +] a + b ...`` of plain names, else None."""
+    tokens = [t.strip() for t in _split_top(expr, "+")]
+    intercept, names = True, []
+    for i, tok in enumerate(tokens):
+        if tok in ("0", "1") and i == 0:
+            intercept = tok == "1"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", tok) and tok not in names:
+            names.append(tok)
+        else:
+            return None
+    return intercept, names
+
+
+def _numeric_design(expr: str, frame: pd.DataFrame) -> Design | None:
+    parsed = simple_terms(expr)
+    if parsed is None:
+        return None
+    intercept, names = parsed
+    if not all(n in frame.columns and pd.api.types.is_numeric_dtype(frame[n].dtype)
+               and not pd.api.types.is_bool_dtype(frame[n].dtype) for n in names):
+        return None
+    cols = ([np.ones(len(frame))] if intercept else []) + [frame[n].to_numpy(dtype=float) for n in names]
+    labels = (["1"] if intercept else []) + names
+    matrix = np.column_stack(cols) if cols else np.zeros((len(frame), 0))
+    return Design(matrix=matrix, names=tuple((["(Intercept)"] if intercept else []) + names), model_spec=None,
+                  term_columns=tuple((lab, (i,)) for i, lab in enumerate(labels)),
+                  numeric_columns=tuple(names), intercept=intercept)
 
 
 def build_design(expr: str, frame: pd.DataFrame, where: str) -> Design:
     """Evaluate a one-sided formula on ``frame`` (complete rows only)."""
+    fast = _numeric_design(expr, frame)
+    if fast is not None:
+        return fast
     try:
         mm = formulaic.model_matrix(r_expression(expr), frame, na_action="raise", context=_CONTEXT)
     except Exception as exc:  # formulaic raises many types; the user needs one message
@@ -74,6 +114,13 @@ def design_from_matrix(mm, power_written: bool) -> Design:
 
 def rebuild_design(design: Design, frame: pd.DataFrame, where: str) -> np.ndarray:
     """The same columns as ``design`` for new data (prediction)."""
+    if design.model_spec is None:
+        missing = [c for c in design.numeric_columns if c not in frame.columns]
+        if missing:
+            raise FormulaError(f"cannot build {where} for the new data: column {missing[0]!r} is missing")
+        cols = ([np.ones(len(frame))] if design.intercept else []) + [
+            pd.to_numeric(frame[c]).to_numpy(dtype=float) for c in design.numeric_columns]
+        return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
     try:
         mm = design.model_spec.get_model_matrix(frame, na_action="raise", context=_CONTEXT)
     except Exception as exc:

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
 from .checks import check_columns, check_frame, complete_rows, response_vector
-from .design import _CONTEXT, Design, GroupingFactor, build_design, grouping_factor, r_expression
+from .design import _CONTEXT, Design, GroupingFactor, build_design, grouping_factor, r_expression, simple_terms
 from .formula import ParsedFormula, parse_formula, variables_of
 
 
@@ -247,6 +247,9 @@ class ModelSpec:
 
 
 def _required(expr: str, where: str) -> set[str]:
+    simple = simple_terms(expr)
+    if simple is not None:
+        return set(simple[1])
     try:
         names = formulaic.Formula(r_expression(expr)).required_variables
     except Exception as exc:

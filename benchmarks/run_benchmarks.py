@@ -1,0 +1,182 @@
+"""Time lmmcompare's frequentist engine against lme4, mixedlm and statsmodels, in one run.
+
+Usage: python3 benchmarks/run_benchmarks.py [--quick] [--skip-insteval]
+
+Every fit is timed in-process (lme4 inside R, the Python peers in this
+process) as the median of several whole calls (formula + data -> fitted
+model) after one warm-up call. Peers that are not installed are shown as
+"-": R with lme4 from Debian (r-base-core r-cran-lme4), `pip install mixedlm`,
+`pip install statsmodels`. None of them is a dependency of lmmcompare.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import warnings
+from importlib import resources
+
+import lmmcompare as lc
+
+CASES = [
+    ("sleepstudy", "sleepstudy", "Reaction ~ Days + (Days | Subject)", True),
+    ("Penicillin", "Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", True),
+    ("Pastes", "Pastes", "strength ~ 1 + (1 | batch/cask)", True),
+    ("Orthodont", "Orthodont", "distance ~ age * Sex + (age | Subject)", True),
+    ("InstEval (ML)", "InstEval", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)", False),
+]
+
+
+def median_time(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def time_lmmcompare(data, formula, reml, repeats):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = lc.lmer(formula, data, reml=reml)
+        seconds = median_time(lambda: lc.lmer(formula, data, reml=reml), repeats)
+    return seconds, fit
+
+
+def time_mixedlm(data, formula, reml, repeats):
+    try:
+        import mixedlm
+    except ImportError:
+        return None, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = mixedlm.lmer(formula, data, REML=reml)
+        seconds = median_time(lambda: mixedlm.lmer(formula, data, REML=reml), repeats)
+    return seconds, float(getattr(res, "deviance", float("nan")) if not reml else float("nan"))
+
+
+def time_statsmodels(name, data, repeats):
+    """statsmodels MixedLM where it can express the model (REML)."""
+    try:
+        import statsmodels.formula.api as smf
+    except ImportError:
+        return None
+    setups = {
+        "sleepstudy": lambda: smf.mixedlm("Reaction ~ Days", data, groups=data["Subject"], re_formula="~Days"),
+        "Orthodont": lambda: smf.mixedlm("distance ~ age * Sex", data, groups=data["Subject"], re_formula="~age"),
+        "Penicillin": lambda: smf.mixedlm("diameter ~ 1", data.assign(one=1), groups="one", re_formula="0",
+                                          vc_formula={"plate": "0 + C(plate)", "sample": "0 + C(sample)"}),
+        "Pastes": lambda: smf.mixedlm("strength ~ 1", data, groups=data["batch"], re_formula="1",
+                                      vc_formula={"cask": "0 + C(cask)"}),
+    }
+    if name not in setups:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return median_time(lambda: setups[name]().fit(reml=True), repeats)
+
+
+R_SCRIPT = textwrap.dedent("""
+    suppressMessages(library(lme4)); library(jsonlite)
+    args <- commandArgs(TRUE); cases <- fromJSON(args[1], simplifyVector=FALSE)
+    sch <- fromJSON(args[2], simplifyVector=FALSE); datadir <- args[3]
+    for (cs in cases) {
+      f <- file.path(datadir, paste0(cs$data, ".csv"))
+      if (!file.exists(f)) f <- gzfile(paste0(f, ".gz"))
+      d <- read.csv(f, stringsAsFactors=FALSE)
+      for (c in names(sch[[cs$data]]$columns)) { cc <- sch[[cs$data]]$columns[[c]]
+        if (cc$type == "factor") d[[c]] <- factor(as.character(d[[c]]), levels=unlist(cc$levels)) }
+      fm <- as.formula(cs$formula)
+      m <- lmer(fm, d, REML=cs$reml)
+      times <- sapply(seq_len(cs$repeats), function(i) system.time(lmer(fm, d, REML=cs$reml))[["elapsed"]])
+      cat(toJSON(list(name=cs$name, seconds=median(times), feval=m@optinfo$feval,
+                      objective=if (cs$reml) REMLcrit(m) else deviance(m)), auto_unbox=TRUE, digits=NA), "\\n")
+    }
+""")
+
+
+def time_lme4(repeats_small, repeats_large, names):
+    if shutil.which("Rscript") is None:
+        return {}
+    check = subprocess.run(["Rscript", "-e", "library(lme4); library(jsonlite)"], capture_output=True)
+    if check.returncode != 0:
+        return {}
+    data_dir = resources.files("lmmcompare.datasets") / "data"
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = [dict(name=n, data=d, formula=f, reml=r, repeats=repeats_large if d == "InstEval" else repeats_small)
+                 for n, d, f, r in CASES if n in names]
+        cases_path = f"{tmp}/cases.json"
+        with open(cases_path, "w") as fh:
+            fh.write(json.dumps(cases))
+        with open(f"{tmp}/bench.R", "w") as fh:
+            fh.write(R_SCRIPT)
+        out = subprocess.run(["Rscript", f"{tmp}/bench.R", cases_path, str(data_dir / "schema.json"), str(data_dir)],
+                             capture_output=True, text=True)
+    results = {}
+    for line in out.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            row = json.loads(line)
+            results[row["name"]] = row
+    return results
+
+
+def insteval_peak_memory_mb():
+    """Peak resident memory of a fresh process that loads InstEval and fits it by ML."""
+    code = ("import resource, warnings, lmmcompare as lc; warnings.simplefilter('ignore'); "
+            "d = lc.load_dataset('InstEval'); base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+            "lc.lmer('y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)', d, reml=False); "
+            "print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    base, peak = (int(x) / 1024 for x in out.stdout.split())
+    return base, peak
+
+
+def fmt(x, digits=3):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--skip-insteval", action="store_true")
+    args = parser.parse_args(argv)
+    small, large = (3, 1) if args.quick else (9, 3)
+    cases = [c for c in CASES if not (args.skip_insteval and c[1] == "InstEval")]
+    print(f"machine: {platform.processor() or platform.machine()}, {platform.system()} {platform.release()}, "
+          f"Python {platform.python_version()}, lmmcompare {lc.__version__}", flush=True)
+    lme4 = time_lme4(small, large, [c[0] for c in cases])
+    header = ("| model | lmmcompare s | evals | lme4 s | lme4 evals | lme4 / ours | mixedlm s | mixedlm / ours "
+              "| statsmodels s | statsmodels / ours |")
+    rows = [header, "|---" * (header.count("|") - 1) + "|"]
+    for name, dataset, formula, reml in cases:
+        data = lc.load_dataset(dataset)
+        repeats = large if dataset == "InstEval" else small
+        ours, fit = time_lmmcompare(data, formula, reml, repeats)
+        mix, _ = time_mixedlm(data, formula, reml, repeats)
+        sm = None if dataset == "InstEval" else time_statsmodels(name, data, repeats)
+        r = lme4.get(name, {})
+        lme4_s = r.get("seconds")
+        ratio = lambda other: None if other is None else other / ours
+        rows.append(f"| {name} | {fmt(ours, 4)} | {fit.n_evals} | {fmt(lme4_s)} | {r.get('feval', '-')} | "
+                    f"{fmt(ratio(lme4_s), 1)} | {fmt(mix, 4)} | {fmt(ratio(mix), 1)} | {fmt(sm, 4)} | {fmt(ratio(sm), 1)} |")
+        print(rows[-1], flush=True)
+    print()
+    print("\n".join(rows))
+    if not args.skip_insteval:
+        base, peak = insteval_peak_memory_mb()
+        print(f"\nInstEval ML fit: peak resident memory {peak:.0f} MB (process with data loaded: {base:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
