@@ -15,8 +15,11 @@ class RefitMLWarning(LmmWarning):
     """REML fits were refitted by ML before a likelihood-ratio test."""
 
 
-def anova(*fits: LmerFit, refit: bool = True) -> pd.DataFrame:
+def anova(*fits: LmerFit, refit: bool = True, ddf: str = "satterthwaite") -> pd.DataFrame:
     """Likelihood-ratio test table for two or more nested fits of the same data.
+
+    With a single fit, the F-tests of its fixed-effect terms instead (lmerTest's
+    ``anova(fit)``, see :func:`lmmcompare.freq.inference.anova_terms`).
 
     REML fits are refitted by maximum likelihood first (with a
     :class:`RefitMLWarning` saying so), as lme4 does: REML criteria of models
@@ -28,8 +31,12 @@ def anova(*fits: LmerFit, refit: bool = True) -> pd.DataFrame:
         Rows in increasing number of parameters; columns ``npar``, ``AIC``,
         ``BIC``, ``logLik``, ``deviance``, ``Chisq``, ``Df``, ``Pr(>Chisq)``.
     """
+    if len(fits) == 1 and isinstance(fits[0], LmerFit):
+        from .inference import anova_terms
+
+        return anova_terms(fits[0], ddf)
     if len(fits) < 2:
-        raise ArgumentError("anova needs at least two fits to compare")
+        raise ArgumentError("anova needs one fit (term F-tests) or two or more fits (likelihood-ratio test)")
     for i, f in enumerate(fits):
         if not isinstance(f, LmerFit):
             raise ArgumentError(f"argument {i + 1} of anova is a {type(f).__name__}, not an LmerFit")

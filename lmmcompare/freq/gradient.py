@@ -49,16 +49,17 @@ def _sum_blocks(Q: np.ndarray) -> np.ndarray:
     return total[cols, rows]
 
 
-def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool):
-    """Objective and its gradient at ``theta``; ``(inf, nan)`` where L fails."""
+def deviance_pieces(cp: CrossProducts, theta: np.ndarray, include_X: bool):
+    """``(f, d logdet, d r^2)``: the factor and the theta-gradients of its two pieces.
+
+    ``logdet`` is ``log|L_theta|^2`` (plus ``log|L_X|^2`` with ``include_X``, REML)
+    and ``r^2`` the penalised residual sum of squares; every profiled criterion
+    is built from these two.  Raises ``LinAlgError`` where L fails.
+    """
     theta = np.asarray(theta, dtype=float)
-    try:
-        f = factorize(cp, theta, cp.workspace(0))
-    except np.linalg.LinAlgError:
-        return np.inf, np.full(theta.shape, np.nan)
-    obj = f.objective(reml)
+    f = factorize(cp, theta, cp.workspace(0))
     u, beta = solve_modes(f)
-    _, H, Y = inverse_blocks(f, include_X=reml, workspace=(cp.workspace(1), cp.workspace(2)))
+    _, H, Y = inverse_blocks(f, include_X=include_X, workspace=(cp.workspace(1), cp.workspace(2)))
     Ts = f.Ts
     # first term: stable form of Q_j
     T1 = Ts[0]
@@ -83,11 +84,11 @@ def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool):
             Q = (np.eye(p) - C) @ np.linalg.inv(T)
             grads.append(2.0 * _sum_blocks(Q))
         pos += k
-    grad = np.concatenate(grads)
+    dlogdet = np.concatenate(grads)
     # r^2 term
     b = apply_lambda(u, Ts, [cp.l1] + cp.rest_levels)
     zte = _zt_residual(cp, b, beta)
-    dr2, pos, start = [], 0, 0
+    dr2, start = [], 0
     for T, n_lev in zip(Ts, [cp.l1] + cp.rest_levels):
         p = T.shape[0]
         ze = zte[start : start + n_lev * p].reshape(n_lev, p)
@@ -95,23 +96,35 @@ def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool):
         rows, cols = lower_index(p)
         dr2.append(-2.0 * (ze.T @ uu)[rows, cols])
         start += n_lev * p
-    dof = cp.n - cp.p if reml else cp.n
-    grad = grad + dof * np.concatenate(dr2) / f.r2
+    dr2 = np.concatenate(dr2)
     for i in fallback:
-        grad[i] = _central_difference(cp, theta, i, reml)
-    return obj, grad
+        dlogdet[i], dr2[i] = _central_difference(cp, theta, i, include_X)
+    return f, dlogdet, dr2
 
 
-def _central_difference(cp, theta, i, reml, h=1e-6):
-    from .factor import objective
+def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool):
+    """Objective and its gradient at ``theta``; ``(inf, nan)`` where L fails."""
+    theta = np.asarray(theta, dtype=float)
+    try:
+        f, dlogdet, dr2 = deviance_pieces(cp, theta, include_X=reml)
+    except np.linalg.LinAlgError:
+        return np.inf, np.full(theta.shape, np.nan)
+    dof = cp.n - cp.p if reml else cp.n
+    return f.objective(reml), dlogdet + dof * dr2 / f.r2
+
+
+def _central_difference(cp, theta, i, include_X, h=1e-6):
+    """Differences of (logdet, r^2) in theta_i; one-sided at a zero diagonal element."""
+    def pieces(th):
+        f = factorize(cp, th)
+        return np.array([f.logdet_theta + (f.logdet_X if include_X else 0.0), f.r2])
 
     up, down = theta.copy(), theta.copy()
     up[i] += h
     down[i] -= h
-    lower_ok = down[i] >= 0 or i not in _diagonal_positions(cp)
-    if lower_ok:
-        return (objective(cp, up, reml) - objective(cp, down, reml)) / (2 * h)
-    return (objective(cp, up, reml) - objective(cp, theta, reml)) / h
+    if down[i] >= 0 or i not in _diagonal_positions(cp):
+        return (pieces(up) - pieces(down)) / (2 * h)
+    return (pieces(up) - pieces(theta)) / h
 
 
 def _diagonal_positions(cp: CrossProducts) -> set:

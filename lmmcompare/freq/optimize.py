@@ -88,9 +88,8 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
 
     t0 = time.perf_counter()
     bounds = [(None if np.isinf(lo) else lo, None) for lo in lower]
-    res = scipy.optimize.minimize(logged, np.asarray(start, float), jac=True, method="L-BFGS-B",
-                                  bounds=bounds, options=dict(ftol=ftol, gtol=gtol, maxiter=maxiter,
-                                                              maxcor=20))
+    res_options = dict(bounds=bounds, options=dict(ftol=ftol, gtol=gtol, maxiter=maxiter, maxcor=20))
+    res = scipy.optimize.minimize(logged, np.asarray(start, float), jac=True, method="L-BFGS-B", **res_options)
     theta, value, grad = np.array(res.x), float(res.fun), np.array(res.jac)
     # lme4's check.boundary: snap near-zero diagonal elements when not worse
     near = (lower == 0) & (theta > 0) & (theta < boundary_tol)
@@ -101,6 +100,7 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
         log.append((trial, float(trial_value)))
         if trial_value <= value:
             theta, value, grad = trial, trial_value, trial_grad
+    theta, value, grad = _escape_boundary(logged, theta, value, grad, lower, res_options)
     grad = projected_gradient(theta, grad, lower)
     # a line search that cannot improve at machine precision (ABNORMAL) is judged by the
     # gradient alone, as lme4 judges every optimizer
@@ -117,6 +117,32 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
             f"{np.max(np.abs(grad)) if grad.size else 0:.3g} (tol = {conv_tol}) at theta = {np.round(theta, 6)}",
             ConvergenceWarning, stacklevel=3)
     return summary
+
+
+def _escape_boundary(fun_grad, theta, value, grad, lower, res_options, steps=(1e-3, 1e-2, 1e-1), rounds=5):
+    """Restart from inside when a diagonal theta on its bound is a saddle (lme4's ``restart_edge``).
+
+    The objective depends on a zero diagonal element of T only through its
+    square, so the gradient there is 0 even when moving inwards lowers the
+    objective; a small step inwards tells, and the optimizer restarts from it.
+    """
+    for _ in range(rounds):
+        improved = False
+        for i in np.flatnonzero((lower == 0) & (theta <= 0)):
+            for h in steps:
+                trial = theta.copy()
+                trial[i] = h
+                if fun_grad(trial)[0] < value - 1e-10 * max(1.0, abs(value)):
+                    res = scipy.optimize.minimize(fun_grad, trial, jac=True, method="L-BFGS-B", **res_options)
+                    if res.fun < value:
+                        theta, value, grad = np.array(res.x), float(res.fun), np.array(res.jac)
+                        improved = True
+                    break
+            if improved:
+                break
+        if not improved:
+            break
+    return theta, value, grad
 
 
 def _gradient_small(fun_grad, theta, grad, lower, tol, hess_inv=None):

@@ -253,6 +253,33 @@ class LmerFit:
         blocks = [sp.kron(sp.identity(t.n_levels), T) for t, T in zip(self.spec.terms, self.T_blocks)]
         return sp.block_diag(blocks, format="csr")
 
+    # ---- inference (lmerTest, pbkrtest, lme4's confint) ---------------------------------
+    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Estimate, se, df, t, p per fixed effect; ``ddf`` in satterthwaite, kenward-roger, none."""
+        from .inference import coef_table
+
+        return coef_table(self, ddf)
+
+    def contrast(self, L, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """t- or F-test of ``L beta = 0`` (lmerTest's ``contest``)."""
+        from .inference import contrast
+
+        return contrast(self, L, ddf)
+
+    def confint(self, method: str = "profile", level: float = 0.95, nsim: int = 500, seed=None,
+                n_jobs: int = 1, progress: bool = True) -> pd.DataFrame:
+        """Intervals for every parameter: ``profile``, ``wald`` or parametric ``boot``."""
+        from .inference import confint
+
+        return confint(self, method=method, level=level, nsim=nsim, seed=seed, n_jobs=n_jobs,
+                       progress=progress)
+
+    def profile(self, which=None, level: float = 0.95):
+        """Profile zeta traces of each parameter (see :func:`lmmcompare.freq.inference.profile`)."""
+        from .inference import profile
+
+        return profile(self, which=which, level=level)
+
     # ---- display -----------------------------------------------------------------------
     def summary(self) -> str:
         """Text laid out like lme4's ``summary(fit)``."""

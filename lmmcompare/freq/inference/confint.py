@@ -1,0 +1,50 @@
+"""Confidence intervals for every parameter, as lme4's ``confint(fit, oldNames = FALSE)``."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from ...errors import ArgumentError
+from ...params import variance_parameter_names
+
+METHODS = ("profile", "wald", "boot")
+
+
+def confint(fit, method: str = "profile", level: float = 0.95, nsim: int = 500, seed=None,
+            n_jobs: int = 1, progress: bool = True) -> pd.DataFrame:
+    """Intervals for sd/cor, sigma and fixed effects (rows in lme4's order).
+
+    ``wald`` gives fixed effects only (NaN for the variance parameters, as
+    lme4); ``profile`` uses the ML profile likelihood (lme4 profiles REML fits
+    after refitting by ML); ``boot`` the percentiles of a parametric bootstrap.
+    """
+    if not isinstance(method, str) or method.lower() not in METHODS:
+        raise ArgumentError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if not isinstance(level, (float, int)) or not 0 < level < 1:
+        raise ArgumentError(f"level must be a number between 0 and 1, got {level!r}")
+    method = method.lower()
+    names = variance_parameter_names(fit.spec) + fit.spec.fixed_names
+    out = pd.DataFrame(np.nan, index=names, columns=["lower", "upper"])
+    if method == "wald":
+        z = scipy.stats.norm.ppf(0.5 + level / 2)
+        se = np.sqrt(np.diag(fit.vcov_beta))
+        out.loc[fit.spec.fixed_names, "lower"] = fit.beta - z * se
+        out.loc[fit.spec.fixed_names, "upper"] = fit.beta + z * se
+    elif method == "profile":
+        from .profile import profile
+
+        from ...progress import Progress
+
+        with Progress(len(names), "profile", enabled=progress) as bar:
+            prof = profile(fit, level=level, progress=lambda done, total: bar.update(1))
+        out[:] = prof.confint(level).loc[names].to_numpy()
+    else:
+        from .bootstrap import bootstrap
+
+        draws = bootstrap(fit, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
+        a = (1 - level) / 2
+        out["lower"] = draws.quantile(a).to_numpy()
+        out["upper"] = draws.quantile(1 - a).to_numpy()
+    out.attrs.update(method=method, level=level)
+    return out

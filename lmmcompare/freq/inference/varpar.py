@@ -1,0 +1,68 @@
+"""The deviance and cov(beta) as functions of the variance parameters (theta, sigma).
+
+lmerTest's parameterisation: ``varpar = (theta, sigma)`` and, with ``r^2(theta)``
+the penalised residual sum of squares,
+
+    dev(theta, sigma) = log|L_theta|^2 + r^2 / sigma^2 + n log(2 pi sigma^2)
+                        [REML: + log|L_X|^2 - p log(2 pi sigma^2)]
+
+which equals the profiled criterion at ``sigma^2 = r^2 / n`` (or ``/(n - p)``).
+``cov(beta)(theta, sigma) = sigma^2 (L_X L_X')^{-1}``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..factor import LOG_2PI, factorize
+from . import numderiv
+
+
+def deviance_varpar(fit, varpar) -> float:
+    varpar = np.asarray(varpar, dtype=float)
+    theta, sigma = varpar[:-1], varpar[-1]
+    cp = fit_cross_products(fit)
+    try:
+        f = factorize(cp, theta)
+    except np.linalg.LinAlgError:
+        return np.inf
+    s2 = sigma * sigma
+    dev = f.logdet_theta + f.r2 / s2 + cp.n * (LOG_2PI + np.log(s2))
+    if fit.reml:
+        dev += f.logdet_X - cp.p * (LOG_2PI + np.log(s2))
+    return dev
+
+
+def vcov_varpar_beta(fit, varpar) -> np.ndarray:
+    """``cov(beta)`` at ``varpar`` (flattened p x p)."""
+    varpar = np.asarray(varpar, dtype=float)
+    cp = fit_cross_products(fit)
+    f = factorize(cp, varpar[:-1])
+    qr, p = cp.q_rest, cp.p
+    LX_inv = np.linalg.inv(f.L22[qr : qr + p, qr : qr + p])
+    return (varpar[-1] ** 2 * (LX_inv.T @ LX_inv)).ravel()
+
+
+def fit_cross_products(fit):
+    """Cross-products for the fit's spec, computed once per fit."""
+    cache = fit.__dict__.setdefault("_inference_cache", {})
+    if "cp" not in cache:
+        from ..blocks import cross_products
+
+        cache["cp"] = cross_products(fit.spec)
+    return cache["cp"]
+
+
+def varpar_covariance(fit):
+    """``(A, jac)``: asymptotic covariance of varpar, ``2 H^{-1}`` (lmerTest), and the
+    derivatives of cov(beta) with respect to each varpar, a list of p x p matrices."""
+    cache = fit.__dict__.setdefault("_inference_cache", {})
+    if "varpar" not in cache:
+        varpar = np.append(fit.theta, fit.sigma)
+        H = numderiv.hessian(lambda v: deviance_varpar(fit, v), varpar)
+        w, U = np.linalg.eigh(H)
+        keep = w > 1e-8 * max(np.max(np.abs(w)), 1.0)
+        A = 2.0 * (U[:, keep] / w[keep]) @ U[:, keep].T  # pseudo-inverse when singular
+        J = numderiv.jacobian(lambda v: vcov_varpar_beta(fit, v), varpar)
+        p = fit.spec.p
+        cache["varpar"] = (A, [J[:, i].reshape(p, p) for i in range(J.shape[1])])
+    return cache["varpar"]

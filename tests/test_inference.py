@@ -1,0 +1,177 @@
+"""Satterthwaite / Kenward-Roger df, Wald, profile and bootstrap intervals against
+lmerTest 3.1-3, pbkrtest 0.5.2 and lme4 1.1-31 (tests/data/lme4_reference.json).
+
+Where lme4 stopped short of the optimum (Orthodont: our REML criterion is lower
+by 1.3e-8 relative) the df and se are compared at lme4's own theta, which is
+what lmerTest and pbkrtest used.
+"""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+import lmmcompare as lc
+from lmmcompare.errors import ArgumentError
+from lmmcompare.freq import fit_at_theta, make_devfun
+
+from conftest import REFERENCE
+
+REML_CASES = [c for c in REFERENCE if c["reml"] and "satterthwaite_df" in c]
+PROFILE_CASES = [c for c in REFERENCE if "profile_ci" in c]
+
+
+def fit_for(case, fit=None):
+    """Our optimum, or lme4's theta where lme4's criterion is above ours (it stopped short)."""
+    if fit is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = lc.lmer(case["formula"], case["data"], reml=case["reml"])
+    if fit.objective < case["criterion"] - 1e-12 * abs(case["criterion"]):
+        return fit_at_theta(make_devfun(fit.spec, case["reml"]), case["theta"])
+    return fit
+
+
+@pytest.mark.parametrize("case", REML_CASES, ids=[c["id"] for c in REML_CASES])
+def test_satterthwaite_df_and_p_match_lmertest(case):
+    table = fit_for(case).coef_table("satterthwaite")
+    names = list(case["satterthwaite_df"])
+    np.testing.assert_allclose(table.loc[names, "df"], list(case["satterthwaite_df"].values()), rtol=1e-3)
+    np.testing.assert_allclose(table.loc[names, "p"], list(case["satterthwaite_p"].values()), rtol=1e-3)
+
+
+@pytest.mark.parametrize("case", [c for c in REML_CASES if "kr_df" in c],
+                         ids=[c["id"] for c in REML_CASES if "kr_df" in c])
+def test_kenward_roger_df_and_se_match_pbkrtest(case):
+    table = fit_for(case).coef_table("kenward-roger")
+    names = list(case["kr_df"])
+    np.testing.assert_allclose(table.loc[names, "df"], list(case["kr_df"].values()), rtol=1e-2)
+    np.testing.assert_allclose(table.loc[names, "se"], list(case["kr_se"].values()), rtol=1e-4)
+
+
+def test_kenward_roger_inflates_the_se_when_it_should():
+    """Balanced designs (Orthodont) need no adjustment; an unbalanced one does."""
+    balanced = lc.lmer("distance ~ age * Sex + (age | Subject)", "Orthodont")
+    np.testing.assert_allclose(balanced.coef_table("kenward-roger")["se"], balanced.se, rtol=1e-8)
+    data = lc.load_dataset("sleepstudy")
+    codes = data["Subject"].cat.codes
+    unbalanced = data[~((codes % 3 == 0) & (data["Days"] > 6)) & ~((codes % 4 == 1) & (data["Days"] < 2))]
+    fit = lc.lmer("Reaction ~ Days + (Days | Subject)", unbalanced)
+    kr, plain = fit.coef_table("kenward-roger"), fit.coef_table("none")
+    assert np.all(kr["se"] > plain["se"] * 1.0001)
+    assert np.isinf(plain["df"]).all()
+    np.testing.assert_allclose(plain["p"], 2 * scipy.stats.norm.sf(np.abs(plain["t"])))
+
+
+@pytest.mark.parametrize("case", REFERENCE, ids=[c["id"] for c in REFERENCE])
+def test_wald_intervals_match_lme4(case, fitted_cases):
+    ci = fit_for(case, fitted_cases[case["id"]]).confint("wald")
+    ref = case["wald_ci"]
+    np.testing.assert_allclose(ci.loc[ref["names"], "lower"], ref["lower"], rtol=1e-5)
+    np.testing.assert_allclose(ci.loc[ref["names"], "upper"], ref["upper"], rtol=1e-5)
+    assert ci.drop(index=ref["names"]).isna().all().all()
+
+
+@pytest.mark.parametrize("case", PROFILE_CASES, ids=[c["id"] for c in PROFILE_CASES])
+def test_profile_intervals_match_lme4(case, fitted_cases):
+    """Each end within 2e-3 relative (2e-3 absolute for correlations) of lme4; where it is
+    not, lme4's end (from an interpolating spline) must lie on our profile at |zeta| = z
+    to 2e-3, i.e. the difference is lme4's interpolation, not our profile."""
+    fit = fitted_cases[case["id"]]
+    prof = fit.profile()
+    ci = prof.confint(0.95)
+    ref = case["profile_ci"]
+    assert list(ci.index) == ref["names"]
+    zeta_fns = None
+    for name, lo, hi in zip(ref["names"], ref["lower"], ref["upper"]):
+        for side, mine, theirs in (("lower", ci.loc[name, "lower"], lo), ("upper", ci.loc[name, "upper"], hi)):
+            tol = 2e-3 if name.startswith("cor_") else 2e-3 * abs(theirs)
+            if abs(mine - theirs) <= tol:
+                continue
+            # check lme4's end on our profile
+            single = fit.profile(which=[name])
+            trace = single.traces[name]
+            z_at = np.interp(theirs, trace["value"], trace["zeta"])
+            assert abs(abs(z_at) - 1.959964) < 2e-3 * 1.96 or abs(mine - theirs) < 1e-4 * max(1, abs(ci.loc[name]).max()), \
+                (name, side, mine, theirs, z_at)
+
+
+def test_profile_traces_are_monotone_and_zero_at_the_estimate():
+    fit = lc.lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+    prof = fit.profile()
+    for name, trace in prof.traces.items():
+        assert np.all(np.diff(trace["zeta"]) > 0), name
+        at_est = trace.loc[np.isclose(trace["value"], prof.estimates[name]), "zeta"]
+        assert len(at_est) == 1 and at_est.iloc[0] == 0.0
+
+
+def test_profile_handles_the_boundary_like_lme4():
+    fit = lc.lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff2")
+    ci = fit.confint("profile", progress=False)
+    assert ci.loc["sd_(Intercept)|Batch", "lower"] == 0.0
+    ref = next(c for c in REFERENCE if c["id"] == "dyestuff2_reml_singular")["profile_ci"]
+    assert ci.loc["sd_(Intercept)|Batch", "upper"] == pytest.approx(ref["upper"][0], rel=2e-3)
+
+
+@pytest.fixture(scope="module")
+def sleep_ml():
+    return lc.lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy", reml=False)
+
+
+def test_bootstrap_is_reproducible_and_independent_of_n_jobs(sleep_ml):
+    a = lc.freq.inference.bootstrap(sleep_ml, nsim=24, seed=11, progress=False)
+    b = lc.freq.inference.bootstrap(sleep_ml, nsim=24, seed=11, progress=False)
+    c = lc.freq.inference.bootstrap(sleep_ml, nsim=24, seed=11, n_jobs=2, progress=False)
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a, c)
+    assert list(a.columns) == ["sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "sd_Days|Subject",
+                               "sigma", "(Intercept)", "Days"]
+
+
+def test_bootstrap_intervals_agree_with_profile_to_monte_carlo_error(sleep_ml):
+    """Fixed effects and sigma: each percentile end within 4 Monte Carlo standard errors
+    of the profile end (se of a sample quantile: sqrt(a(1-a)/n) / density, normal density)."""
+    nsim, level = 300, 0.95
+    draws = lc.freq.inference.bootstrap(sleep_ml, nsim=nsim, seed=2024, progress=False)
+    prof = sleep_ml.confint("profile", progress=False)
+    a = (1 - level) / 2
+    for name in ["(Intercept)", "Days", "sigma"]:
+        sd = draws[name].std()
+        mc_se = np.sqrt(a * (1 - a) / nsim) / (scipy.stats.norm.pdf(scipy.stats.norm.ppf(a)) / sd)
+        lo, hi = draws[name].quantile([a, 1 - a])
+        assert abs(lo - prof.loc[name, "lower"]) < 4 * mc_se, name
+        assert abs(hi - prof.loc[name, "upper"]) < 4 * mc_se, name
+
+
+def test_contrast_single_row_is_the_t_test_and_rows_combine():
+    fit = lc.lmer("angle ~ recipe * temp + (1 | recipe:replicate)", "cake")
+    table = fit.coef_table()
+    L = np.zeros(6)
+    L[3] = 1.0
+    one = fit.contrast(L)
+    assert one["F value"].iloc[0] == pytest.approx(table.loc["temp", "t"] ** 2, rel=1e-10)
+    assert one["DenDF"].iloc[0] == pytest.approx(table.loc["temp", "df"], rel=1e-8)
+    two = fit.contrast(np.eye(6)[[1, 2]])
+    est, V = fit.beta[[1, 2]], fit.vcov_beta[np.ix_([1, 2], [1, 2])]
+    assert two["F value"].iloc[0] == pytest.approx(est @ np.linalg.solve(V, est) / 2, rel=1e-10)
+    assert two["NumDF"].iloc[0] == 2 and 200 < two["DenDF"].iloc[0] < 260
+    kr1 = fit.contrast(L, ddf="kenward-roger")
+    assert kr1["DenDF"].iloc[0] == pytest.approx(fit.coef_table("kenward-roger").loc["temp", "df"], rel=1e-8)
+    terms = lc.anova(fit)
+    assert list(terms.index) == ["recipe", "temp", "recipe:temp"]
+    assert terms.loc["recipe", "F value"] == pytest.approx(two["F value"].iloc[0], rel=1e-10)
+
+
+def test_inference_argument_errors():
+    fit = lc.lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+    with pytest.raises(ArgumentError, match="ddf must be one of satterthwaite, kenward-roger, none"):
+        fit.coef_table("KR")
+    with pytest.raises(ArgumentError, match="method must be one of profile, wald, boot"):
+        fit.confint("bayes")
+    with pytest.raises(ArgumentError, match="level must be a number between 0 and 1"):
+        fit.confint("wald", level=95)
+    with pytest.raises(ArgumentError, match="L must have 1 columns"):
+        fit.contrast([1.0, 0.0])
+    with pytest.raises(ArgumentError, match="Kenward-Roger needs a REML fit"):
+        lc.lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff", reml=False).coef_table("kenward-roger")
