@@ -131,6 +131,44 @@ def time_lme4(repeats_small, repeats_large, names):
     return results
 
 
+R_INFERENCE = textwrap.dedent("""
+    suppressMessages(library(lme4)); library(jsonlite)
+    args <- commandArgs(TRUE); datadir <- args[1]; nsim <- as.integer(args[2])
+    d <- read.csv(file.path(datadir, "sleepstudy.csv")); d$Subject <- factor(d$Subject)
+    m <- lmer(Reaction ~ Days + (Days | Subject), d)
+    tp <- system.time(suppressMessages(confint(m, method = "profile", oldNames = FALSE)))[["elapsed"]]
+    tb <- system.time(suppressMessages(confint(m, method = "boot", nsim = nsim, oldNames = FALSE)))[["elapsed"]]
+    cat(toJSON(list(profile = tp, boot = tb), auto_unbox = TRUE), "\\n")
+""")
+
+
+def inference_benchmark(nsim):
+    """Profile intervals and a parametric bootstrap of sleepstudy, lmmcompare against lme4."""
+    fit = lc.lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+    t0 = time.perf_counter()
+    fit.confint("profile", progress=False)
+    ours_profile = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit.confint("boot", nsim=nsim, seed=1, n_jobs=2, progress=False)
+    ours_boot = time.perf_counter() - t0
+    r = {}
+    if shutil.which("Rscript"):
+        data_dir = resources.files("lmmcompare.datasets") / "data"
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(f"{tmp}/inf.R", "w") as fh:
+                fh.write(R_INFERENCE)
+            out = subprocess.run(["Rscript", f"{tmp}/inf.R", str(data_dir), str(nsim)], capture_output=True, text=True)
+        for line in out.stdout.splitlines():
+            if line.strip().startswith("{"):
+                r = json.loads(line)
+    rows = ["| sleepstudy REML | lmmcompare s | lme4 s | lme4 / ours |", "|---|---|---|---|",
+            f"| profile intervals (all 6 parameters) | {ours_profile:.2f} | {fmt(r.get('profile'), 2)} | "
+            f"{fmt(r['profile'] / ours_profile if 'profile' in r else None, 1)} |",
+            f"| parametric bootstrap, {nsim} refits (ours: n_jobs=2) | {ours_boot:.2f} | {fmt(r.get('boot'), 2)} | "
+            f"{fmt(r['boot'] / ours_boot if 'boot' in r else None, 1)} |"]
+    print("\n".join(rows))
+
+
 def insteval_peak_memory_mb():
     """Peak resident memory of a fresh process that loads InstEval and fits it by ML."""
     code = ("import resource, warnings, lmmcompare as lc; warnings.simplefilter('ignore'); "
@@ -150,6 +188,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--skip-insteval", action="store_true")
+    parser.add_argument("--skip-inference", action="store_true", help="skip the profile/bootstrap timings")
     args = parser.parse_args(argv)
     small, large = (3, 1) if args.quick else (9, 3)
     cases = [c for c in CASES if not (args.skip_insteval and c[1] == "InstEval")]
@@ -173,6 +212,9 @@ def main(argv=None):
         print(rows[-1], flush=True)
     print()
     print("\n".join(rows))
+    if not args.skip_inference:
+        print()
+        inference_benchmark(200 if args.quick else 1000)
     if not args.skip_insteval:
         base, peak = insteval_peak_memory_mb()
         print(f"\nInstEval ML fit: peak resident memory {peak:.0f} MB (process with data loaded: {base:.0f} MB)")

@@ -175,3 +175,19 @@ def test_inference_argument_errors():
         fit.contrast([1.0, 0.0])
     with pytest.raises(ArgumentError, match="Kenward-Roger needs a REML fit"):
         lc.lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff", reml=False).coef_table("kenward-roger")
+
+
+def test_plot_profile_draws_each_trace():
+    import matplotlib.figure
+
+    from lmmcompare.plots import plot_profile
+
+    fit = lc.lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+    prof = fit.profile()
+    fig = plot_profile(prof)
+    assert isinstance(fig, matplotlib.figure.Figure)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == list(prof.traces)
+    for ax, (name, trace) in zip(visible, prof.traces.items()):
+        np.testing.assert_allclose(ax.lines[0].get_xdata(), trace["value"])
+        np.testing.assert_allclose(ax.lines[0].get_ydata(), trace["zeta"])
