@@ -7,5 +7,14 @@ from .freq.anova import anova
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelSpec", "lmer", "LmerFit", "anova", "load_dataset", "list_datasets", "LmmError", "FormulaError", "DataError",
-           "ArgumentError", "DatasetNotFoundError", "__version__"]
+__all__ = ["ModelSpec", "lmer", "LmerFit", "anova", "bayes", "BayesFit", "load_dataset", "list_datasets",
+           "LmmError", "FormulaError", "DataError", "ArgumentError", "DatasetNotFoundError", "__version__"]
+
+
+def __getattr__(name):
+    # the Bayesian engine imports PyMC and ArviZ, which take seconds: load it on first use
+    if name in ("bayes", "BayesFit"):
+        from . import bayesian
+
+        return getattr(bayesian, name)
+    raise AttributeError(f"module 'lmmcompare' has no attribute {name!r}")

@@ -1,0 +1,120 @@
+"""Sampling the Bayesian model and returning a BayesFit."""
+from __future__ import annotations
+
+import time
+import warnings
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+from ..errors import ArgumentError
+from .model import build_model
+from .postprocess import (covariance_factors, fixed_effects, linear_predictor, named_posterior,
+                          random_effects_marginal, random_effects_noncentered, variance_parameters)
+from .priors import default_priors
+from .result import BayesFit
+
+PARAMETERIZATIONS = ("noncentered", "centered", "marginal")
+SAMPLERS = ("pymc", "nutpie")
+
+
+def _check_int(name, value, minimum):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
+          cores: int | None = None, seed=None, sampler: str = "pymc", parameterization: str = "noncentered",
+          progressbar: bool = True, target_accept: float = 0.9, posterior_predictive: bool = False) -> BayesFit:
+    """Fit the Bayesian version of an lme4 model with PyMC.
+
+    Parameters
+    ----------
+    formula : str or ModelSpec
+    data : DataFrame or str, optional
+    priors : dict, optional
+        Overrides of the default priors (see :mod:`lmmcompare.bayes.priors`).
+    draws, tune, chains, cores, seed
+        Passed to the sampler; ``seed`` makes the run reproducible.
+    sampler : {"pymc", "nutpie"}
+        nutpie (numba backend, faster compile-and-sample) when installed.
+    parameterization : {"noncentered", "centered", "marginal"}
+        ``marginal`` integrates the random effects out (see :mod:`.model`) and
+        draws them afterwards from their exact conditional.
+    posterior_predictive : bool
+        Also draw replicated responses into ``idata.posterior_predictive``.
+
+    Returns
+    -------
+    BayesFit
+    """
+    from ..freq.fit import as_spec
+
+    spec = as_spec(formula, data)
+    if parameterization not in PARAMETERIZATIONS:
+        raise ArgumentError(f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, got {parameterization!r}")
+    if sampler not in SAMPLERS:
+        raise ArgumentError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    for name, value, minimum in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        _check_int(name, value, minimum)
+    if cores is not None:
+        _check_int("cores", cores, 1)
+    if not isinstance(target_accept, float) or not 0 < target_accept < 1:
+        raise ArgumentError(f"target_accept must be a float in (0, 1), got {target_accept!r}")
+    prior_set = default_priors(spec, priors)
+    t0 = time.perf_counter()
+    built = build_model(spec, prior_set, parameterization)
+    import pymc as pm
+
+    rng = np.random.default_rng(seed)
+    sample_seed = int(rng.integers(2**31 - 1))
+    kwargs = dict(draws=draws, tune=tune, chains=chains, cores=cores if cores is not None else min(chains, 2),
+                  random_seed=sample_seed, progressbar=progressbar, target_accept=target_accept,
+                  compute_convergence_checks=False)
+    if sampler == "nutpie":
+        try:
+            import nutpie  # noqa: F401
+        except ImportError as exc:
+            raise ArgumentError("sampler='nutpie' needs nutpie: pip install nutpie") from exc
+        kwargs["nuts_sampler"] = "nutpie"
+    with built.model, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
+        raw = pm.sample(**kwargs)
+    seconds = time.perf_counter() - t0
+    return _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive)
+
+
+def _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive):
+    spec = built.spec
+    post = raw.posterior
+    fixed = fixed_effects(post, built)
+    factors = covariance_factors(post, built)
+    variances = variance_parameters(post, built, factors)
+    if built.parameterization == "marginal":
+        b_terms = random_effects_marginal(post, built, fixed, factors, rng)
+    else:
+        b_terms = random_effects_noncentered(post, built)
+    named = named_posterior(post, built, b_terms, fixed, variances)
+    mu = linear_predictor(spec, fixed, b_terms)
+    sigma = variances["sigma"][..., None]
+    coords = {"chain": named.chain.values, "draw": named.draw.values, "obs": np.arange(spec.n)}
+    loglik = -0.5 * np.log(2 * np.pi * sigma**2) - 0.5 * ((spec.y - mu) / sigma) ** 2
+    groups = {
+        "posterior": named,
+        "sample_stats": raw.sample_stats,
+        "observed_data": xr.Dataset({"y": xr.DataArray(spec.y, dims=("obs",), coords={"obs": coords["obs"]})}),
+        "log_likelihood": xr.Dataset({"y": xr.DataArray(loglik, dims=("chain", "draw", "obs"), coords=coords)}),
+    }
+    if posterior_predictive:
+        yrep = mu + sigma * rng.standard_normal(mu.shape)
+        groups["posterior_predictive"] = xr.Dataset({"y": xr.DataArray(yrep, dims=("chain", "draw", "obs"),
+                                                                        coords=coords)})
+    idata = az.InferenceData(**groups)
+    idata.posterior.attrs.update(lmmcompare_parameterization=built.parameterization, lmmcompare_sampler=sampler,
+                                 lmmcompare_seed=str(seed))
+    fit = BayesFit(spec=spec, idata=idata, priors=built.priors, parameterization=built.parameterization,
+                   sampler=sampler, seed=seed, seconds=seconds, _mu=mu)
+    fit.diagnostics(warn=True)
+    return fit

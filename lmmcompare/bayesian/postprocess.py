@@ -1,0 +1,167 @@
+"""From the sampler's internal variables to an InferenceData with the shared names.
+
+``(Intercept)``, slopes, ``sd_col|group``, ``cor_ci.cj|group``, ``sigma`` and, per
+grouping factor, ``r_group`` with dims (group levels, coefficient).  For the
+marginal parameterisation the random effects are drawn afterwards from their
+exact Gaussian conditional (``u | y, beta, sigma, Sigma ~ N(M^{-1} w, M^{-1})``,
+``b = Lambda u``, notation of :mod:`.model`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ..params import term_parameter_names
+
+
+def _stack(post, name):
+    return post[name].values  # (chain, draw, ...)
+
+
+def fixed_effects(post, built):
+    spec = built.spec
+    names = spec.fixed_names
+    out = {}
+    slopes = [_stack(post, f"beta_{k}") for k in range(len(built.slope_index))]
+    for k, j in enumerate(built.slope_index):
+        out[names[j]] = slopes[k]
+    if "(Intercept)" in names:
+        alpha = _stack(post, "alpha")
+        shift = sum(m * s for m, s in zip(built.x_means, slopes)) if slopes else 0.0
+        out["(Intercept)"] = alpha - shift
+    return {n: out[n] for n in names}
+
+
+def covariance_factors(post, built):
+    """Per term, the Cholesky factor L_i of Sigma_i for every draw: (chain, draw, p, p)."""
+    out = []
+    for i, t in enumerate(built.spec.terms):
+        if t.p == 1:
+            out.append(_stack(post, f"sd_{i}_0")[..., None, None])
+        else:
+            out.append(_stack(post, f"L_{i}"))
+    return out
+
+
+def variance_parameters(post, built, factors):
+    out = {}
+    for t, L in zip(built.spec.terms, factors):
+        cov = L @ np.swapaxes(L, -1, -2)
+        sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+        for name in term_parameter_names(t.columns, t.group):
+            if name.startswith("sd_"):
+                col = name[3:].rsplit("|", 1)[0]
+                out[name] = sd[..., t.columns.index(col)]
+            else:
+                i, j = _cor_index(name, t)
+                out[name] = cov[..., i, j] / (sd[..., i] * sd[..., j])
+    out["sigma"] = _stack(post, "sigma")
+    return out
+
+
+def _cor_index(name, term):
+    body = name[4:].rsplit("|", 1)[0]
+    for i, ci in enumerate(term.columns):
+        for j, cj in enumerate(term.columns):
+            if i > j and body == f"{ci}.{cj}":
+                return i, j
+    raise KeyError(name)
+
+
+def random_effects_noncentered(post, built):
+    return [_stack(post, f"b_{i}") for i in range(len(built.spec.terms))]
+
+
+def random_effects_marginal(post, built, fixed, factors, rng):
+    """Exact conditional draws of b for each posterior draw."""
+    spec = built.spec
+    sigma = _stack(post, "sigma")
+    beta = np.stack([fixed[n] for n in spec.fixed_names], axis=-1)  # (c, d, p)
+    Z = spec.Z
+    ZtZ = (Z.T @ Z).toarray()
+    Zty = np.asarray(Z.T @ spec.y).ravel()
+    ZtX = np.asarray(Z.T @ spec.X)
+    chains, draws = sigma.shape
+    out = [np.empty((chains, draws, t.n_levels, t.p)) for t in spec.terms]
+    if len(spec.terms) == 1:
+        return [_single_term_draws(spec, sigma, beta, factors[0], Zty, ZtX, rng)]
+    for c in range(chains):
+        for d in range(draws):
+            s = sigma[c, d]
+            blocks = [np.kron(np.eye(t.n_levels), L[c, d] / s) for t, L in zip(spec.terms, factors)]
+            Lam = _block_diag(blocks)
+            M = np.eye(spec.q) + Lam.T @ ZtZ @ Lam
+            R = np.linalg.cholesky(M)
+            w = Lam.T @ (Zty - ZtX @ beta[c, d]) / s
+            mean = np.linalg.solve(R.T, np.linalg.solve(R, w))
+            u = mean + np.linalg.solve(R.T, rng.standard_normal(spec.q))
+            b = Lam @ u * s
+            pos = 0
+            for k, t in enumerate(spec.terms):
+                out[k][c, d] = b[pos : pos + t.q].reshape(t.n_levels, t.p)
+                pos += t.q
+    return out
+
+
+def _single_term_draws(spec, sigma, beta, L, Zty, ZtX, rng):
+    """One grouping factor: M is block-diagonal, one p x p block per level."""
+    t = spec.terms[0]
+    A = np.zeros((t.n_levels, t.p, t.p))
+    Xt = t.design.matrix
+    for a in range(t.p):
+        for b in range(t.p):
+            A[:, a, b] = np.bincount(t.codes, weights=Xt[:, a] * Xt[:, b], minlength=t.n_levels)
+    chains, draws = sigma.shape
+    out = np.empty((chains, draws, t.n_levels, t.p))
+    eye = np.eye(t.p)
+    for c in range(chains):
+        for d in range(draws):
+            s = sigma[c, d]
+            Lam = L[c, d] / s
+            M = eye + Lam.T @ A @ Lam
+            R = np.linalg.cholesky(M)
+            w = ((Zty - ZtX @ beta[c, d]).reshape(t.n_levels, t.p) @ Lam) / s
+            mean = np.linalg.solve(M, w[..., None])[..., 0]
+            eps = rng.standard_normal((t.n_levels, t.p, 1))
+            u = mean + np.linalg.solve(np.swapaxes(R, 1, 2), eps)[..., 0]
+            out[c, d] = (u @ Lam.T) * s
+    return out
+
+
+def _block_diag(blocks):
+    size = sum(b.shape[0] for b in blocks)
+    out = np.zeros((size, size))
+    pos = 0
+    for b in blocks:
+        k = b.shape[0]
+        out[pos : pos + k, pos : pos + k] = b
+        pos += k
+    return out
+
+
+def linear_predictor(spec, fixed, b_terms):
+    beta = np.stack([fixed[n] for n in spec.fixed_names], axis=-1)
+    mu = np.einsum("np,cdp->cdn", spec.X, beta)
+    for t, b in zip(spec.terms, b_terms):
+        mu += np.einsum("nk,cdnk->cdn", t.design.matrix, b[:, :, t.codes, :])
+    return mu
+
+
+def named_posterior(post, built, b_terms, fixed, variances):
+    """xarray Dataset with the shared names; random effects grouped by grouping factor."""
+    spec = built.spec
+    chains, draws = post.sizes["chain"], post.sizes["draw"]
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    data = {}
+    for name, values in list(fixed.items()) + list(variances.items()):
+        data[name] = xr.DataArray(values, dims=("chain", "draw"), coords=coords)
+    by_group: dict = {}
+    for t, b in zip(spec.terms, b_terms):
+        by_group.setdefault(t.group, []).append((t, b))
+    for group, parts in by_group.items():
+        values = np.concatenate([b for _, b in parts], axis=-1)
+        cols = [c for t, _ in parts for c in t.columns]
+        lev_dim, coef_dim = group, f"{group}__coef"
+        data[f"r_{group}"] = xr.DataArray(values, dims=("chain", "draw", lev_dim, coef_dim),
+                                          coords={**coords, lev_dim: list(parts[0][0].levels), coef_dim: cols})
+    return xr.Dataset(data, attrs=post.attrs)

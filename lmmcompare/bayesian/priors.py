@@ -1,0 +1,172 @@
+"""Prior descriptions, kept apart from PyMC (bambi's habit).
+
+Defaults are weakly informative and scaled to the data, as rstanarm and brms
+do: with ``s_y = sd(y)``,
+
+* intercept (on centred predictors): ``StudentT(3, mean(y), 2.5 s_y)``
+* each other fixed effect ``j``: ``Normal(0, 2.5 s_y / sd(x_j))``
+* each random-effect sd and sigma: ``HalfStudentT(3, s_y)``
+* each correlation matrix: ``LKJ(eta = 2)`` (mild shrinkage towards 0; eta = 1 is uniform)
+
+A user overrides any class with a dict ``{"Intercept": ..., "b": ..., "b_Days": ...,
+"sd": ..., "sd_Subject": ..., "sd_(Intercept)|Subject": ..., "cor": ..., "sigma": ...}``
+whose values are :class:`Prior` objects or tuples such as ``("normal", 0, 10)``,
+``("student_t", 3, 0, 5)``, ``("half_normal", 5)``, ``("half_student_t", 3, 5)``,
+``("exponential", 0.1)``, ``("lkj", 1.0)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ArgumentError
+from ..params import term_parameter_names
+
+_FAMILIES = {
+    "normal": ("mu", "sigma"),
+    "student_t": ("nu", "mu", "sigma"),
+    "half_normal": ("sigma",),
+    "half_student_t": ("nu", "sigma"),
+    "exponential": ("lam",),
+    "lkj": ("eta",),
+}
+_POSITIVE = {"half_normal", "half_student_t", "exponential"}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior family and its parameters, e.g. ``Prior("normal", mu=0.0, sigma=10.0)``."""
+
+    family: str
+    params: tuple
+
+    def __post_init__(self):
+        if self.family not in _FAMILIES:
+            raise ArgumentError(f"unknown prior family {self.family!r}; use one of {', '.join(_FAMILIES)}")
+        if len(self.params) != len(_FAMILIES[self.family]):
+            raise ArgumentError(f"prior {self.family!r} takes {', '.join(_FAMILIES[self.family])}, "
+                                f"got {len(self.params)} values")
+
+    @property
+    def kwargs(self) -> dict:
+        return dict(zip(_FAMILIES[self.family], self.params))
+
+    def __str__(self):
+        return f"{self.family}({', '.join(f'{v:.4g}' for v in self.params)})"
+
+    def dist(self):
+        """An unnamed PyMC distribution (for ``sd_dist`` of the LKJ prior)."""
+        import pymc as pm
+
+        return _PYMC[self.family].dist(**self.kwargs)
+
+    def variable(self, name, **extra):
+        import pymc as pm
+
+        return _PYMC[self.family](name, **self.kwargs, **extra)
+
+
+def _pymc_families():
+    import pymc as pm
+
+    return {"normal": pm.Normal, "student_t": pm.StudentT, "half_normal": pm.HalfNormal,
+            "half_student_t": pm.HalfStudentT, "exponential": pm.Exponential}
+
+
+class _Lazy(dict):
+    def __missing__(self, key):
+        self.update(_pymc_families())
+        return dict.__getitem__(self, key)
+
+
+_PYMC = _Lazy()
+
+
+def as_prior(value, where: str, positive: bool = False, lkj: bool = False) -> Prior:
+    if isinstance(value, Prior):
+        prior = value
+    elif isinstance(value, tuple) and value and isinstance(value[0], str):
+        prior = Prior(value[0], tuple(float(v) for v in value[1:]))
+    else:
+        raise ArgumentError(f"prior for {where!r} must be a Prior or a tuple like ('normal', 0, 10), got {value!r}")
+    if lkj and prior.family != "lkj":
+        raise ArgumentError(f"prior for {where!r} must be ('lkj', eta)")
+    if positive and prior.family not in _POSITIVE:
+        raise ArgumentError(f"prior for {where!r} must be on positive values: one of {', '.join(sorted(_POSITIVE))}")
+    if not lkj and not positive and prior.family not in ("normal", "student_t"):
+        raise ArgumentError(f"prior for {where!r} must be normal or student_t")
+    return prior
+
+
+@dataclass(frozen=True)
+class PriorSet:
+    """Every prior of a model, by the parameter names shared with the frequentist engine."""
+
+    intercept: Prior | None
+    fixed: dict          # name -> Prior (non-intercept fixed effects)
+    sds: dict            # "sd_col|group" -> Prior
+    cors: dict           # term label -> Prior (lkj), for correlated terms
+    sigma: Prior
+    user: tuple = ()     # keys the user set
+
+    def table(self) -> pd.DataFrame:
+        rows = []
+        if self.intercept is not None:
+            rows.append(("Intercept", "(Intercept)", str(self.intercept)))
+        rows += [("b", k, str(v)) for k, v in self.fixed.items()]
+        rows += [("sd", k, str(v)) for k, v in self.sds.items()]
+        rows += [("cor", k, str(v)) for k, v in self.cors.items()]
+        rows.append(("sigma", "sigma", str(self.sigma)))
+        frame = pd.DataFrame(rows, columns=["class", "parameter", "prior"])
+        frame["source"] = ["user" if _key_used(r, self.user) else "default" for r in rows]
+        return frame
+
+
+def _key_used(row, user):
+    cls, name, _ = row
+    return any(k in (cls, name) or (cls == "b" and k == f"b_{name}") or (cls == "sd" and k == f"sd_{name.split('|')[-1]}")
+               for k in user)
+
+
+def default_priors(spec, priors: dict | None = None) -> PriorSet:
+    """Data-scaled defaults, with the user's overrides applied."""
+    priors = dict(priors or {})
+    if not isinstance(priors, dict):
+        raise ArgumentError("priors must be a dict, e.g. {'sigma': ('half_normal', 10)}")
+    y = spec.y
+    sy = float(np.std(y, ddof=1))
+    names = spec.fixed_names
+    has_intercept = "(Intercept)" in names
+    used = set()
+
+    def pick(keys, default, **kind):
+        for k in keys:
+            if k in priors:
+                used.add(k)
+                return as_prior(priors[k], k, **kind)
+        return default
+
+    intercept = pick(["Intercept", "(Intercept)"], Prior("student_t", (3.0, float(np.mean(y)), 2.5 * sy))) \
+        if has_intercept else None
+    fixed = {}
+    for j, name in enumerate(names):
+        if name == "(Intercept)":
+            continue
+        sx = float(np.std(spec.X[:, j], ddof=1)) or 1.0
+        fixed[name] = pick([f"b_{name}", "b"], Prior("normal", (0.0, 2.5 * sy / sx)))
+    sds, cors = {}, {}
+    for t in spec.terms:
+        for pname in term_parameter_names(t.columns, t.group):
+            if pname.startswith("sd_"):
+                sds[pname] = pick([pname, f"sd_{t.group}", "sd"], Prior("half_student_t", (3.0, sy)), positive=True)
+        if t.p > 1:
+            label = f"{'+'.join(t.columns)}|{t.group}"
+            cors[label] = pick([f"cor_{t.group}", "cor"], Prior("lkj", (2.0,)), lkj=True)
+    sigma = pick(["sigma"], Prior("half_student_t", (3.0, sy)), positive=True)
+    unknown = set(priors) - used
+    if unknown:
+        raise ArgumentError(f"unknown prior key(s) {', '.join(sorted(unknown))}; use Intercept, b, b_<name>, sd, "
+                            "sd_<group>, sd_<col>|<group>, cor, cor_<group> or sigma")
+    return PriorSet(intercept=intercept, fixed=fixed, sds=sds, cors=cors, sigma=sigma, user=tuple(sorted(used)))

@@ -1,0 +1,113 @@
+"""The frozen result of a Bayesian fit."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import SamplingWarning
+from ..params import variance_parameter_names
+from ..spec import ModelSpec
+from .priors import PriorSet
+
+
+@dataclass(frozen=True, eq=False)
+class BayesFit:
+    """Posterior draws of the Bayesian LMM under the names shared with :class:`LmerFit`.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+        ``posterior`` (``(Intercept)``, slopes, ``sd_*``, ``cor_*``, ``sigma``,
+        ``r_<group>`` per level), ``log_likelihood``, ``sample_stats``,
+        ``observed_data`` and, on request, ``posterior_predictive``.
+    priors : PriorSet
+    parameterization, sampler : str
+    seed : int or None
+    seconds : float
+        Wall time including model building, compilation and sampling.
+    """
+
+    spec: ModelSpec
+    idata: az.InferenceData
+    priors: PriorSet
+    parameterization: str
+    sampler: str
+    seed: object
+    seconds: float
+    _mu: np.ndarray = field(repr=False, default=None)
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """Fixed effects, then sd/cor and sigma (the shared names)."""
+        return self.spec.fixed_names + variance_parameter_names(self.spec)
+
+    def summary(self, include_ranef: bool = True, hdi_prob: float = 0.95) -> pd.DataFrame:
+        """ArviZ summary (mean, sd, HDI, R-hat, ESS) under the shared names."""
+        var_names = self.parameter_names + ([f"r_{g}" for g in self.spec.factors] if include_ranef else [])
+        return az.summary(self.idata, var_names=var_names, hdi_prob=hdi_prob)
+
+    def ranef(self, sd: bool = False) -> dict[str, pd.DataFrame]:
+        """Posterior means (or sds) of the random effects, laid out as ``LmerFit.ranef``."""
+        out = {}
+        for g in self.spec.factors:
+            da = self.idata.posterior[f"r_{g}"]
+            stat = da.std(("chain", "draw")) if sd else da.mean(("chain", "draw"))
+            frame = stat.to_pandas()
+            frame.index.name = g
+            frame.columns.name = None
+            out[g] = frame
+        return out
+
+    def prior_summary(self) -> pd.DataFrame:
+        """Every prior used, by class and parameter, and whether it is a default."""
+        return self.priors.table()
+
+    def posterior_predictive(self, seed=None) -> xr.DataArray:
+        """Replicated responses ``y_rep`` (chain, draw, obs), drawn if not stored yet."""
+        if "posterior_predictive" in self.idata.groups():
+            return self.idata.posterior_predictive["y"]
+        rng = np.random.default_rng(seed)
+        sigma = self.idata.posterior["sigma"].values[..., None]
+        yrep = self._mu + sigma * rng.standard_normal(self._mu.shape)
+        da = xr.DataArray(yrep, dims=("chain", "draw", "obs"),
+                          coords={"chain": self.idata.posterior.chain.values,
+                                  "draw": self.idata.posterior.draw.values, "obs": np.arange(self.spec.n)})
+        self.idata.add_groups(posterior_predictive=xr.Dataset({"y": da}))
+        return da
+
+    def loo(self, pointwise: bool = False):
+        """PSIS-LOO (ArviZ) from the pointwise conditional log-likelihood."""
+        return az.loo(self.idata, pointwise=pointwise)
+
+    def diagnostics(self, warn: bool = False) -> pd.DataFrame:
+        """R-hat, bulk and tail ESS per parameter and the divergence count.
+
+        With ``warn``, a :class:`SamplingWarning` names every parameter with
+        R-hat > 1.01 or ESS < 400, and reports divergences.
+        """
+        table = az.summary(self.idata, var_names=self.parameter_names, kind="diagnostics")
+        divergent = int(self.idata.sample_stats["diverging"].sum()) if "diverging" in self.idata.sample_stats else 0
+        table.attrs["divergences"] = divergent
+        if warn:
+            problems = []
+            bad_rhat = table.index[table["r_hat"] > 1.01].tolist()
+            low_ess = table.index[(table["ess_bulk"] < 400) | (table["ess_tail"] < 400)].tolist()
+            if bad_rhat:
+                problems.append(f"R-hat > 1.01 for {', '.join(bad_rhat)}")
+            if low_ess:
+                problems.append(f"bulk or tail ESS < 400 for {', '.join(low_ess)}")
+            if divergent:
+                problems.append(f"{divergent} divergent transitions (raise target_accept or reparameterise)")
+            if problems:
+                warnings.warn("; ".join(problems), SamplingWarning, stacklevel=3)
+        return table
+
+    def __repr__(self):
+        post = self.idata.posterior
+        return (f"<BayesFit {self.parameterization} ({self.sampler}): {self.spec.formula} | "
+                f"{post.sizes['chain']} chains x {post.sizes['draw']} draws, {self.seconds:.1f} s>")
