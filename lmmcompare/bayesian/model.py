@@ -153,7 +153,7 @@ def _marginal_likelihood(spec, mu_fixed, sigma, factors, slope_index, x_means, p
         ZtZ = (Z.T @ Z).toarray()
         blocks = []
         for t, Li in zip(spec.terms, factors):
-            blocks.append(pt.slinalg.kron(pt.eye(t.n_levels), Li / sigma))
+            blocks.append(pt.linalg.kron(pt.eye(t.n_levels), Li / sigma))
         Lam = pt.linalg.block_diag(*blocks) if len(blocks) > 1 else blocks[0]
         M = pt.eye(spec.q) + pt.dot(Lam.T, pt.dot(ZtZ, Lam))
         R = pt.linalg.cholesky(M)

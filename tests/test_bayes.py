@@ -1,0 +1,158 @@
+"""The Bayesian engine: names shared with LmerFit, agreement with REML, the marginal
+parameterisation against the noncentered one, priors and diagnostics.
+
+Draws are kept small so CI stays fast; criteria use the Monte Carlo standard
+errors ArviZ reports, not loosened tolerances.
+"""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmmcompare as lc
+from lmmcompare.errors import ArgumentError, SamplingWarning
+
+SLEEP = "Reaction ~ Days + (Days | Subject)"
+SAMPLING = dict(draws=500, tune=500, chains=2, progressbar=False)
+
+
+def run(formula, data, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        return lc.bayes(formula, data, **{**SAMPLING, **kw})
+
+
+@pytest.fixture(scope="module")
+def sleep_nc():
+    return run(SLEEP, "sleepstudy", seed=1)
+
+
+@pytest.fixture(scope="module")
+def sleep_marginal():
+    return run(SLEEP, "sleepstudy", seed=2, parameterization="marginal")
+
+
+@pytest.fixture(scope="module")
+def sleep_reml():
+    return lc.lmer(SLEEP, "sleepstudy")
+
+
+def test_posterior_uses_the_frequentist_names(sleep_nc, sleep_reml):
+    post = sleep_nc.idata.posterior
+    expected = ["(Intercept)", "Days", "sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject",
+                "sd_Days|Subject", "sigma"]
+    assert sleep_nc.parameter_names == expected
+    assert list(sleep_reml.variance_parameters().index) + list(sleep_reml.fixef.index) == expected[2:] + expected[:2]
+    for name in expected:
+        assert post[name].dims == ("chain", "draw")
+    r = post["r_Subject"]
+    assert list(r.coords["Subject"].values) == list(sleep_reml.ranef()["Subject"].index)
+    assert list(r.coords["Subject__coef"].values) == ["(Intercept)", "Days"]
+    summary = sleep_nc.summary()
+    assert set(expected) <= set(summary.index) and "r_Subject[308, Days]" in summary.index
+    assert set(sleep_nc.idata.groups()) >= {"posterior", "log_likelihood", "sample_stats", "observed_data"}
+
+
+def test_posterior_agrees_with_reml_on_sleepstudy(sleep_nc, sleep_marginal, sleep_reml):
+    for fit in (sleep_nc, sleep_marginal):
+        post = fit.idata.posterior
+        for name in ["(Intercept)", "Days"]:
+            draws = post[name].values.ravel()
+            assert abs(np.median(draws) - sleep_reml.fixef[name]) < 0.5 * draws.std()
+            assert abs(draws.std() / sleep_reml.se[name] - 1) < 0.30
+
+
+@pytest.mark.parametrize("formula, data", [
+    ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin"),
+    ("distance ~ age * Sex + (age | Subject)", "Orthodont"),
+])
+def test_posterior_agrees_with_reml(formula, data):
+    fit = run(formula, data, seed=3, parameterization="marginal")
+    reml = lc.lmer(formula, data)
+    post = fit.idata.posterior
+    for name in reml.spec.fixed_names:
+        draws = post[name].values.ravel()
+        assert abs(np.median(draws) - reml.fixef[name]) < 0.5 * draws.std(), name
+        assert abs(draws.std() / reml.se[name] - 1) < 0.30, name
+
+
+def test_marginal_and_noncentered_give_the_same_posterior(sleep_nc, sleep_marginal):
+    """Posterior means agree within 4 combined Monte Carlo standard errors."""
+    a = sleep_nc.summary(include_ranef=False)
+    b = sleep_marginal.summary(include_ranef=False)
+    for name in a.index:
+        bound = 4 * np.hypot(a.loc[name, "mcse_mean"], b.loc[name, "mcse_mean"])
+        assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) < bound, name
+    # random effects drawn from their exact conditional agree too
+    ra, rb = sleep_nc.ranef()["Subject"], sleep_marginal.ranef()["Subject"]
+    sd = sleep_nc.ranef(sd=True)["Subject"]
+    assert np.all(np.abs(ra - rb) < 0.5 * sd)
+
+
+def test_ranef_layout_matches_lmerfit_and_shrinks_like_the_blups(sleep_nc, sleep_reml):
+    bayes_re, blup = sleep_nc.ranef()["Subject"], sleep_reml.ranef()["Subject"]
+    pd.testing.assert_index_equal(bayes_re.index, blup.index)
+    assert list(bayes_re.columns) == list(blup.columns)
+    sd = sleep_nc.ranef(sd=True)["Subject"]
+    assert np.all(np.abs(bayes_re - blup) < sd)
+    assert np.corrcoef(bayes_re["Days"], blup["Days"])[0, 1] > 0.98
+
+
+def test_loo_and_posterior_predictive(sleep_nc):
+    loo = sleep_nc.loo(pointwise=True)
+    assert np.isfinite(loo.elpd_loo) and loo.loo_i.shape == (180,)
+    yrep = sleep_nc.posterior_predictive(seed=5)
+    assert yrep.shape == (2, 500, 180)
+    # replicated data have about the observed spread
+    assert abs(float(yrep.std()) / np.std(sleep_nc.spec.y) - 1) < 0.2
+
+
+def test_default_priors_are_scaled_to_the_data_and_overridable():
+    spec = lc.ModelSpec.from_formula(SLEEP, "sleepstudy")
+    sy = float(np.std(spec.y, ddof=1))
+    table = lc.bayesian.default_priors(spec).table()
+    assert table.loc[table.parameter == "sigma", "prior"].item() == f"half_student_t(3, {sy:.4g})"
+    days_sd = float(np.std(spec.X[:, 1], ddof=1))
+    assert table.loc[table.parameter == "Days", "prior"].item() == f"normal(0, {2.5 * sy / days_sd:.4g})"
+    assert table.loc[table["class"] == "cor", "prior"].item() == "lkj(2)"
+    user = lc.bayesian.default_priors(spec, {"b": ("normal", 0, 5), "sd_Subject": ("half_normal", 30),
+                                              "cor": ("lkj", 1.0), "sigma": ("exponential", 0.05)}).table()
+    assert user.loc[user.parameter == "Days", "prior"].item() == "normal(0, 5)"
+    assert set(user.loc[user["class"] == "sd", "prior"]) == {"half_normal(30)"}
+    assert (user.loc[user["class"] != "Intercept", "source"] == "user").all()
+
+
+@pytest.mark.parametrize("priors, message", [
+    ({"slope": ("normal", 0, 1)}, "unknown prior key"),
+    ({"sigma": ("normal", 0, 1)}, "must be on positive values"),
+    ({"b": ("gamma", 1, 1)}, "unknown prior family"),
+    ({"cor": ("normal", 0, 1)}, "must be \\('lkj', eta\\)"),
+])
+def test_bad_priors_are_typed_errors(priors, message):
+    spec = lc.ModelSpec.from_formula(SLEEP, "sleepstudy")
+    with pytest.raises(ArgumentError, match=message):
+        lc.bayesian.default_priors(spec, priors)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(parameterization="centred"), "parameterization must be one of"),
+    (dict(sampler="stan"), "sampler must be one of"),
+    (dict(draws=0), "draws must be an integer >= 1"),
+    (dict(chains=1.5), "chains must be an integer >= 1"),
+])
+def test_bad_sampling_arguments(kwargs, message):
+    with pytest.raises(ArgumentError, match=message):
+        lc.bayes(SLEEP, "sleepstudy", **kwargs)
+
+
+def test_diagnostics_warn_naming_the_parameters(sleep_nc):
+    """Shift one chain of sigma: R-hat for sigma must flag, and the warning must name it."""
+    import dataclasses
+
+    idata = sleep_nc.idata.copy()
+    idata.posterior["sigma"].values[1] += 10 * float(idata.posterior["sigma"].std())
+    broken = dataclasses.replace(sleep_nc, idata=idata)
+    with pytest.warns(SamplingWarning, match=r"R-hat > 1.01 for [^;]*sigma"):
+        table = broken.diagnostics(warn=True)
+    assert table.loc["sigma", "r_hat"] > 1.01
