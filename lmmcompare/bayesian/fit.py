@@ -115,6 +115,6 @@ def _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive):
     idata.posterior.attrs.update(lmmcompare_parameterization=built.parameterization, lmmcompare_sampler=sampler,
                                  lmmcompare_seed=str(seed))
     fit = BayesFit(spec=spec, idata=idata, priors=built.priors, parameterization=built.parameterization,
-                   sampler=sampler, seed=seed, seconds=seconds, _mu=mu)
+                   sampler=sampler, seed=seed, seconds=seconds)
     fit.diagnostics(warn=True)
     return fit

@@ -139,6 +139,16 @@ def _block_diag(blocks):
     return out
 
 
+def random_effects_from_posterior(post, spec):
+    """Per term, its (chain, draw, levels, p) slice of the named ``r_<group>`` variables."""
+    out, used = [], {}
+    for t in spec.terms:
+        start = used.get(t.group, 0)
+        out.append(post[f"r_{t.group}"].values[..., start : start + t.p])
+        used[t.group] = start + t.p
+    return out
+
+
 def linear_predictor(spec, fixed, b_terms):
     beta = np.stack([fixed[n] for n in spec.fixed_names], axis=-1)
     mu = np.einsum("np,cdp->cdn", spec.X, beta)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import arviz as az
 import numpy as np
@@ -39,7 +39,6 @@ class BayesFit:
     sampler: str
     seed: object
     seconds: float
-    _mu: np.ndarray = field(repr=False, default=None)
 
     @property
     def parameter_names(self) -> list[str]:
@@ -72,13 +71,22 @@ class BayesFit:
         if "posterior_predictive" in self.idata.groups():
             return self.idata.posterior_predictive["y"]
         rng = np.random.default_rng(seed)
+        mu = self.linear_predictor()
         sigma = self.idata.posterior["sigma"].values[..., None]
-        yrep = self._mu + sigma * rng.standard_normal(self._mu.shape)
+        yrep = mu + sigma * rng.standard_normal(mu.shape)
         da = xr.DataArray(yrep, dims=("chain", "draw", "obs"),
                           coords={"chain": self.idata.posterior.chain.values,
                                   "draw": self.idata.posterior.draw.values, "obs": np.arange(self.spec.n)})
         self.idata.add_groups(posterior_predictive=xr.Dataset({"y": da}))
         return da
+
+    def linear_predictor(self) -> np.ndarray:
+        """``X beta + Z b`` for every draw: (chain, draw, obs)."""
+        from .postprocess import linear_predictor, random_effects_from_posterior
+
+        post = self.idata.posterior
+        fixed = {n: post[n].values for n in self.spec.fixed_names}
+        return linear_predictor(self.spec, fixed, random_effects_from_posterior(post, self.spec))
 
     def loo(self, pointwise: bool = False):
         """PSIS-LOO (ArviZ) from the pointwise conditional log-likelihood."""

@@ -1,0 +1,88 @@
+"""Bulk-ESS per second of the Bayesian engine, by parameterisation, against bambi.
+
+Usage: python3 benchmarks/run_bayes_benchmarks.py [--quick] [--skip-large]
+
+ESS/s is the smallest bulk ESS over the model's parameters (fixed effects,
+sds, correlations, sigma) divided by the wall time of the whole call
+(model building, compilation, sampling, post-processing). bambi is run on
+the same model when it is importable (install it in its own environment: it
+is never a dependency of lmmcompare); bambi's default model has uncorrelated
+group-specific terms, so it is given the formula with ``||`` semantics noted.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+import lmmcompare as lc
+
+
+def simulated_large(n=20_000, groups=400, seed=0):
+    """Two-term correlated model: y = 2 + 0.5 x + b0_g + b1_g x + e, corr(b0, b1) = 0.3."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, groups, n)
+    x = rng.normal(size=n)
+    cov = np.array([[1.0, 0.3 * 0.5], [0.3 * 0.5, 0.25]])
+    b = rng.multivariate_normal([0, 0], cov, size=groups)
+    y = 2 + 0.5 * x + b[g, 0] + b[g, 1] * x + rng.normal(scale=1.5, size=n)
+    return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical(g.astype(str))})
+
+
+def ours(formula, data, parameterization, draws, tune, chains):
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = lc.bayes(formula, data, draws=draws, tune=tune, chains=chains, seed=1, progressbar=False,
+                       parameterization=parameterization)
+    wall = time.perf_counter() - t0
+    ess = az.ess(fit.idata, var_names=fit.parameter_names, method="bulk")
+    smallest = min(float(ess[v]) for v in fit.parameter_names)
+    div = int(fit.idata.sample_stats["diverging"].sum())
+    return wall, smallest, div
+
+
+def bambi_run(formula, data, draws, tune, chains):
+    try:
+        import bambi as bmb
+    except Exception:
+        return None
+    t0 = time.perf_counter()
+    model = bmb.Model(formula, data)
+    idata = model.fit(draws=draws, tune=tune, chains=chains, random_seed=1, progressbar=False)
+    wall = time.perf_counter() - t0
+    ess = az.ess(idata, method="bulk")
+    names = [v for v in ess.data_vars if not v.endswith("_offset") and ess[v].ndim == 0]
+    return wall, min(float(ess[v]) for v in names), int(idata.sample_stats["diverging"].sum())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-large", action="store_true")
+    args = parser.parse_args(argv)
+    draws, tune, chains = (300, 300, 2) if args.quick else (1000, 1000, 4)
+    cases = [("sleepstudy", "Reaction ~ Days + (Days | Subject)", lc.load_dataset("sleepstudy"))]
+    if not args.skip_large:
+        cases.append(("simulated 20,000 rows", "y ~ x + (x | g)", simulated_large()))
+    rows = ["| model | sampler | wall s | smallest bulk ESS | ESS/s | divergences |", "|---|---|---|---|---|---|"]
+    for name, formula, data in cases:
+        for par in ("noncentered", "marginal"):
+            wall, ess, div = ours(formula, data, par, draws, tune, chains)
+            rows.append(f"| {name} | lmmcompare {par} | {wall:.1f} | {ess:.0f} | {ess / wall:.1f} | {div} |")
+            print(rows[-1], flush=True)
+        res = bambi_run(formula, data, draws, tune, chains)
+        if res is not None:
+            wall, ess, div = res
+            rows.append(f"| {name} | bambi (uncorrelated terms) | {wall:.1f} | {ess:.0f} | {ess / wall:.1f} | {div} |")
+            print(rows[-1], flush=True)
+    print(f"\n{chains} chains x ({tune} tune + {draws} draws), 2 cores\n")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
