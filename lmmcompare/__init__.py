@@ -4,10 +4,11 @@ from .errors import ArgumentError, DataError, DatasetNotFoundError, FormulaError
 from .spec import ModelSpec
 from .freq import LmerFit, lmer
 from .freq.anova import anova
+from .compare import Comparison, compare, fit_both
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelSpec", "lmer", "LmerFit", "anova", "bayes", "BayesFit", "load_dataset", "list_datasets",
+__all__ = ["ModelSpec", "lmer", "LmerFit", "anova", "bayes", "BayesFit", "compare", "fit_both", "Comparison", "load_dataset", "list_datasets",
            "LmmError", "FormulaError", "DataError", "ArgumentError", "DatasetNotFoundError", "__version__"]
 
 

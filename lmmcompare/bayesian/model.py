@@ -68,11 +68,13 @@ def _term_cov_factor(i, term, priors: PriorSet, pm, pt):
         return sd.reshape((1, 1))
     sds = pt.stack([pr.variable(f"sd_{i}_{k}") for k, pr in enumerate(sd_priors)])
     eta = priors.cors[f"{'+'.join(term.columns)}|{term.group}"].params[0]
-    corr = pm.LKJCorr(f"corr_{i}", n=term.p, eta=eta, return_matrix=True)
-    if term.p == 2:  # closed-form Cholesky of a 2 x 2 correlation matrix
-        rho = corr[1, 0]
+    if term.p == 2:
+        # LKJ(eta) on a 2 x 2 correlation matrix is (rho + 1) / 2 ~ Beta(eta, eta): same density,
+        # without the matrix Ops of the general LKJ (which dominate a small model's gradient)
+        rho = pm.Deterministic(f"rho_{i}", 2.0 * pm.Beta(f"corr_{i}", eta, eta) - 1.0)
         corr_chol = pt.stack([pt.stack([1.0, 0.0]), pt.stack([rho, pt.sqrt(1.0 - rho**2)])])
     else:
+        corr = pm.LKJCorr(f"corr_{i}", n=term.p, eta=eta, return_matrix=True)
         corr_chol = pt.linalg.cholesky(corr)
     return pm.Deterministic(f"L_{i}", sds[:, None] * corr_chol)
 

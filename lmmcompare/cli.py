@@ -1,0 +1,91 @@
+"""The ``lmmcompare`` command line: datasets, fit, compare.
+
+Bad arguments give a one-line error and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from .errors import LmmError
+
+
+def _load(data: str):
+    import os
+
+    import pandas as pd
+
+    from .datasets import list_datasets, load_dataset
+
+    if data in list_datasets():
+        return load_dataset(data), data
+    if os.path.exists(data):
+        try:
+            return pd.read_csv(data), os.path.basename(data)
+        except Exception as exc:  # pandas raises many types for unreadable files
+            raise LmmError(f"cannot read --data {data!r} as CSV: {exc}") from exc
+    raise LmmError(f"--data {data!r} is neither a shipped dataset ({', '.join(list_datasets())}) nor a CSV file")
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="lmmcompare", description="One lme4 formula, two paradigms, compared.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("datasets", help="list the shipped datasets")
+    f = sub.add_parser("fit", help="REML/ML fit with an lme4-style summary")
+    f.add_argument("formula")
+    f.add_argument("--data", required=True, help="shipped dataset name or CSV path")
+    f.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    c = sub.add_parser("compare", help="frequentist and Bayesian fits side by side, with an HTML report")
+    c.add_argument("formula")
+    c.add_argument("--data", required=True, help="shipped dataset name or CSV path")
+    c.add_argument("--report", help="write the HTML report here")
+    c.add_argument("--ml", action="store_true")
+    c.add_argument("--ci", default="profile", choices=["profile", "wald", "boot"])
+    c.add_argument("--draws", type=int, default=1000)
+    c.add_argument("--tune", type=int, default=1000)
+    c.add_argument("--chains", type=int, default=4)
+    c.add_argument("--seed", type=int, default=None)
+    c.add_argument("--parameterization", default="noncentered", choices=["noncentered", "centered", "marginal"])
+    return p
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "datasets":
+            from .datasets import describe_dataset, list_datasets
+
+            for name in list_datasets():
+                print(f"{name:12s} {describe_dataset(name)}")
+            return 0
+        from .freq import lmer
+        from .spec import ModelSpec
+
+        frame, name = _load(args.data)
+        spec = ModelSpec.from_formula(args.formula, frame)
+        spec = dataclasses.replace(spec, data_name=name)
+        if args.command == "fit":
+            print(lmer(spec, reml=not args.ml).summary())
+            return 0
+        from .bayesian import bayes
+        from .compare import compare
+
+        print(f"fitting {args.formula} by {'ML' if args.ml else 'REML'} ...", file=sys.stderr)
+        freq = lmer(spec, reml=not args.ml)
+        print("sampling the Bayesian model ...", file=sys.stderr)
+        post = bayes(spec, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                     parameterization=args.parameterization, progressbar=True)
+        cmp = compare(freq, post)
+        print(cmp.to_markdown(ci=args.ci))
+        if args.report:
+            print(f"report written to {cmp.report(args.report, ci=args.ci)}", file=sys.stderr)
+        return 0
+    except LmmError as exc:
+        print(f"lmmcompare: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""One model, two paradigms: the Comparison object."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ArgumentError
+from .checks import fit_statistics, ppc_statistics
+from .table import comparison_table
+
+
+@dataclass(eq=False)
+class Comparison:
+    """An :class:`LmerFit` and a :class:`BayesFit` of the same spec, side by side.
+
+    Intervals are computed once per (method, level) and kept (profiling and
+    bootstrapping are not free); everything else is derived on demand.
+    """
+
+    freq: object
+    bayes: object
+    _intervals: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        from ..bayesian.result import BayesFit
+        from ..freq.result import LmerFit
+
+        if not isinstance(self.freq, LmerFit) or not isinstance(self.bayes, BayesFit):
+            raise ArgumentError("compare(lmer_fit, bayes_fit) takes an LmerFit and a BayesFit, in that order")
+        a, b = self.freq.spec, self.bayes.spec
+        if a.formula != b.formula or a.n != b.n or not np.array_equal(a.y, b.y):
+            raise ArgumentError("the two fits are not of the same model and data "
+                                f"({a.formula!r} on {a.n} rows vs {b.formula!r} on {b.n} rows)")
+
+    @property
+    def spec(self):
+        return self.freq.spec
+
+    def intervals(self, ci: str = "profile", level: float = 0.95, **options) -> pd.DataFrame:
+        key = (ci, level)
+        if key not in self._intervals:
+            self._intervals[key] = self.freq.confint(method=ci, level=level, progress=False, **options)
+        return self._intervals[key]
+
+    def table(self, ci: str = "profile", level: float = 0.95, **options) -> pd.DataFrame:
+        """One row per parameter: frequentist estimate, se, interval; posterior summaries; shift, overlap, flag."""
+        return comparison_table(self.freq, self.bayes, self.intervals(ci, level, **options), level)
+
+    def ranef_table(self) -> pd.DataFrame:
+        """Conditional modes and SDs beside posterior means and SDs, per group level and coefficient."""
+        frames = []
+        modes, csd = self.freq.ranef(), self.freq.ranef(condsd=True)
+        pmean, psd = self.bayes.ranef(), self.bayes.ranef(sd=True)
+        for group in modes:
+            long = lambda f, name: f.rename_axis("level").reset_index().melt(
+                id_vars="level", var_name="coef", value_name=name)
+            merged = long(modes[group], "mode").merge(long(csd[group], "cond_sd"), on=["level", "coef"])
+            merged = merged.merge(long(pmean[group], "post_mean"), on=["level", "coef"])
+            merged = merged.merge(long(psd[group], "post_sd"), on=["level", "coef"])
+            merged.insert(0, "group", group)
+            frames.append(merged)
+        return pd.concat(frames, ignore_index=True)
+
+    def shrinkage(self) -> pd.DataFrame:
+        """Per group level of the first term: separate per-group OLS estimate, REML BLUP
+        (fixed effect + conditional mode) and posterior mean, for each of the term's columns."""
+        term = self.spec.terms[0]
+        X, y, codes = term.design.matrix, self.spec.y, term.codes
+        fixef = self.freq.fixef
+        modes = self.freq.ranef()[term.group]
+        post = self.bayes.ranef()[term.group]
+        post_fixed = {c: float(self.bayes.idata.posterior[c].mean()) for c in term.columns if c in fixef.index}
+        rows = []
+        for j, level in enumerate(term.levels):
+            rows_j = codes == j
+            ols = np.linalg.lstsq(X[rows_j], y[rows_j], rcond=None)[0] if rows_j.sum() >= term.p else \
+                np.full(term.p, np.nan)
+            for k, col in enumerate(term.columns):
+                base_f = fixef.get(col, 0.0)
+                rows.append({"level": level, "coef": col, "ols": ols[k],
+                             "reml": base_f + modes.loc[level, col],
+                             "bayes": post_fixed.get(col, 0.0) + post.loc[level, col]})
+        return pd.DataFrame(rows)
+
+    def ppc(self, seed=None) -> pd.DataFrame:
+        """Posterior predictive test statistics with Bayesian p-values."""
+        return ppc_statistics(self.bayes, seed=seed)
+
+    def fit_statistics(self) -> pd.DataFrame:
+        """logLik/AIC/BIC beside elpd_loo, p_loo and Pareto-k warnings."""
+        return fit_statistics(self.freq, self.bayes)
+
+    def flags(self, ci: str = "profile", level: float = 0.95) -> list[tuple[str, str, str]]:
+        """``(parameter, flag, explanation)`` for every flag in the table."""
+        from .table import FLAG_TEXT
+
+        out = []
+        for name, flag in self.table(ci, level)["flag"].items():
+            for f in filter(None, flag.split(",")):
+                out.append((name, f, FLAG_TEXT[f]))
+        return out
+
+    def to_markdown(self, ci: str = "profile", level: float = 0.95) -> str:
+        from ..report.markdown import comparison_markdown
+
+        return comparison_markdown(self, ci, level)
+
+    def report(self, path, ci: str = "profile", level: float = 0.95) -> str:
+        """Write one self-contained HTML file (images embedded); returns the path."""
+        from ..report.html import write_report
+
+        return write_report(self, path, ci, level)
+
+
+def compare(lmer_fit, bayes_fit) -> Comparison:
+    """Put a frequentist and a Bayesian fit of the same spec side by side."""
+    return Comparison(lmer_fit, bayes_fit)
+
+
+def fit_both(formula, data=None, reml: bool = True, **bayes_options) -> Comparison:
+    """Build the spec once, fit it by REML/ML and by PyMC, and compare."""
+    from ..bayesian import bayes
+    from ..freq.fit import as_spec, lmer
+
+    spec = as_spec(formula, data)
+    return Comparison(lmer(spec, reml=reml), bayes(spec, **bayes_options))

@@ -1,0 +1,98 @@
+"""A self-contained HTML report: tables, flags in plain words, embedded figures, versions."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import platform
+from importlib import metadata
+
+from .markdown import TABLE_COLUMNS
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+.flag { color: #b00; font-weight: bold; } img { max-width: 100%; } code { background: #f4f4f4; }
+"""
+
+
+def _figure_html(fig, alt: str) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>' \
+           f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+
+
+def _table_html(frame, float_format="{:.4g}") -> str:
+    return frame.to_html(float_format=lambda v: float_format.format(v), na_rep="", border=0, escape=True)
+
+
+def software_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for pkg in ("lmmcompare", "numpy", "scipy", "pandas", "formulaic", "pymc", "pytensor", "arviz", "matplotlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def write_report(cmp, path, ci: str = "profile", level: float = 0.95) -> str:
+    from ..plots import caterpillar_plot, forest_plot, plot_profile, ppc_plot, shrinkage_plot, trace_plot
+
+    spec = cmp.spec
+    table = cmp.table(ci, level)
+    flags = cmp.flags(ci, level)
+    post = cmp.bayes.idata.posterior
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>lmmcompare: {html.escape(spec.formula)}"
+             f"</title><style>{_CSS}</style></head><body>",
+             f"<h1>{html.escape(spec.formula)}</h1>",
+             "<h2>Model and data</h2><ul>",
+             f"<li>{spec.n} observations of <code>{html.escape(spec.response)}</code>"
+             + (f" ({spec.n_dropped} rows with missing values dropped)" if spec.n_dropped else "") + "</li>",
+             f"<li>fixed effects: {html.escape(', '.join(spec.fixed_names))}</li>"]
+    for t in spec.terms:
+        parts.append(f"<li>random term <code>({html.escape(' + '.join(t.columns))} | {html.escape(t.group)})</code>:"
+                     f" {t.n_levels} levels</li>")
+    parts.append(f"<li>frequentist: {'REML' if cmp.freq.reml else 'ML'}, criterion {cmp.freq.objective:.4f}, "
+                 f"{cmp.freq.n_evals} evaluations, {'converged' if cmp.freq.converged else 'NOT converged'}"
+                 f"{', singular fit' if cmp.freq.singular else ''}</li>")
+    parts.append(f"<li>Bayesian: {cmp.bayes.parameterization} parameterisation, {cmp.bayes.sampler} sampler, "
+                 f"{post.sizes['chain']} chains x {post.sizes['draw']} draws, {cmp.bayes.seconds:.1f} s</li></ul>")
+    parts.append(f"<h2>Side by side ({int(level * 100)}% intervals; frequentist: {html.escape(ci)})</h2>")
+    parts.append(_table_html(table[TABLE_COLUMNS]))
+    parts.append("<h2>Flags</h2>")
+    if flags:
+        parts.append("<ul>" + "".join(f"<li><span class='flag'>{html.escape(f)}</span> on <code>{html.escape(n)}"
+                                      f"</code>: {html.escape(text)}.</li>" for n, f, text in flags) + "</ul>")
+    else:
+        parts.append("<p>No flags: estimates, intervals and posteriors agree on every parameter.</p>")
+    parts.append("<h2>Figures</h2>")
+    parts.append(_figure_html(forest_plot(cmp, ci, level), "Frequentist and Bayesian intervals per parameter"))
+    parts.append(_figure_html(caterpillar_plot(cmp), "Random effects: conditional modes and posterior means"))
+    parts.append(_figure_html(shrinkage_plot(cmp), "Shrinkage of per-group estimates"))
+    parts.append(_figure_html(ppc_plot(cmp, seed=0), "Posterior predictive density check"))
+    if ci == "profile":
+        parts.append(_figure_html(plot_profile(cmp.freq.profile(level=level), level), "Profile zeta plots"))
+    parts.append(_figure_html(trace_plot(cmp.bayes), "Trace plots"))
+    parts.append("<h2>Diagnostics and checks</h2>")
+    diag = cmp.bayes.diagnostics()
+    parts.append(f"<p>Divergent transitions: {diag.attrs.get('divergences', 0)}.</p>")
+    parts.append(_table_html(diag))
+    parts.append("<h3>Posterior predictive test statistics</h3>" + _table_html(cmp.ppc(seed=0)))
+    parts.append("<h3>Model fit</h3>" + cmp.fit_statistics().to_html(na_rep="", border=0))
+    parts.append("<h3>Priors</h3>" + cmp.bayes.prior_summary().to_html(index=False, border=0))
+    parts.append("<h2>Reproduce</h2><ul>")
+    parts.append(f"<li>seed: {html.escape(str(cmp.bayes.seed))}; sampler {cmp.bayes.sampler}; "
+                 f"parameterization {cmp.bayes.parameterization}</li>")
+    parts += [f"<li>{k} {html.escape(v)}</li>" for k, v in software_versions().items()]
+    parts.append("</ul></body></html>")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(parts))
+    return str(path)

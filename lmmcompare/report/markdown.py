@@ -1,0 +1,44 @@
+"""Markdown rendering of a Comparison (for notebooks and READMEs)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+TABLE_COLUMNS = ["estimate", "se", "lower", "upper", "post_median", "post_sd", "eti_lower", "eti_upper",
+                 "r_hat", "ess_bulk", "shift", "overlap", "flag"]
+
+
+def _fmt(v):
+    if isinstance(v, str):
+        return v
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, (int, np.integer)) or (isinstance(v, float) and float(v).is_integer() and abs(v) > 100):
+        return f"{v:.0f}"
+    return f"{v:.4g}"
+
+
+def frame_markdown(frame: pd.DataFrame, index_name: str = "") -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join([index_name] + [str(c) for c in cols]) + " |",
+             "|" + "---|" * (len(cols) + 1)]
+    for idx, row in frame.iterrows():
+        lines.append("| " + " | ".join([str(idx)] + [_fmt(row[c]) for c in cols]) + " |")
+    return "\n".join(lines)
+
+
+def comparison_markdown(cmp, ci: str = "profile", level: float = 0.95) -> str:
+    table = cmp.table(ci, level)
+    spec = cmp.spec
+    lines = [f"### {spec.formula}", "",
+             f"{spec.n} observations; " + ", ".join(f"{g}: {f.n_levels} levels" for g, f in spec.factors.items())
+             + f". Frequentist: {'REML' if cmp.freq.reml else 'ML'}, {ci} intervals; Bayesian: "
+               f"{cmp.bayes.parameterization} ({cmp.bayes.sampler}); {int(level * 100)}% intervals.", "",
+             frame_markdown(table[TABLE_COLUMNS], "parameter"), ""]
+    flags = cmp.flags(ci, level)
+    if flags:
+        lines.append("**Flags**")
+        lines += [f"- `{name}` ({flag}): {text}" for name, flag, text in flags]
+    else:
+        lines.append("No flags: the two paradigms agree on every parameter.")
+    return "\n".join(lines)

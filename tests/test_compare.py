@@ -1,0 +1,151 @@
+"""The comparison layer, its plots, the HTML report and the command line."""
+import re
+import subprocess
+import sys
+import warnings
+
+import matplotlib.figure
+import numpy as np
+import pytest
+
+import lmmcompare as lc
+from lmmcompare.errors import ArgumentError, SamplingWarning
+from lmmcompare.plots import caterpillar_plot, forest_plot, ppc_plot, shrinkage_plot, trace_plot
+
+SAMPLING = dict(draws=300, tune=300, chains=2, progressbar=False, parameterization="marginal")
+
+
+@pytest.fixture(scope="module")
+def sleep_cmp():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        return lc.fit_both("Reaction ~ Days + (Days | Subject)", "sleepstudy", seed=4, **SAMPLING)
+
+
+@pytest.fixture(scope="module")
+def dyestuff2_cmp():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lc.fit_both("Yield ~ 1 + (1 | Batch)", "Dyestuff2", seed=5, **SAMPLING)
+
+
+def test_table_columns_and_names(sleep_cmp):
+    table = sleep_cmp.table("wald")
+    assert list(table.index) == ["(Intercept)", "Days", "sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject",
+                                 "sd_Days|Subject", "sigma"]
+    assert list(table.columns) == ["estimate", "se", "lower", "upper", "interval", "post_mean", "post_median",
+                                   "post_sd", "eti_lower", "eti_upper", "hdi_lower", "hdi_upper", "r_hat",
+                                   "ess_bulk", "shift", "overlap", "flag"]
+    fit = sleep_cmp.freq
+    np.testing.assert_allclose(table.loc["Days", ["estimate", "se"]], [fit.fixef["Days"], fit.se["Days"]])
+    assert np.isnan(table.loc["sigma", "se"]) and np.isnan(table.loc["sigma", "lower"])  # Wald: fixed only
+    draws = sleep_cmp.bayes.idata.posterior["Days"].values.ravel()
+    assert table.loc["Days", "post_median"] == pytest.approx(np.median(draws))
+    assert table.loc["Days", "shift"] == pytest.approx((np.median(draws) - fit.fixef["Days"]) / fit.se["Days"])
+    lo, hi = table.loc["Days", ["lower", "upper"]]
+    elo, ehi = table.loc["Days", ["eti_lower", "eti_upper"]]
+    inter = max(0, min(hi, ehi) - max(lo, elo))
+    assert table.loc["Days", "overlap"] == pytest.approx(inter / (max(hi, ehi) - min(lo, elo)))
+    assert table.loc["Days", "flag"] == ""
+
+
+def test_profile_table_uses_profile_intervals(sleep_cmp):
+    table = sleep_cmp.table("profile")
+    prof = sleep_cmp.freq.confint("profile", progress=False)
+    np.testing.assert_allclose(table["lower"], prof.loc[table.index, "lower"])
+    assert (table["interval"] == "profile").all()
+
+
+def test_boundary_flag_on_dyestuff2(dyestuff2_cmp):
+    table = dyestuff2_cmp.table("profile")
+    assert dyestuff2_cmp.freq.singular
+    assert "boundary" in table.loc["sd_(Intercept)|Batch", "flag"]
+    flags = dyestuff2_cmp.flags("profile")
+    assert any(name == "sd_(Intercept)|Batch" and flag == "boundary" and "boundary (0)" in text
+               for name, flag, text in flags)
+
+
+def test_ranef_table_and_shrinkage(sleep_cmp):
+    rt = sleep_cmp.ranef_table()
+    assert list(rt.columns) == ["group", "level", "coef", "mode", "cond_sd", "post_mean", "post_sd"]
+    assert len(rt) == 36
+    row = rt[(rt.level == "308") & (rt.coef == "Days")].iloc[0]
+    assert row["mode"] == pytest.approx(sleep_cmp.freq.ranef()["Subject"].loc["308", "Days"])
+    s = sleep_cmp.shrinkage()
+    data = lc.load_dataset("sleepstudy")
+    sub = data[data.Subject == "308"]
+    slope, intercept = np.polyfit(sub.Days, sub.Reaction, 1)
+    assert s[(s.level == "308") & (s.coef == "Days")]["ols"].item() == pytest.approx(slope)
+    # BLUPs shrink the per-subject slopes towards the population slope
+    wide = s[s.coef == "Days"]
+    assert np.var(wide["reml"]) < np.var(wide["ols"])
+
+
+def test_ppc_statistics_and_fit_statistics(sleep_cmp):
+    ppc = sleep_cmp.ppc(seed=1)
+    assert list(ppc.index) == ["mean", "sd", "min", "max", "sd of Subject means"]
+    assert ppc.loc["mean", "observed"] == pytest.approx(np.mean(sleep_cmp.spec.y))
+    assert ((ppc["p_value"] >= 0) & (ppc["p_value"] <= 1)).all()
+    assert 0.05 < ppc.loc["mean", "p_value"] < 0.95  # a well-fitting model reproduces the mean
+    fs = sleep_cmp.fit_statistics()
+    assert fs.loc["AIC", "frequentist"] == pytest.approx(sleep_cmp.freq.aic)
+    assert np.isfinite(fs.loc["elpd_loo", "bayesian"])
+
+
+def test_every_plot_returns_a_figure(sleep_cmp):
+    for fig in (forest_plot(sleep_cmp, "wald"), caterpillar_plot(sleep_cmp), shrinkage_plot(sleep_cmp),
+                ppc_plot(sleep_cmp, seed=0), trace_plot(sleep_cmp.bayes)):
+        assert isinstance(fig, matplotlib.figure.Figure) and fig.axes
+
+
+def test_html_report_is_self_contained(sleep_cmp, tmp_path):
+    path = sleep_cmp.report(tmp_path / "report.html", ci="wald")
+    text = open(path, encoding="utf-8").read()
+    assert text.startswith("<!DOCTYPE html>")
+    assert len(re.findall(r'src="data:image/png;base64,', text)) >= 5
+    assert "http://" not in text.replace("http://www.w3.org", "") and "<script" not in text
+    assert "sd_(Intercept)|Subject" in text and "Side by side" in text and "seed: 4" in text
+    assert "pymc" in text and "Posterior predictive test statistics" in text
+
+
+def test_markdown(sleep_cmp):
+    md = sleep_cmp.to_markdown("wald")
+    assert md.startswith("### Reaction ~ Days + (Days | Subject)")
+    assert "| Days |" in md and ("No flags" in md or "**Flags**" in md)
+
+
+def test_compare_rejects_mismatched_fits(sleep_cmp, dyestuff2_cmp):
+    with pytest.raises(ArgumentError, match="not of the same model and data"):
+        lc.compare(sleep_cmp.freq, dyestuff2_cmp.bayes)
+    with pytest.raises(ArgumentError, match="takes an LmerFit and a BayesFit"):
+        lc.compare(sleep_cmp.bayes, sleep_cmp.freq)
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "lmmcompare.cli", *args], capture_output=True, text=True)
+
+
+def test_cli_datasets_and_fit():
+    out = run_cli("datasets")
+    assert out.returncode == 0 and "sleepstudy" in out.stdout and "InstEval" in out.stdout
+    out = run_cli("fit", "Reaction ~ Days + (Days | Subject)", "--data", "sleepstudy", "--ml")
+    assert out.returncode == 0
+    assert "maximum likelihood" in out.stdout and "1763.9" in out.stdout and "Data: sleepstudy" in out.stdout
+
+
+def test_cli_bad_arguments_give_one_line_errors(tmp_path):
+    out = run_cli("fit", "Reaction ~ Dayz + (1 | Subject)", "--data", "sleepstudy")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "unknown column 'Dayz'" in out.stderr
+    out = run_cli("fit", "y ~ x + (1 | g)", "--data", str(tmp_path / "missing.csv"))
+    assert out.returncode == 2 and "neither a shipped dataset" in out.stderr and "Traceback" not in out.stderr
+    out = run_cli("compare", "y ~ (1|g)")
+    assert out.returncode == 2 and "--data" in out.stderr
+
+
+def test_cli_compare_writes_a_report(tmp_path):
+    report = tmp_path / "out.html"
+    out = run_cli("compare", "Yield ~ 1 + (1 | Batch)", "--data", "Dyestuff", "--report", str(report),
+                  "--draws", "200", "--tune", "200", "--chains", "2", "--seed", "3", "--ci", "wald",
+                  "--parameterization", "marginal")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert report.exists() and "| sd_(Intercept)|Batch |" in out.stdout
