@@ -7,7 +7,7 @@ Run: python3 case_studies/pastes.py
 from _common import run
 
 if __name__ == "__main__":
-    cmp = run("pastes", "strength ~ 1 + (1 | batch/cask)", "Pastes", parameterization="marginal")
+    cmp = run("pastes", "strength ~ 1 + (1 | batch/cask)", "Pastes")
     t = cmp.table()
     row = t.loc["sd_(Intercept)|batch"]
     print(f"\nFINDING: sd of batch: REML {row.estimate:.2f} [{row.lower:.2f}, {row.upper:.2f}] vs posterior median "

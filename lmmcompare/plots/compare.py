@@ -14,29 +14,28 @@ def _plt():
 
 
 def forest_plot(cmp, ci: str = "profile", level: float = 0.95):
-    """Per parameter: frequentist estimate and interval beside the posterior median and ETI.
-
-    Fixed effects and variance parameters are on separate panels (different scales)."""
+    """Per parameter, its own panel (own scale): frequentist estimate and interval above,
+    posterior median and equal-tailed interval below."""
     plt = _plt()
     table = cmp.table(ci, level)
-    groups = [[n for n in table.index if n in cmp.spec.fixed_names],
-              [n for n in table.index if n not in cmp.spec.fixed_names]]
-    groups = [g for g in groups if g]
-    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 0.6 * max(map(len, groups)) + 1.5),
-                             squeeze=False)
-    for ax, names in zip(axes[0], groups):
-        pos = np.arange(len(names))
-        t = table.loc[names]
-        ax.errorbar(t["estimate"], pos + 0.15, xerr=[t["estimate"] - t["lower"], t["upper"] - t["estimate"]],
-                    fmt="o", color="C0", label=f"frequentist ({ci})")
-        ax.errorbar(t["post_median"], pos - 0.15,
-                    xerr=[t["post_median"] - t["eti_lower"], t["eti_upper"] - t["post_median"]],
-                    fmt="s", color="C1", label="posterior median, ETI")
-        ax.set_yticks(pos, names)
-        ax.invert_yaxis()
+    names = list(table.index)
+    fig, axes = plt.subplots(len(names), 1, figsize=(7, 0.85 * len(names) + 1.0), squeeze=False)
+    for ax, name in zip(axes[:, 0], names):
+        t = table.loc[name]
+        if np.isfinite(t["lower"]):
+            ax.plot([t["lower"], t["upper"]], [1, 1], color="C0", lw=2)
+        ax.plot(t["estimate"], 1, "o", color="C0")
+        ax.plot([t["eti_lower"], t["eti_upper"]], [0, 0], color="C1", lw=2)
+        ax.plot(t["post_median"], 0, "s", color="C1")
+        ax.set_ylim(-0.7, 1.7)
+        ax.set_yticks([])
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
         ax.grid(axis="x", alpha=0.3)
-    axes[0][0].legend(loc="best", fontsize=8)
-    fig.suptitle(f"{cmp.spec.formula}: {int(level * 100)}% intervals")
+    axes[0, 0].plot([], [], "o-", color="C0", label=f"frequentist ({ci})")
+    axes[0, 0].plot([], [], "s-", color="C1", label="posterior median, ETI")
+    axes[0, 0].legend(fontsize=7, loc="upper right", ncol=2)
+    fig.suptitle(f"{cmp.spec.formula}: {int(level * 100)}% intervals", fontsize=10)
     fig.tight_layout()
     return fig
 

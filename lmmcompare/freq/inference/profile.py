@@ -88,6 +88,8 @@ class _VarianceScale:
 
     def to_theta(self, s):
         sigma = s[-1]
+        if all(p <= 2 for p in self.sizes):
+            return self._to_theta_small(s, sigma)
         Ts, pos = [], 0
         for p in self.sizes:
             k = p * (p + 1) // 2
@@ -110,6 +112,21 @@ class _VarianceScale:
                 Ts.append(_cholesky_psd(cov))
             pos += k
         return T_to_theta(Ts)
+
+    def _to_theta_small(self, s, sigma):
+        """Closed form for terms of one or two columns: T = [[s1, 0], [rho s2, s2 sqrt(1 - rho^2)]] / sigma."""
+        out, pos = [], 0
+        for p in self.sizes:
+            if p == 1:
+                out.append(s[pos] / sigma)
+                pos += 1
+            else:
+                s1, rho, s2 = s[pos : pos + 3]
+                if abs(rho) > 1:
+                    return None
+                out += [s1 / sigma, rho * s2 / sigma, s2 * np.sqrt(1.0 - rho * rho) / sigma]
+                pos += 3
+        return np.array(out)
 
     def from_fit(self):
         out = []
@@ -143,7 +160,7 @@ class _VarianceScale:
         return value, grad
 
     def _theta_jacobian(self, s, theta, h=1e-7):
-        """d theta / d s: exact 1/sigma for scalar terms, differences for correlated ones."""
+        """d theta / d s: closed form for terms of one or two columns, differences otherwise."""
         J = np.zeros((theta.size, s.size))
         sigma = s[-1]
         J[:, -1] = -theta / sigma  # theta = chol(cov) / sigma
@@ -152,6 +169,12 @@ class _VarianceScale:
             k = p * (p + 1) // 2
             if p == 1:
                 J[pos, pos] = 1.0 / sigma
+            elif p == 2:
+                _, rho, s2 = s[pos : pos + 3]
+                root = np.sqrt(max(1.0 - rho * rho, 1e-300))
+                J[pos, pos] = 1.0 / sigma
+                J[pos + 1, pos + 1], J[pos + 1, pos + 2] = s2 / sigma, rho / sigma
+                J[pos + 2, pos + 1], J[pos + 2, pos + 2] = -s2 * rho / (sigma * root), root / sigma
             else:
                 for j in range(pos, pos + k):
                     up = s.copy()
@@ -246,7 +269,12 @@ def profile(fit, which=None, level: float = 0.95, progress=None) -> Profile:
 
 
 def _roots(zeta, trace, z, lo, hi):
-    """Interval ends: Brent's method on zeta(x) = -z and +z inside the trace's brackets."""
+    """Interval ends: roots of zeta(x) = -z and +z inside the trace's brackets.
+
+    The profile is nearly linear near its ends, so a secant step from the two
+    bracketing trace points usually lands within 1e-7; Brent's method on the
+    narrowed bracket is the safeguard.
+    """
     out = []
     for target, bound in ((-z, lo), (z, hi)):
         v, zt = trace["value"].to_numpy(), trace["zeta"].to_numpy()
@@ -255,9 +283,18 @@ def _roots(zeta, trace, z, lo, hi):
             out.append(bound)
             continue
         i = idx[-1] if target < 0 else idx[0] - 1
-        a, b = v[i], v[i + 1]
+        a, b, za, zb = v[i], v[i + 1], zt[i] - target, zt[i + 1] - target
+        x = a - za * (b - a) / (zb - za)
+        zx = zeta(x) - target
+        if abs(zx) < 1e-7:
+            out.append(x)
+            continue
+        if np.sign(zx) == np.sign(za):
+            a = x
+        else:
+            b = x
         try:
-            out.append(scipy.optimize.brentq(lambda x: zeta(x) - target, a, b, xtol=1e-12, rtol=1e-6))
+            out.append(scipy.optimize.brentq(lambda t: zeta(t) - target, a, b, xtol=1e-12, rtol=1e-6))
         except ValueError:
             out.append(_crossing(trace, target, bound))
     return out
@@ -289,7 +326,7 @@ def _variance_zeta(scale, s_hat, i, base, lo, hi):
 
         def solve(start):
             return scipy.optimize.minimize(f, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                                           options=dict(ftol=1e-13, gtol=1e-9, maxcor=20))
+                                           options=dict(ftol=1e-12, gtol=1e-7, maxcor=20))
 
         best = solve(warm_start(x))
         # a warm start stuck on a bound must not make the profile too steep: retry
