@@ -25,3 +25,10 @@ def run(name: str, formula: str, data: str, reml: bool = True, ci: str = "profil
     path = cmp.report(OUT / f"{name}.html", ci=ci)
     print(f"\nreport: {path}")
     return cmp
+
+
+def interval_finding(cmp, name: str) -> str:
+    """'REML est [lo, hi] vs posterior median med [lo, hi]' for one parameter of the table."""
+    row = cmp.table().loc[name]
+    return (f"{name}: REML {row.estimate:.2f} [{row.lower:.2f}, {row.upper:.2f}] vs posterior median "
+            f"{row.post_median:.2f} [{row.eti_lower:.2f}, {row.eti_upper:.2f}]")
