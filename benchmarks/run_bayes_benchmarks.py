@@ -33,12 +33,12 @@ def simulated_large(n=20_000, groups=400, seed=0):
     return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical(g.astype(str))})
 
 
-def ours(formula, data, parameterization, draws, tune, chains):
+def ours(formula, data, parameterization, draws, tune, chains, sampler="pymc"):
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = lc.bayes(formula, data, draws=draws, tune=tune, chains=chains, seed=1, progressbar=False,
-                       parameterization=parameterization)
+                       parameterization=parameterization, sampler=sampler)
     wall = time.perf_counter() - t0
     ess = az.ess(fit.idata, var_names=fit.parameter_names, method="bulk")
     smallest = min(float(ess[v]) for v in fit.parameter_names)
@@ -69,12 +69,20 @@ def main(argv=None):
     cases = [("sleepstudy", "Reaction ~ Days + (Days | Subject)", lc.load_dataset("sleepstudy"))]
     if not args.skip_large:
         cases.append(("simulated 20,000 rows", "y ~ x + (x | g)", simulated_large()))
+    try:
+        import nutpie  # noqa: F401
+
+        samplers = ("pymc", "nutpie")
+    except ImportError:
+        samplers = ("pymc",)
     rows = ["| model | sampler | wall s | smallest bulk ESS | ESS/s | divergences |", "|---|---|---|---|---|---|"]
     for name, formula, data in cases:
-        for par in ("noncentered", "marginal"):
-            wall, ess, div = ours(formula, data, par, draws, tune, chains)
-            rows.append(f"| {name} | lmmcompare {par} | {wall:.1f} | {ess:.0f} | {ess / wall:.1f} | {div} |")
-            print(rows[-1], flush=True)
+        for sampler in samplers:
+            for par in ("noncentered", "marginal"):
+                wall, ess, div = ours(formula, data, par, draws, tune, chains, sampler)
+                rows.append(f"| {name} | lmmcompare {par} ({sampler}) | {wall:.1f} | {ess:.0f} | {ess / wall:.1f} "
+                            f"| {div} |")
+                print(rows[-1], flush=True)
         res = bambi_run(formula, data, draws, tune, chains)
         if res is not None:
             wall, ess, div = res
