@@ -49,11 +49,9 @@ def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt):
     x_means = X.mean(axis=0) if has_intercept else np.zeros(len(slope_index))
     Xc = X - x_means
     mu = 0.0
-    parts = []
     if slope_index:
         beta = pt.stack([priors.fixed[names[j]].variable(f"beta_{k}") for k, j in enumerate(slope_index)])
         mu = pt.dot(Xc, beta)
-        parts.append(beta)
     if has_intercept:
         alpha = priors.intercept.variable("alpha")
         mu = mu + alpha

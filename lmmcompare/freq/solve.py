@@ -10,24 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
-import scipy.sparse as sp
 
 from .factor import BlockedFactor
 from .relcovar import scale_rows_cols
-
-
-def L21(f: BlockedFactor) -> sp.csr_matrix:
-    """``L21 = Lr' A21 Lambda_1 L11^{-T}`` (m x q1, sparse like A21)."""
-    D = sp.block_diag(list(f.D1), format="csr")
-    return (_lambda_rest(f) @ f.cp.A21 @ D).tocsr()
-
-
-def _lambda_rest(f: BlockedFactor) -> sp.csr_matrix:
-    """``Lr'``: block diagonal, T_i' per level of each later term, identity on X and y."""
-    cp = f.cp
-    blocks = [sp.kron(sp.identity(n_lev), T.T) for T, n_lev in zip(f.Ts[1:], cp.rest_levels)]
-    blocks.append(sp.identity(cp.p + 1))
-    return sp.block_diag(blocks, format="csr")
 
 
 def L21_transpose_times(f: BlockedFactor, v: np.ndarray) -> np.ndarray:
