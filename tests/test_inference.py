@@ -83,7 +83,6 @@ def test_profile_intervals_match_lme4(case, fitted_cases):
     ci = prof.confint(0.95)
     ref = case["profile_ci"]
     assert list(ci.index) == ref["names"]
-    zeta_fns = None
     for name, lo, hi in zip(ref["names"], ref["lower"], ref["upper"]):
         for side, mine, theirs in (("lower", ci.loc[name, "lower"], lo), ("upper", ci.loc[name, "upper"], hi)):
             tol = 2e-3 if name.startswith("cor_") else 2e-3 * abs(theirs)

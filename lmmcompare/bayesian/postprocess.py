@@ -78,13 +78,13 @@ def random_effects_marginal(post, built, fixed, factors, rng):
     sigma = _stack(post, "sigma")
     beta = np.stack([fixed[n] for n in spec.fixed_names], axis=-1)  # (c, d, p)
     Z = spec.Z
-    ZtZ = (Z.T @ Z).toarray()
     Zty = np.asarray(Z.T @ spec.y).ravel()
     ZtX = np.asarray(Z.T @ spec.X)
-    chains, draws = sigma.shape
-    out = [np.empty((chains, draws, t.n_levels, t.p)) for t in spec.terms]
     if len(spec.terms) == 1:
         return [_single_term_draws(spec, sigma, beta, factors[0], Zty, ZtX, rng)]
+    ZtZ = (Z.T @ Z).toarray()  # dense q x q: only the several-term path needs it
+    chains, draws = sigma.shape
+    out = [np.empty((chains, draws, t.n_levels, t.p)) for t in spec.terms]
     for c in range(chains):
         for d in range(draws):
             s = sigma[c, d]

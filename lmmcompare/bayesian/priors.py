@@ -58,12 +58,10 @@ class Prior:
 
     def dist(self):
         """An unnamed PyMC distribution (for ``sd_dist`` of the LKJ prior)."""
-        import pymc as pm
 
         return _PYMC[self.family].dist(**self.kwargs)
 
     def variable(self, name, **extra):
-        import pymc as pm
 
         return _PYMC[self.family](name, **self.kwargs, **extra)
 

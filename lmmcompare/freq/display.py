@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 
 def _fmt_table(rows: list[list[str]], align_left: int = 1) -> list[str]:

@@ -12,28 +12,18 @@ import numpy as np
 import scipy.linalg
 
 from .factor import BlockedFactor
-from .relcovar import scale_rows_cols
+from .relcovar import apply_lambda, scale_rows_cols
 
 
 def L21_transpose_times(f: BlockedFactor, v: np.ndarray) -> np.ndarray:
     """``L21' v = D' A21' Lr v`` without forming L21 (v has m entries)."""
     cp = f.cp
-    w = scale_rows_cols_vector(v, f)
+    qr = cp.q_rest
+    w = np.concatenate([apply_lambda(v[:qr], f.Ts[1:], cp.rest_levels), v[qr:]])  # Lr v
     t = (cp.A21_T @ w).reshape(cp.l1, cp.p1)
     if cp.p1 == 1:
         return f.D1.ravel() * t.ravel()
     return (np.swapaxes(f.D1, 1, 2) @ t[:, :, None]).ravel()
-
-
-def scale_rows_cols_vector(v: np.ndarray, f: BlockedFactor) -> np.ndarray:
-    """``Lr v``: T_i applied to each level block of the later terms."""
-    cp = f.cp
-    out = np.array(v, dtype=float, copy=True)
-    for T, off, n_lev in zip(f.Ts[1:], cp.rest_offsets, cp.rest_levels):
-        p = T.shape[0]
-        seg = slice(off, off + n_lev * p)
-        out[seg] = (out[seg].reshape(n_lev, p) @ T.T).ravel()
-    return out
 
 
 def solve_modes(f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ import scipy.stats
 from ...params import sd_cor_from_cov, variance_parameter_names
 from ..factor import LOG_2PI
 from ..gradient import deviance_pieces
-from ..relcovar import lower_index, theta_to_T, T_to_theta
+from ..relcovar import lower_index, T_to_theta
 from .varpar import fit_cross_products
 
 
