@@ -14,8 +14,9 @@ __all__ = ["ModelSpec", "lmer", "LmerFit", "anova", "bayes", "BayesFit", "compar
 
 def __getattr__(name):
     # the Bayesian engine imports PyMC and ArviZ, which take seconds: load it on first use
-    if name in ("bayes", "BayesFit"):
-        from . import bayesian
+    if name in ("bayes", "BayesFit", "bayesian"):
+        import importlib
 
-        return getattr(bayesian, name)
+        bayesian = importlib.import_module(f"{__name__}.bayesian")  # not "from . import": it would recurse here
+        return bayesian if name == "bayesian" else getattr(bayesian, name)
     raise AttributeError(f"module 'lmmcompare' has no attribute {name!r}")

@@ -41,12 +41,20 @@ class DroppedRowsWarning(LmmWarning):
     """Rows with missing values were removed before fitting."""
 
 
+class DuplicateTermWarning(LmmWarning):
+    """A fixed-effect term was written more than once; it is used once (as R does)."""
+
+
 class RankDeficiencyWarning(LmmWarning):
     """Aliased fixed-effect columns were dropped (as lme4 does)."""
 
 
 class ConvergenceWarning(LmmWarning):
     """The optimizer stopped at a point whose gradient is not small."""
+
+
+class PrecisionWarning(LmmWarning):
+    """The criterion cannot be evaluated to full precision in the model's own columns."""
 
 
 class SingularFitWarning(LmmWarning):

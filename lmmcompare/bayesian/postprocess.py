@@ -19,6 +19,7 @@ def _stack(post, name):
 
 
 def fixed_effects(post, built):
+    """Fixed-effect draws by name; ``(Intercept)`` moved back from the centred predictors (``alpha - sum xbar_j beta_j``)."""
     spec = built.spec
     names = spec.fixed_names
     out = {}
@@ -44,6 +45,7 @@ def covariance_factors(post, built):
 
 
 def variance_parameters(post, built, factors):
+    """Draws of every ``sd_*`` and ``cor_*`` (from ``L_i L_i'``) and of ``sigma``, by the shared names."""
     out = {}
     for t, L in zip(built.spec.terms, factors):
         cov = L @ np.swapaxes(L, -1, -2)
@@ -69,6 +71,7 @@ def _cor_index(name, term):
 
 
 def random_effects_noncentered(post, built):
+    """Per term, the sampled ``b_i`` (noncentered and centered parameterisations)."""
     return [_stack(post, f"b_{i}") for i in range(len(built.spec.terms))]
 
 
@@ -150,6 +153,7 @@ def random_effects_from_posterior(post, spec):
 
 
 def linear_predictor(spec, fixed, b_terms):
+    """``X beta + Z b`` for every draw: (chain, draw, obs)."""
     beta = np.stack([fixed[n] for n in spec.fixed_names], axis=-1)
     mu = np.einsum("np,cdp->cdn", spec.X, beta)
     for t, b in zip(spec.terms, b_terms):

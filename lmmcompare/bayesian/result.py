@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..arguments import check_bool, check_level, check_seed
 from ..errors import SamplingWarning
 from ..params import variance_parameter_names
 from ..spec import ModelSpec
@@ -47,11 +48,14 @@ class BayesFit:
 
     def summary(self, include_ranef: bool = True, hdi_prob: float = 0.95) -> pd.DataFrame:
         """ArviZ summary (mean, sd, HDI, R-hat, ESS) under the shared names."""
+        check_bool("include_ranef", include_ranef)
+        check_level("hdi_prob", hdi_prob)
         var_names = self.parameter_names + ([f"r_{g}" for g in self.spec.factors] if include_ranef else [])
         return az.summary(self.idata, var_names=var_names, hdi_prob=hdi_prob)
 
     def ranef(self, sd: bool = False) -> dict[str, pd.DataFrame]:
         """Posterior means (or sds) of the random effects, laid out as ``LmerFit.ranef``."""
+        check_bool("sd", sd)
         out = {}
         for g in self.spec.factors:
             da = self.idata.posterior[f"r_{g}"]
@@ -68,6 +72,7 @@ class BayesFit:
 
     def posterior_predictive(self, seed=None) -> xr.DataArray:
         """Replicated responses ``y_rep`` (chain, draw, obs), drawn if not stored yet."""
+        check_seed("seed", seed)
         if "posterior_predictive" in self.idata.groups():
             return self.idata.posterior_predictive["y"]
         rng = np.random.default_rng(seed)
@@ -90,14 +95,16 @@ class BayesFit:
 
     def loo(self, pointwise: bool = False):
         """PSIS-LOO (ArviZ) from the pointwise conditional log-likelihood."""
+        check_bool("pointwise", pointwise)
         return az.loo(self.idata, pointwise=pointwise)
 
     def diagnostics(self, warn: bool = False) -> pd.DataFrame:
         """R-hat, bulk and tail ESS per parameter and the divergence count.
 
-        With ``warn``, a :class:`SamplingWarning` names every parameter with
+        With ``warn``, a :class:`~lmmcompare.errors.SamplingWarning` names every parameter with
         R-hat > 1.01 or ESS < 400, and reports divergences.
         """
+        check_bool("warn", warn)
         table = az.summary(self.idata, var_names=self.parameter_names, kind="diagnostics")
         divergent = int(self.idata.sample_stats["diverging"].sum()) if "diverging" in self.idata.sample_stats else 0
         table.attrs["divergences"] = divergent

@@ -4,12 +4,12 @@ For each parameter under the shared names:
 
 * ``shift`` = (posterior median - estimate) / s, with s the frequentist se for
   fixed effects and the posterior sd for variance components (which have no se);
-* ``overlap`` = |intersection| / |union| of the two intervals (1 when identical,
+* ``overlap`` = length of the intersection / length of the union of the two intervals (1 when identical,
   0 when disjoint);
 * ``flag`` names what a reader should look at: ``boundary`` (the frequentist fit
   puts an sd at 0 while the posterior keeps its mass away from 0: posterior median
   above a tenth of the posterior median of sigma), ``width`` (one interval
-  more than 1.5 times the other), ``shift`` (|shift| > 1).
+  more than 1.5 times the other), ``shift`` (``|shift| > 1``).
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ FLAG_TEXT = {
 
 
 def interval_overlap(a_lo, a_hi, b_lo, b_hi) -> float:
+    """Length of the intersection over the length of the union of two intervals (NaN if an end is not finite)."""
     if not all(np.isfinite([a_lo, a_hi, b_lo, b_hi])):
         return np.nan
     inter = max(0.0, min(a_hi, b_hi) - max(a_lo, b_lo))
@@ -36,6 +37,7 @@ def interval_overlap(a_lo, a_hi, b_lo, b_hi) -> float:
 
 
 def comparison_table(freq_fit, bayes_fit, freq_ci: pd.DataFrame, level: float) -> pd.DataFrame:
+    """One row per shared parameter name: the columns of :meth:`lmmcompare.Comparison.table` (see the module docstring)."""
     import arviz as az
 
     names = bayes_fit.parameter_names

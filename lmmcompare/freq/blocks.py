@@ -48,6 +48,12 @@ class CrossProducts:
         Random effects of the later terms; fixed effects.  ``m = q_rest + p + 1``.
     K : csr_matrix (m * m, l1 * p1 * p1)
         ``(K @ vec(W)).reshape(m, m)`` is the lower triangle of ``A21 W A21'``.
+    beta_offset : ndarray (p,)
+        The blocks hold ``y - X beta_offset`` in place of ``y`` (``beta_offset`` the
+        least-squares coefficients of y on X): the criterion and the random effects
+        are unchanged, beta is shifted by ``beta_offset`` (added back by
+        :func:`~lmmcompare.freq.solve.solve_modes`), and ``r^2`` no longer loses
+        digits to ``y'y`` when y has a large mean (``y -> a y + b`` invariance).
     """
 
     p1: int
@@ -62,9 +68,11 @@ class CrossProducts:
     p: int
     n: int
     K: sp.csr_matrix
+    beta_offset: np.ndarray = None
 
     @property
     def m(self) -> int:
+        """Size of the dense trailing block: later terms' random effects, then X, then y."""
         return self.A22.shape[0]
 
     def workspace(self, slot: int) -> np.ndarray:
@@ -148,7 +156,13 @@ def cross_products(spec: ModelSpec) -> CrossProducts:
     first, rest = spec.terms[0], spec.terms[1:]
     Z1 = first.Z
     rest_blocks = [t.Z for t in rest]
-    dense_cols = np.column_stack([spec.X, spec.y]) if spec.p else spec.y[:, None]
+    y, offset = spec.y, np.zeros(spec.p)
+    if spec.p:
+        X = spec.X
+        for _ in range(2):  # one step of iterative refinement: y - X offset is accurate to rounding
+            step = np.linalg.lstsq(X, y, rcond=None)[0]
+            offset, y = offset + step, y - X @ step
+    dense_cols = np.column_stack([spec.X, y]) if spec.p else y[:, None]
     W = sp.hstack(rest_blocks + [sp.csc_matrix(dense_cols)], format="csc")
     m = W.shape[1]
     if m > DENSE_LIMIT:
@@ -171,4 +185,4 @@ def cross_products(spec: ModelSpec) -> CrossProducts:
         A21=A21, A22=A22,
         rest_sizes=[t.p for t in rest], rest_levels=[t.n_levels for t in rest], rest_offsets=offsets,
         q_rest=pos, p=spec.p, n=spec.n,
-        K=_pair_structure(A21, first.n_levels, first.p, m))
+        K=_pair_structure(A21, first.n_levels, first.p, m), beta_offset=offset)

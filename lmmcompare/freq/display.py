@@ -1,4 +1,4 @@
-"""lme4-style text display of an :class:`LmerFit`."""
+"""lme4-style text display of an :class:`~lmmcompare.LmerFit`."""
 from __future__ import annotations
 
 import numpy as np

@@ -61,6 +61,7 @@ class BlockedFactor:
 
     @property
     def q_rest(self) -> int:
+        """Random effects of the later terms (rows of the trailing block before X and y)."""
         return self.cp.q_rest
 
     @property
@@ -82,6 +83,7 @@ class BlockedFactor:
         return 2.0 * np.log(dx).sum()
 
     def objective(self, reml: bool) -> float:
+        """REML criterion ``d_R(theta)`` (``reml=True``) or profiled deviance ``d(theta)``, lme4's scale."""
         n, p = self.cp.n, self.cp.p
         r2 = self.r2
         if reml:

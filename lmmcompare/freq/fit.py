@@ -7,12 +7,14 @@ Each stage takes and returns plain values, so a user can edit between them
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ArgumentError, SingularFitWarning
+from ..arguments import check_bool, check_int, check_number, check_options
+from ..errors import ArgumentError, ConvergenceWarning, PrecisionWarning, SingularFitWarning
 from ..spec import ModelSpec
 from .blocks import CrossProducts, cross_products
 from .factor import factorize, objective
@@ -21,6 +23,7 @@ from .optimize import OptSummary, optimize_theta
 from .relcovar import apply_lambda, theta_start
 from .result import LmerFit
 from .solve import diagonal_blocks, inverse_blocks, solve_modes
+from .standardize import column_transforms, standardized_spec, theta_from_standardized, theta_to_standardized
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,22 +55,72 @@ class Devfun:
 
 def make_devfun(spec: ModelSpec, reml: bool = True) -> Devfun:
     """Cross-products of [Z X y] for ``spec`` and the objective over theta."""
-    if not isinstance(reml, (bool, np.bool_)):
-        raise ArgumentError(f"reml must be True or False, got {reml!r}")
-    return Devfun(spec=spec, cp=cross_products(spec), reml=bool(reml))
+    reml = check_bool("reml", reml)
+    return Devfun(spec=spec, cp=cross_products(spec), reml=reml)
+
+
+def _positive(name, value):
+    return check_number(name, value, 0.0)
+
+
+_OPTIONS = {"ftol": _positive, "gtol": _positive, "boundary_tol": _positive, "conv_tol": _positive,
+            "maxiter": lambda name, value: check_int(name, value, 1)}
 
 
 def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
-    """Minimise ``devfun`` from ``start`` (lme4's default: identity T_i)."""
-    start = devfun.start if start is None else np.asarray(start, float)
+    """Minimise ``devfun`` from ``start``.
+
+    Without ``start``: lme4's identity start, taken on the centred and scaled
+    random-effects columns when they differ from the model's own (see
+    :mod:`lmmcompare.freq.standardize`), and the optimum polished in lme4's theta.  A given
+    ``start`` (lme4's theta) is used as it is.
+    """
+    check_options("the optimizer (lmer's **options)", options, dict(_OPTIONS))
+    if start is None:
+        transforms = column_transforms(devfun.spec)
+        if transforms is not None:
+            return _optimize_standardized(devfun, transforms, **options)
+        start = devfun.start
+    try:
+        start = np.asarray(start, dtype=float)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"start must be a sequence of {devfun.lower.size} numbers (theta), "
+                            f"got {start!r}") from None
     if start.shape != devfun.lower.shape:
-        raise ArgumentError(f"start must have {devfun.lower.size} theta values, got {start.size}")
+        raise ArgumentError(f"start must have {devfun.lower.size} theta values, got shape {start.shape}")
+    if not np.all(np.isfinite(start)):
+        raise ArgumentError(f"start must hold finite numbers, got {start!r}")
     start = np.maximum(start, devfun.lower)
     return optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
 
 
+def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
+    """Optimise on standardised random-effects columns, then polish in lme4's theta (see :mod:`lmmcompare.freq.standardize`)."""
+    sizes = [t.p for t in devfun.spec.terms]
+    inner_spec = standardized_spec(devfun.spec, transforms)
+    inner = Devfun(spec=inner_spec, cp=cross_products(inner_spec), reml=devfun.reml)
+    with warnings.catch_warnings():  # convergence is judged on the polished result
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        first = optimize_theta(inner.with_gradient, inner.start, inner.lower, **options)
+    start = np.maximum(theta_from_standardized(first.theta, transforms, sizes), devfun.lower)
+    polished = optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
+    log = tuple((theta_from_standardized(th, transforms, sizes), v) for th, v in first.log) + polished.log
+    check = inner(theta_to_standardized(polished.theta, transforms, sizes))
+    if not abs(check - polished.objective) <= 1e-6 * max(1.0, abs(check)):
+        names = sorted({c for t in devfun.spec.terms for c in t.columns if c != "(Intercept)"})
+        warnings.warn(
+            f"the {'REML criterion' if devfun.reml else 'deviance'} at the optimum is {polished.objective:.6f} "
+            f"in the model's columns but {check:.6f} with the random-effects columns centred and scaled: "
+            "precision is lost to covariates far from 0 in random-effects terms "
+            f"({', '.join(names) or 'see the terms'}); centre them (x - mean(x)) and refit", PrecisionWarning,
+            stacklevel=4)
+    return dataclasses.replace(
+        polished, method="L-BFGS-B on standardised columns, polished", log=log, n_evals=len(log),
+        theta_start=theta_from_standardized(inner.start, transforms, sizes), seconds=first.seconds + polished.seconds)
+
+
 def make_fit(devfun: Devfun, opt: OptSummary, singular_tol: float = 1e-4) -> LmerFit:
-    """Build the frozen :class:`LmerFit` at the optimum ``opt.theta``."""
+    """Build the frozen :class:`~lmmcompare.LmerFit` at the optimum ``opt.theta``."""
     spec, cp, reml = devfun.spec, devfun.cp, devfun.reml
     f = factorize(cp, opt.theta)
     u, beta = solve_modes(f)
@@ -133,6 +186,7 @@ def lmer(formula, data=None, reml: bool = True, start=None, **options) -> LmerFi
     -------
     LmerFit
     """
+    check_bool("reml", reml)
     spec = as_spec(formula, data)
     devfun = make_devfun(spec, reml)
     return make_fit(devfun, optimize_lmer(devfun, start=start, **options))

@@ -87,7 +87,7 @@ def deviance_pieces(cp: CrossProducts, theta: np.ndarray, include_X: bool):
     dlogdet = np.concatenate(grads)
     # r^2 term
     b = apply_lambda(u, Ts, [cp.l1] + cp.rest_levels)
-    zte = _zt_residual(cp, b, beta)
+    zte = _zt_residual(cp, b, beta if cp.beta_offset is None else beta - cp.beta_offset)
     dr2, start = [], 0
     for T, n_lev in zip(Ts, [cp.l1] + cp.rest_levels):
         p = T.shape[0]

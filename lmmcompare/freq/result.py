@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..arguments import check_bool, check_seed
 from ..errors import ArgumentError, DataError, NewLevelError
 from ..params import sd_cor_from_cov, term_parameter_names
 from ..spec import ModelSpec
+from ..spec.checks import prediction_frame
 from ..spec.design import rebuild_design
 from .optimize import OptSummary
 from .relcovar import theta_to_T
@@ -65,53 +67,65 @@ class LmerFit:
 
     @property
     def npar(self) -> int:
+        """Number of parameters: fixed effects, theta and sigma (lme4's ``df`` of ``logLik``)."""
         return self.spec.p + self.theta.size + 1
 
     @property
     def aic(self) -> float:
+        """``objective + 2 npar`` (for a REML fit, from the REML criterion, as lme4)."""
         return self.objective + 2 * self.npar
 
     @property
     def bic(self) -> float:
+        """``objective + log(n) npar``."""
         return self.objective + np.log(self.nobs) * self.npar
 
     @property
     def nobs(self) -> int:
+        """Number of observations used."""
         return self.spec.n
 
     @property
     def df_resid(self) -> int:
+        """Residual degrees of freedom, ``nobs - npar`` (lme4's ``df.resid``)."""
         return self.nobs - self.npar
 
     @property
     def converged(self) -> bool:
+        """Whether the optimizer passed lme4's gradient check (details in ``opt``)."""
         return self.opt.converged
 
     @property
     def n_evals(self) -> int:
+        """Evaluations of the objective during optimisation."""
         return self.opt.n_evals
 
     @property
     def fit_seconds(self) -> float:
+        """Wall time of the optimisation."""
         return self.opt.seconds
 
     # ---- fixed effects ----------------------------------------------------------
     @property
     def fixef(self) -> pd.Series:
+        """Fixed-effect estimates by lme4's coefficient names (lme4's ``fixef``)."""
         return pd.Series(self.beta, index=self.spec.fixed_names, name="Estimate")
 
     @property
     def vcov(self) -> pd.DataFrame:
+        """Covariance of the fixed-effect estimates, ``sigma^2 (L_X L_X')^{-1}``, as a named DataFrame."""
         names = self.spec.fixed_names
         return pd.DataFrame(self.vcov_beta, index=names, columns=names)
 
     @property
     def se(self) -> pd.Series:
+        """Standard errors of the fixed effects."""
         return pd.Series(np.sqrt(np.diag(self.vcov_beta)), index=self.spec.fixed_names, name="Std. Error")
 
     # ---- variance components ------------------------------------------------------
     @property
     def T_blocks(self) -> list[np.ndarray]:
+        """The lower-triangular relative factors ``T_i`` of each term, from theta."""
         return theta_to_T(self.theta, [t.p for t in self.spec.terms])
 
     def term_covariances(self) -> list[np.ndarray]:
@@ -164,8 +178,7 @@ class LmerFit:
 
         With ``condsd=True`` the conditional standard deviations instead.
         """
-        if not isinstance(condsd, (bool, np.bool_)):
-            raise ArgumentError(f"condsd must be True or False, got {condsd!r}")
+        check_bool("condsd", condsd)
         frames: dict[str, list[pd.DataFrame]] = {}
         for (t, sl), blocks in zip(self._term_slices(), self.cond_blocks):
             values = (np.sqrt(np.diagonal(blocks, axis1=1, axis2=2)) if condsd
@@ -202,32 +215,36 @@ class LmerFit:
             Include the conditional modes of the random effects.
         allow_new_levels : bool
             Levels not in the fit get zero random effects; otherwise a
-            :class:`NewLevelError` names them.
+            :class:`~lmmcompare.errors.NewLevelError` names them.
         """
+        re = check_bool("re", re)
+        check_bool("allow_new_levels", allow_new_levels)
         if newdata is None:
             return self.fitted() if re else self.spec.X @ self.beta
         if not isinstance(newdata, pd.DataFrame):
             raise ArgumentError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
         spec = self.spec
-        X = rebuild_design(spec.fixed, newdata, "the fixed-effects model matrix")[:, list(spec.keep_fixed)]
-        out = X @ self.beta
+        frame, complete = prediction_frame(spec, newdata, with_groups=re)
+        X = rebuild_design(spec.fixed, frame, "the fixed-effects model matrix")[:, list(spec.keep_fixed)]
+        out = np.full(len(newdata), np.nan)
+        out[complete] = X @ self.beta
         if not re:
             return out
         for t, sl in self._term_slices():
             missing = [c for c in t.factor.columns if c not in newdata.columns]
             if missing:
                 raise DataError(f"newdata lacks grouping column {missing[0]!r} needed by term {t.group!r}")
-            codes = t.factor.codes_for(newdata)
+            codes = t.factor.codes_for(frame)
             new = codes < 0
             if new.any() and not allow_new_levels:
-                bad = newdata.loc[new, list(t.factor.columns)].astype(str).agg(":".join, axis=1).unique()
+                bad = frame.loc[new, list(t.factor.columns)].astype(str).agg(":".join, axis=1).unique()
                 raise NewLevelError(
                     f"newdata has level(s) {', '.join(map(repr, bad[:5]))} of {t.group!r} not in the fit; "
                     "pass allow_new_levels=True to predict them with zero random effects")
-            Xi = rebuild_design(t.design, newdata, f"random term for {t.group!r}")
+            Xi = rebuild_design(t.design, frame, f"random term for {t.group!r}")
             coef = self.b[sl].reshape(t.n_levels, t.p)[np.where(new, 0, codes)]
             coef[new] = 0.0
-            out = out + np.einsum("ij,ij->i", Xi, coef)
+            out[complete] += np.einsum("ij,ij->i", Xi, coef)
         return out
 
     def simulate(self, nsim: int = 1, seed=None) -> pd.DataFrame:
@@ -240,6 +257,7 @@ class LmerFit:
         """
         if not isinstance(nsim, (int, np.integer)) or isinstance(nsim, bool) or nsim < 1:
             raise ArgumentError(f"nsim must be a positive integer, got {nsim!r}")
+        check_seed("seed", seed)
         rng = np.random.default_rng(seed)
         Z = self.spec.Z
         Lam = self._lambda_matrix()

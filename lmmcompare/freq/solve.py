@@ -27,7 +27,8 @@ def L21_transpose_times(f: BlockedFactor, v: np.ndarray) -> np.ndarray:
 
 
 def solve_modes(f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:
-    """Spherical random effects ``u`` (all terms, stacked) and ``beta``."""
+    """Spherical random effects ``u`` (all terms, stacked) and ``beta`` (for the response itself,
+    ``cp.beta_offset`` added back)."""
     cp = f.cp
     La = f.L22[:-1, :-1]
     s = scipy.linalg.solve_triangular(La, f.L22[-1, :-1], lower=True, trans="T", check_finite=False)
@@ -37,6 +38,8 @@ def solve_modes(f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:
         u1 = rhs / f.L11.ravel()
     else:
         u1 = np.linalg.solve(np.swapaxes(f.L11, 1, 2), rhs.reshape(cp.l1, cp.p1, 1)).ravel()
+    if cp.beta_offset is not None:
+        beta = beta + cp.beta_offset
     return np.concatenate([u1, u_rest]), beta
 
 
@@ -53,7 +56,7 @@ def inverse_blocks(f: BlockedFactor, include_X: bool, workspace=None):
     H : ndarray (k, k)
         ``(L22s L22s')^{-1}`` for the trailing rows used (later terms [, X]).
     Y : ndarray (l1, p1, p1)
-        ``A21_j' Lr H Lr' A21_j`` halves (see :func:`_pair_quadratic`).
+        ``A21_j' Lr H Lr' A21_j`` halves (see ``_pair_quadratic``).
 
     ``workspace``, two ``m x m`` scratch arrays, avoids fresh allocations; H then
     lives in the first and is only valid until it is reused.

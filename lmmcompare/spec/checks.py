@@ -5,12 +5,13 @@ Nothing here mutates the user's frame: every function returns a new one.
 from __future__ import annotations
 
 import difflib
+import numbers
 import warnings
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, DroppedRowsWarning, FormulaError
+from ..errors import DataError, DroppedRowsWarning, FormulaError, NewLevelError
 
 
 def check_frame(data) -> pd.DataFrame:
@@ -43,9 +44,14 @@ def _plain_column(col: pd.Series) -> pd.Series:
     dtype = col.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return col
+    if isinstance(dtype, pd.StringDtype):  # "string" (pd.NA) and pandas 3's "str": plain Python str
+        return col.astype(object).where(col.notna(), None)
     if pd.api.types.is_bool_dtype(dtype) and not isinstance(dtype, np.dtype):
         return col.astype(object).where(col.notna(), None)
     if pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, np.dtype):
+        return col.astype("float64")
+    if dtype == object and pd.api.types.infer_dtype(col, skipna=True) in (
+            "floating", "integer", "mixed-integer-float", "decimal"):  # numbers held as Python objects
         return col.astype("float64")
     return col
 
@@ -59,7 +65,8 @@ def complete_rows(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, in
     frame = pd.DataFrame({c: _plain_column(data[c]) for c in used}, index=data.index)
     for c in used:
         col = frame[c]
-        if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        if (pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
+                and col.dtype.kind != "c"):  # complex columns are refused by check_column_values
             if np.isinf(col.to_numpy(dtype=float, na_value=np.nan)).any():
                 raise DataError(
                     f"column {c!r} contains infinite values; remove or replace them before fitting"
@@ -79,20 +86,146 @@ def complete_rows(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, in
             stacklevel=4,
         )
         frame = frame.loc[~missing]
+    for c in used:
+        if isinstance(data[c].dtype, pd.BooleanDtype):  # no NA left: a plain bool column, as numpy's
+            frame[c] = frame[c].astype(bool)
+        elif isinstance(frame[c].dtype, pd.CategoricalDtype):  # R's drop.unused.levels
+            frame[c] = frame[c].cat.remove_unused_categories()
     return frame, n_drop
+
+
+_NOT_MODEL_VALUES = {  # numpy dtype kind -> (what it holds, how to convert column {c!r})
+    "M": ("dates or times", "(data[{c!r}] - data[{c!r}].min()).dt.days"),
+    "m": ("time differences", "data[{c!r}].dt.total_seconds()"),
+    "c": ("complex numbers", "numpy.real(data[{c!r}]) or data[{c!r}].abs()"),
+}
+
+
+def _value_kinds(col: pd.Series) -> set[str]:
+    """'number', 'text', 'bool' or the type name of each distinct value of an object column."""
+    def kind(v):
+        if isinstance(v, (bool, np.bool_)):
+            return "bool"
+        if isinstance(v, numbers.Real):
+            return "number"
+        return "text" if isinstance(v, str) else type(v).__name__
+
+    try:
+        values = col.unique()
+    except TypeError:  # unhashable values (lists, dicts)
+        values = col.to_numpy()
+    return {kind(v) for v in values}
+
+
+def check_column_values(frame: pd.DataFrame, used, predictors) -> None:
+    """Every model column must hold numbers or labels, and a predictor's labels must be genuine.
+
+    Dates, time differences, complex numbers and Python objects such as lists are errors
+    naming the column; so is a column mixing numbers and text (``1`` and ``"1"`` would be
+    conflated or split arbitrarily).  A text predictor whose values are all numbers is
+    almost always a data-entry accident (R would silently make it a factor with one level
+    per distinct value).  Categorical columns are factors whatever their labels.
+    """
+    for c in used:
+        col = frame[c]
+        dtype = col.dtype
+        kind = dtype.kind if isinstance(dtype, np.dtype) else None
+        if kind in _NOT_MODEL_VALUES or isinstance(dtype, (pd.DatetimeTZDtype, pd.PeriodDtype, pd.IntervalDtype)):
+            what, how = _NOT_MODEL_VALUES.get(kind, (f"values of dtype {dtype}", "data[{c!r}].astype(str)"))
+            raise DataError(f"column {c!r} holds {what} (dtype {dtype}); a model column must hold real numbers or "
+                            f"labels: convert it, e.g. with {how.format(c=c)}")
+        if dtype != object:
+            continue
+        kinds = _value_kinds(col)
+        if "number" in kinds and "text" in kinds:
+            raise DataError(
+                f"column {c!r} mixes numbers and text; clean it, e.g. pandas.to_numeric(data[{c!r}], "
+                f"errors='coerce') turns the non-numbers into missing values, or data[{c!r}].astype(str) makes "
+                "all of them labels")
+        if c not in predictors:
+            continue
+        odd = kinds - {"text", "bool", "number"}
+        if odd:
+            raise DataError(f"column {c!r} holds values of type {', '.join(sorted(odd))}; a predictor must hold "
+                            "numbers or labels")
+        if kinds == {"text"} and pd.to_numeric(col, errors="coerce").notna().all():
+            raise DataError(
+                f"column {c!r} holds numbers stored as text; convert it with pandas.to_numeric(data[{c!r}]) "
+                f"for a numeric predictor, or with data[{c!r}].astype('category') for a factor")
+
+
+def check_magnitude(values: np.ndarray, what: str) -> None:
+    """Finite values whose squares neither overflow nor underflow in double precision."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        rows = np.flatnonzero(~finite.reshape(len(values), -1).all(axis=1))
+        raise DataError(f"{what} has {rows.size} non-finite value(s) (first in row {rows[0]} of the model frame), "
+                        "e.g. from a division by zero or the log of a value <= 0: transform or drop them")
+    top = float(np.max(np.abs(values))) if values.size else 0.0
+    if top > 1e150 or 0 < top < 1e-150:
+        raise DataError(f"{what} has values of magnitude {top:.3g}, whose squares do not fit in double "
+                        "precision: rescale it")
 
 
 def response_vector(values, name: str) -> np.ndarray:
     """Check and return the response as a float vector."""
     series = pd.Series(values) if not isinstance(values, pd.Series) else values
-    if pd.api.types.is_bool_dtype(series.dtype):
+    if pd.api.types.is_bool_dtype(series.dtype) or (
+            series.dtype == object and series.map(lambda v: isinstance(v, (bool, np.bool_))).all()):
         raise DataError(f"response {name!r} is boolean; a linear mixed model needs a numeric response")
     if not pd.api.types.is_numeric_dtype(series.dtype):
+        if series.map(lambda v: isinstance(v, str)).all() and pd.to_numeric(series, errors="coerce").notna().all():
+            raise DataError(f"response {name!r} holds numbers stored as text; convert it with "
+                            f"pandas.to_numeric(data[{name!r}])")
         raise DataError(
             f"response {name!r} is not numeric (dtype {series.dtype}); convert it, "
             f"e.g. pandas.to_numeric(data[{name!r}])"
         )
+    if series.dtype.kind == "c":
+        raise DataError(f"response {name!r} holds complex numbers; a linear mixed model needs a real response")
     y = series.to_numpy(dtype=float)
+    check_magnitude(y, f"response {name!r}")
     if np.ptp(y) == 0:
         raise DataError(f"response {name!r} is constant (every value is {y[0]!r}); there is nothing to model")
     return y
+
+
+def prediction_frame(spec, newdata: pd.DataFrame, with_groups: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """The complete rows of ``newdata``'s model columns as plain columns, and which rows they are.
+
+    A predictor column that ``newdata`` lacks is a :class:`DataError` (a missing
+    grouping column is named by the caller).  Rows with a missing value are counted in a
+    :class:`DroppedRowsWarning` (their predictions are NaN); a level of a
+    fixed-effect factor that the fit never saw is a :class:`NewLevelError`.
+    """
+    absent = [c for c in spec.predictors if c not in newdata.columns]
+    if absent:
+        raise DataError(f"newdata lacks column {absent[0]!r} that the model uses "
+                        f"(predictors: {', '.join(spec.predictors)})")
+    cols = list(spec.predictors)
+    if with_groups:
+        cols += [c for f in spec.factors.values() for c in f.columns if c in newdata.columns and c not in cols]
+    frame = pd.DataFrame({c: _plain_column(newdata[c]) for c in cols}, index=newdata.index)
+    complete = ~frame.isna().any(axis=1).to_numpy()
+    if not complete.all():
+        per_col = {c: int(frame[c].isna().sum()) for c in cols if frame[c].isna().any()}
+        warnings.warn(f"{int((~complete).sum())} of {len(frame)} rows of newdata have missing values "
+                      f"({', '.join(f'{c}: {k}' for c, k in per_col.items())}); their predictions are NaN",
+                      DroppedRowsWarning, stacklevel=3)
+        frame = frame.loc[complete]
+    for c in spec.predictors:
+        if c not in frame.columns:
+            continue
+        fitted = spec.frame[c]
+        if pd.api.types.is_bool_dtype(fitted.dtype):
+            frame[c] = frame[c].astype(bool)
+        elif not pd.api.types.is_numeric_dtype(fitted.dtype):
+            known = fitted.cat.categories if isinstance(fitted.dtype, pd.CategoricalDtype) else fitted.unique()
+            new = sorted(set(map(str, frame[c].unique())) - set(map(str, known)))
+            if new:
+                raise NewLevelError(
+                    f"newdata has level(s) {', '.join(map(repr, new[:5]))} of factor {c!r} not in the fit "
+                    f"(levels: {', '.join(map(str, list(known)[:10]))}); a fixed effect has no estimate for them")
+            if isinstance(frame[c].dtype, pd.CategoricalDtype):  # the fit's levels decide, not newdata's
+                frame[c] = frame[c].astype(object)
+    return frame, complete

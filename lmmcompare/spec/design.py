@@ -16,17 +16,37 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
+from .checks import check_magnitude
 from .formula import _split_top
 
 _CONTEXT = {"np": np, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
             "log10": np.log10, "log2": np.log2, "log1p": np.log1p}
 _TREATMENT = re.compile(r"^(.*)\[T\.(.*)\]$")
 _FULL_DUMMY = re.compile(r"^(.*)\[(.*)\]$")
+_SYNTACTIC_QUOTED = re.compile(r"`([A-Za-z.][A-Za-z0-9_.]*)`")
 
 
 def r_expression(expr: str) -> str:
     """R's ``^`` inside ``I(...)`` is Python's ``**``."""
     return expr.replace("^", "**")
+
+
+_DOTTED = re.compile(r"`[^`]*`|(?<![\w.])([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]*)+)(?![\w.(])")
+
+
+def quote_names(expr: str) -> str:
+    """Backquote R names with dots (``my.var``), which Python would read as attribute access.
+
+    Names already in backquotes, ``np.`` functions and anything followed by
+    ``(`` (a function call) are left alone.
+    """
+    def repl(m):
+        name = m.group(1)
+        if name is None or name.startswith("np."):
+            return m.group(0)
+        return f"`{name}`"
+
+    return _DOTTED.sub(repl, expr)
 
 
 def lme4_name(column: str, power_written: bool = False) -> str:
@@ -38,6 +58,7 @@ def lme4_name(column: str, power_written: bool = False) -> str:
             continue
         match = _TREATMENT.match(part) or _FULL_DUMMY.match(part)
         name = f"{match.group(1)}{match.group(2)}" if match else part
+        name = _SYNTACTIC_QUOTED.sub(r"\1", name)  # R writes I(my.var^2), not I(`my.var`^2)
         parts.append(name.replace(" ** ", "^") if power_written else name)
     return ":".join(parts)
 
@@ -90,15 +111,23 @@ def _numeric_design(expr: str, frame: pd.DataFrame) -> Design | None:
 
 
 def build_design(expr: str, frame: pd.DataFrame, where: str) -> Design:
-    """Evaluate a one-sided formula on ``frame`` (complete rows only)."""
-    fast = _numeric_design(expr, frame)
-    if fast is not None:
-        return fast
-    try:
-        mm = formulaic.model_matrix(r_expression(expr), frame, na_action="raise", context=_CONTEXT)
-    except Exception as exc:  # formulaic raises many types; the user needs one message
-        raise FormulaError(f"cannot build {where} from {expr!r}: {exc}") from exc
-    return design_from_matrix(mm, power_written="^" in expr)
+    """Evaluate a one-sided formula on ``frame`` (complete rows only).
+
+    Every column must be finite with squares representable in double precision
+    (``I(1/x)`` at ``x = 0`` or ``log(x)`` at ``x <= 0`` is a :class:`DataError` naming it).
+    """
+    design = _numeric_design(expr, frame)
+    if design is None:
+        try:  # the frame has no missing values: NaN or inf can only come from a transformation, reported below
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                mm = formulaic.model_matrix(r_expression(quote_names(expr)), frame, na_action="ignore",
+                                            context=_CONTEXT)
+        except Exception as exc:  # formulaic raises many types; the user needs one message
+            raise FormulaError(f"cannot build {where} from {expr!r}: {exc}") from exc
+        design = design_from_matrix(mm, power_written="^" in expr)
+    for j, name in enumerate(design.names):
+        check_magnitude(design.matrix[:, j], f"column {name!r} of {where}")
+    return design
 
 
 def design_from_matrix(mm, power_written: bool) -> Design:

@@ -9,9 +9,10 @@ expanded as lme4's ``findbars`` does: ``a/b`` gives the groupings ``a`` and
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 
-from ..errors import FormulaError
+from ..errors import DuplicateTermWarning, FormulaError
 
 _IDENT = re.compile(r"`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*")
 
@@ -193,8 +194,25 @@ def parse_formula(formula: str) -> ParsedFormula:
             )
         else:
             fixed_pieces.append(piece)
+    fixed_pieces = _unique_pieces(fixed_pieces)
     fixed = " + ".join(fixed_pieces) if fixed_pieces else "1"
     return ParsedFormula(response=response, fixed=fixed, bars=tuple(bars))
+
+
+def _unique_pieces(pieces: list[str]) -> list[str]:
+    """Drop repeated fixed-effect terms (``x + x``), with a warning naming them."""
+    seen, out, repeated = set(), [], []
+    for piece in pieces:
+        key = re.sub(r"\s+", "", piece)
+        if key in seen:
+            repeated.append(piece)
+            continue
+        seen.add(key)
+        out.append(piece)
+    if repeated:
+        warnings.warn(f"fixed-effect term(s) {', '.join(map(repr, repeated))} written more than once; "
+                      "each is used once", DuplicateTermWarning, stacklevel=4)
+    return out
 
 
 def _parse_bar(inner: str, piece: str) -> list[Bar]:

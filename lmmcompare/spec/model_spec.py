@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 import formulaic
 import numpy as np
 import pandas as pd
-import scipy.linalg
 import scipy.sparse as sp
 
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
-from .checks import check_columns, check_frame, complete_rows, response_vector
-from .design import _CONTEXT, Design, GroupingFactor, build_design, grouping_factor, r_expression, simple_terms
+from .checks import check_column_values, check_columns, check_frame, complete_rows, response_vector
+from .design import (_CONTEXT, Design, GroupingFactor, build_design, grouping_factor, quote_names, r_expression,
+                     simple_terms)
 from .formula import ParsedFormula, parse_formula, variables_of
 
 
@@ -66,10 +66,12 @@ class RandomTerm:
 
     @property
     def p(self) -> int:
+        """Number of model columns of the term (``p_i``)."""
         return len(self.design.names)
 
     @property
     def q(self) -> int:
+        """Number of random effects of the term, ``l_i p_i``."""
         return self.n_levels * self.p
 
     @property
@@ -79,6 +81,7 @@ class RandomTerm:
 
     @property
     def n_theta(self) -> int:
+        """Length of the term's part of theta, ``p_i (p_i + 1) / 2``."""
         return self.p * (self.p + 1) // 2
 
     @property
@@ -127,6 +130,8 @@ class ModelSpec:
         Rows dropped for missing values.
     dropped_fixed : tuple of str
         Aliased fixed-effect columns dropped for rank deficiency.
+    predictors : tuple of str
+        Columns used in the fixed part or left of a bar (not grouping-only).
     """
 
     formula: str
@@ -139,33 +144,41 @@ class ModelSpec:
     n_dropped: int = 0
     dropped_fixed: tuple[str, ...] = ()
     keep_fixed: tuple[int, ...] = ()
+    predictors: tuple[str, ...] = ()
 
     @property
     def X(self) -> np.ndarray:
+        """Fixed-effects model matrix (n x p), aliased columns removed."""
         return self.fixed.matrix[:, list(self.keep_fixed)]
 
     @property
     def fixed_names(self) -> list[str]:
+        """Names of the columns of :attr:`X`, as lme4 names them."""
         return [self.fixed.names[i] for i in self.keep_fixed]
 
     @property
     def n(self) -> int:
+        """Number of observations."""
         return self.y.shape[0]
 
     @property
     def p(self) -> int:
+        """Number of fixed effects (columns of :attr:`X`)."""
         return len(self.keep_fixed)
 
     @property
     def q(self) -> int:
+        """Number of random effects, the sum of ``l_i p_i`` over the terms."""
         return sum(t.q for t in self.terms)
 
     @property
     def n_theta(self) -> int:
+        """Length of theta."""
         return sum(t.n_theta for t in self.terms)
 
     @property
     def theta_lower(self) -> np.ndarray:
+        """Lower bounds of theta for all terms: 0 on the diagonals of the T_i, -inf elsewhere."""
         return np.concatenate([t.theta_lower for t in self.terms])
 
     @property
@@ -222,15 +235,17 @@ class ModelSpec:
                 "for a model without random effects use ordinary least squares "
                 "(e.g. statsmodels.formula.api.ols or numpy.linalg.lstsq)"
             )
-        used = _used_columns(parsed, data)
+        used, predictors = _used_columns(parsed, data)
         frame, n_dropped = complete_rows(data, used)
+        check_column_values(frame, used, predictors)
         y = _response(parsed.response, frame)
         fixed = build_design(parsed.fixed, frame, "the fixed-effects model matrix")
         keep, dropped = _full_rank_columns(fixed)
         terms = _random_terms(parsed, frame)
         spec = cls(formula=formula, response=parsed.response, y=y, fixed=fixed, terms=terms,
                    frame=frame, data_name=data_name, n_dropped=n_dropped,
-                   dropped_fixed=dropped, keep_fixed=keep)
+                   dropped_fixed=dropped, keep_fixed=keep,
+                   predictors=tuple(c for c in frame.columns if c in predictors))
         _check_sizes(spec)
         return spec
 
@@ -246,30 +261,44 @@ class ModelSpec:
         return "\n".join(lines)
 
 
-def _required(expr: str, where: str) -> set[str]:
+def _required(expr: str, where: str, columns: set[str]) -> set[str]:
     simple = simple_terms(expr)
     if simple is not None:
         return set(simple[1])
+    quoted = quote_names(expr)
     try:
-        names = formulaic.Formula(r_expression(expr)).required_variables
+        names = {str(v) for v in formulaic.Formula(r_expression(quoted)).required_variables} - set(_CONTEXT)
     except Exception as exc:
         raise FormulaError(f"cannot parse {where} {expr!r}: {exc}") from exc
-    return {str(v) for v in names} - set(_CONTEXT)
+    # formulaic reports a backquoted `a.b` as the variable 'a': name the dotted column instead
+    dotted = {v for v in variables_of(quoted) if "." in v}
+    out = set()
+    for v in names:
+        longer = {d for d in dotted if d.startswith(v + ".")} if v not in columns else set()
+        out |= longer or {v}
+    return out
 
 
-def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
+def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str], set[str]]:
+    """Columns the model uses (in the frame's order) and those used as predictors (not groups)."""
     columns = {str(c) for c in data.columns}
     resp = variables_of(parsed.response)
     resp_cols = {v for v in resp if v in columns}
     if not resp_cols:
         check_columns(resp - set(_CONTEXT), data, "the response")
-    needed = {"fixed part": _required(parsed.fixed, "the fixed part")}
+    needed = {"fixed part": _required(parsed.fixed, "the fixed part", columns)}
+    predictors = set(needed["fixed part"])
     for bar in parsed.bars:
-        needed[f"random term {bar.text}"] = _required(bar.expr, "random term") | set(bar.group)
+        in_term = _required(bar.expr, "random term", columns)
+        predictors |= in_term
+        needed[f"random term {bar.text}"] = in_term | set(bar.group)
     for where, names in needed.items():
         check_columns(names, data, where)
     used = resp_cols.union(*needed.values())
-    return [str(c) for c in data.columns if str(c) in used]
+    repeated = sorted({str(c) for c in data.columns[data.columns.duplicated()]} & used)
+    if repeated:
+        raise DataError(f"column {repeated[0]!r} appears more than once in data; rename or drop the duplicates")
+    return [str(c) for c in data.columns if str(c) in used], predictors
 
 
 def _response(expr: str, frame: pd.DataFrame) -> np.ndarray:
@@ -283,14 +312,29 @@ def _response(expr: str, frame: pd.DataFrame) -> np.ndarray:
 
 
 def _full_rank_columns(fixed: Design, tol: float = 1e-7) -> tuple[tuple[int, ...], tuple[str, ...]]:
-    """Keep a full-rank subset of X's columns (pivoted QR, lme4's tolerance 1e-7)."""
+    """Keep a full-rank subset of X's columns, as lme4's ``chkRank.drop.cols``.
+
+    R's ``qr(X, LAPACK = FALSE)`` (LINPACK ``dqrdc2``, tolerance 1e-7) pivots
+    only to move a column that is (numerically) a combination of the columns
+    before it to the end: columns are taken in order and a later aliased
+    column is dropped, never an earlier one.  Here each column is kept when
+    its residual after projecting out the kept columns has norm above
+    ``tol`` times its own norm (a zero column is always dropped).
+    """
     X = fixed.matrix
     if X.shape[1] == 0:
         return (), ()
-    _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(R))
-    rank = int(np.sum(diag > tol * diag[0])) if diag.size and diag[0] > 0 else 0
-    keep = tuple(sorted(piv[:rank].tolist()))
+    norms = np.linalg.norm(X, axis=0)
+    keep, basis = [], np.zeros((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        r = X[:, j].copy()
+        for _ in range(2):  # Gram-Schmidt twice is orthogonal to working precision
+            r -= basis @ (basis.T @ r)
+        rnorm = float(np.linalg.norm(r))
+        if norms[j] > 0 and rnorm > tol * norms[j]:
+            keep.append(j)
+            basis = np.column_stack([basis, r / rnorm])
+    keep = tuple(keep)
     dropped = tuple(fixed.names[i] for i in range(X.shape[1]) if i not in keep)
     if dropped:
         warnings.warn(
@@ -325,7 +369,13 @@ def _random_terms(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[RandomTer
 
 
 def _check_sizes(spec: ModelSpec) -> None:
-    """lme4's checks: levels < observations for every term, q < n."""
+    """lme4's checks: levels < observations for every term, q < n; and p < n."""
+    if spec.p >= spec.n:
+        raise DataError(
+            f"the fixed-effects model matrix has {spec.p} columns ({', '.join(spec.fixed_names[:6])}"
+            f"{', ...' if spec.p > 6 else ''}) for {spec.n} observations; the residual variance needs more "
+            "observations than fixed effects: remove fixed-effect terms (is a numeric column stored as text "
+            "or as a factor with one level per row?)")
     for t in spec.terms:
         if t.n_levels >= spec.n:
             raise DataError(

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ...arguments import check_bool, check_seed
 from ...errors import ArgumentError
 from ...params import sd_cor_from_cov, variance_parameter_names
 from ...progress import Progress
@@ -52,6 +53,8 @@ def bootstrap(fit, nsim: int = 500, seed=None, n_jobs: int = 1, progress: bool =
         raise ArgumentError(f"nsim must be an integer >= 2, got {nsim!r}")
     if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs == 0:
         raise ArgumentError(f"n_jobs must be a non-zero integer (-1 for all cores), got {n_jobs!r}")
+    check_seed("seed", seed)
+    check_bool("progress", progress)
     sims = fit.simulate(nsim, seed=seed).to_numpy().T
     names = variance_parameter_names(fit.spec) + fit.spec.fixed_names
     chunks = np.array_split(np.arange(nsim), max(1, min(nsim, 4 * (abs(n_jobs) if n_jobs > 0 else 8))))

@@ -215,7 +215,7 @@ def _cholesky_psd(cov):
 
 
 def profile(fit, which=None, level: float = 0.95, progress=None) -> Profile:
-    """Profile the ML deviance for each parameter until |zeta| passes the ``level`` cutoff,
+    """Profile the ML deviance for each parameter until ``|zeta|`` passes the ``level`` cutoff,
     and find the interval ends at ``level`` as roots of ``zeta(x) = +-z``.
 
     Parameters
@@ -227,8 +227,15 @@ def profile(fit, which=None, level: float = 0.95, progress=None) -> Profile:
     progress : callable, optional
         Called with (done, total) after each parameter.
     """
+    from ...arguments import check_level
+    from ...errors import ArgumentError
     from ..fit import lmer
 
+    check_level("level", level)
+    if isinstance(which, str):
+        which = [which]
+    elif which is not None and (not hasattr(which, "__iter__") or not all(isinstance(w, str) for w in which)):
+        raise ArgumentError(f"which must be None, a parameter name or a list of parameter names, got {which!r}")
     fit_ml = fit if not fit.reml else lmer(fit.spec, reml=False)
     scale = _VarianceScale(fit_ml)
     s_hat = scale.from_fit()
@@ -258,8 +265,6 @@ def profile(fit, which=None, level: float = 0.95, progress=None) -> Profile:
             traces[name] = _trace(zeta, fit_ml.beta[j], -np.inf, np.inf, cutoff, se)
             ends[name] = _roots(zeta, traces[name], z, -np.inf, np.inf)
         else:
-            from ...errors import ArgumentError
-
             raise ArgumentError(f"unknown parameter {name!r}; parameters are {', '.join(names)}")
         if progress is not None:
             progress(k + 1, len(which))
@@ -367,7 +372,7 @@ def _fixed_zeta(fit_ml, j, base):
 
 
 def _trace(zeta, x_hat, lo, hi, cutoff, step0, max_points=40):
-    """Walk out from the estimate on both sides until |zeta| > cutoff or a bound.
+    """Walk out from the estimate on both sides until ``|zeta| > cutoff`` or a bound.
 
     Each step is a secant step aimed 10% beyond the cutoff, so a nearly linear
     profile is bracketed in two or three evaluations per side.

@@ -18,6 +18,7 @@ from . import numderiv
 
 
 def deviance_varpar(fit, varpar) -> float:
+    """``-2 log L`` (REML fits: the restricted likelihood) at ``varpar = (theta, sigma)``, beta profiled."""
     varpar = np.asarray(varpar, dtype=float)
     theta, sigma = varpar[:-1], varpar[-1]
     cp = fit_cross_products(fit)

@@ -1,0 +1,80 @@
+"""Optimising theta on standardised random-effects columns (location and scale invariance).
+
+The profiled objective depends on each term's covariance ``Sigma_i`` only, so
+replacing the term's columns ``X_i`` by ``X_i A_i`` (``A_i`` invertible) and
+``Sigma_i`` by ``A_i^{-1} Sigma_i A_i^{-T}`` leaves it unchanged.  With
+``A_i = R_i^{-1}``, ``R_i'R_i = X_i'X_i / n``, the columns become orthonormal
+(for ``(x | g)``: the intercept and ``x`` centred and scaled), so the optimizer
+starts from lme4's identity start on a well-conditioned problem whatever the
+location and scale of the covariates: ``x -> c x + d`` gives the same fit, and
+an ``x`` far from 0 no longer leads L-BFGS-B into a false optimum on the
+boundary.  The optimum is mapped back to lme4's parameterisation (the
+lower-triangular ``T_i`` with ``T_i T_i' = A_i T~_i T~_i' A_i'``) and polished
+there, where the convergence check is made.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.linalg
+
+from .relcovar import T_to_theta, theta_to_T
+
+_MAX_CONDITION = 1e12
+
+
+def column_transforms(spec) -> list[np.ndarray] | None:
+    """``A_i`` for every term, or None when every ``A_i`` is the identity (or one is ill-defined)."""
+    out, trivial = [], True
+    for t in spec.terms:
+        X = t.design.matrix
+        R = np.linalg.qr(X / np.sqrt(X.shape[0]), mode="r")  # R'R = X'X / n without forming X'X
+        R *= np.where(np.diag(R) < 0, -1.0, 1.0)[:, None]
+        d = np.abs(np.diag(R))
+        if d.min() <= d.max() / _MAX_CONDITION:  # (numerically) collinear columns: keep them as they are
+            return None
+        A = scipy.linalg.solve_triangular(R, np.eye(t.p))
+        trivial = trivial and np.allclose(A, np.eye(t.p), rtol=0.0, atol=1e-12)
+        out.append(A)
+    return None if trivial else out
+
+
+def standardized_spec(spec, transforms):
+    """The spec with each term's columns ``X_i A_i`` (same response, X and grouping)."""
+    terms = tuple(dataclasses.replace(t, design=dataclasses.replace(t.design, matrix=t.design.matrix @ A))
+                  for t, A in zip(spec.terms, transforms))
+    return dataclasses.replace(spec, terms=terms)
+
+
+def cholesky_psd(S: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    """Lower-triangular ``L`` with non-negative diagonal and ``L L' = S`` for a PSD ``S``.
+
+    A pivot below ``tol`` times the largest diagonal element is a zero column
+    (lme4's representation of a singular covariance: a zero diagonal theta).
+    """
+    p = S.shape[0]
+    L = np.zeros((p, p))
+    scale = max(float(np.max(np.diag(S))), 0.0)
+    for j in range(p):
+        d = S[j, j] - L[j, :j] @ L[j, :j]
+        if d > tol * scale:
+            L[j, j] = np.sqrt(d)
+            L[j + 1 :, j] = (S[j + 1 :, j] - L[j + 1 :, :j] @ L[j, :j]) / L[j, j]
+    return L
+
+
+def theta_from_standardized(theta_s: np.ndarray, transforms, sizes) -> np.ndarray:
+    """lme4's theta for the covariances that ``theta_s`` gives the standardised columns."""
+    Ts = theta_to_T(np.asarray(theta_s, float), sizes)
+    return T_to_theta([cholesky_psd(A @ T @ T.T @ A.T) for A, T in zip(transforms, Ts)])
+
+
+def theta_to_standardized(theta: np.ndarray, transforms, sizes) -> np.ndarray:
+    """Inverse of :func:`theta_from_standardized`."""
+    Ts = theta_to_T(np.asarray(theta, float), sizes)
+    out = []
+    for A, T in zip(transforms, Ts):
+        B = np.linalg.inv(A)
+        out.append(cholesky_psd(B @ T @ T.T @ B.T))
+    return T_to_theta(out)
