@@ -15,14 +15,17 @@ class RefitMLWarning(LmmWarning):
     """REML fits were refitted by ML before a likelihood-ratio test."""
 
 
-def anova(*fits: LmerFit, refit: bool = True, ddf: str = "satterthwaite") -> pd.DataFrame:
+def anova(*fits: LmerFit, refit: bool = True, ddf: str = "satterthwaite", type: str = "III") -> pd.DataFrame:
     """Likelihood-ratio test table for two or more nested fits of the same data.
 
     With a single fit, the F-tests of its fixed-effect terms instead (lmerTest's
-    ``anova(fit)``, see :func:`lmmcompare.freq.inference.anova_terms`).
+    ``anova(fit, type = "III", ddf = "Satterthwaite")``; ``type`` is ``"III"``,
+    ``"II"`` or ``"I"`` and ``ddf`` ``"satterthwaite"``, ``"kenward-roger"`` or
+    ``"none"``; see :func:`lmmcompare.freq.inference.anova_terms`).  ``ddf``
+    and ``type`` are checked but not used for a likelihood-ratio test.
 
     REML fits are refitted by maximum likelihood first (with a
-    :class:`RefitMLWarning` saying so), as lme4 does: REML criteria of models
+    :class:`~lmmcompare.freq.anova.RefitMLWarning` saying so), as lme4 does: REML criteria of models
     with different fixed effects are not comparable.
 
     Returns
@@ -31,10 +34,16 @@ def anova(*fits: LmerFit, refit: bool = True, ddf: str = "satterthwaite") -> pd.
         Rows in increasing number of parameters; columns ``npar``, ``AIC``,
         ``BIC``, ``logLik``, ``deviance``, ``Chisq``, ``Df``, ``Pr(>Chisq)``.
     """
+    from ..arguments import check_bool
+    from .inference.anova_contrasts import check_type
+    from .inference.tests import _check_ddf
+
+    check_bool("refit", refit)
+    ddf, type = _check_ddf(ddf), check_type(type)
     if len(fits) == 1 and isinstance(fits[0], LmerFit):
         from .inference import anova_terms
 
-        return anova_terms(fits[0], ddf)
+        return anova_terms(fits[0], ddf, type)
     if len(fits) < 2:
         raise ArgumentError("anova needs one fit (term F-tests) or two or more fits (likelihood-ratio test)")
     for i, f in enumerate(fits):

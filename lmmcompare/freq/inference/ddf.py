@@ -42,8 +42,12 @@ def satterthwaite_df(fit, L) -> float:
         nu.append(2 * w[m] ** 2 / (g @ A @ g))
     nu = np.array(nu)
     q = L.shape[0]
-    E = float(np.sum(np.where(nu > 2, nu / (nu - 2), 0.0)))
-    return 2 * E / (E - q) if E > q else 0.0
+    if np.all(np.abs(np.diff(nu)) < 1e-8):  # lmerTest's get_Fstat_ddf: equal df are returned as they are
+        return float(np.mean(nu))
+    if np.any(nu <= 2):  # ... and any df <= 2 gives 2
+        return 2.0
+    E = float(np.sum(nu / (nu - 2)))
+    return 2 * E / (E - q)
 
 
 # ---- Kenward-Roger ------------------------------------------------------------------------
@@ -113,6 +117,16 @@ def kenward_roger_vcov(fit):
 
 def kenward_roger_df(fit, L) -> float:
     """pbkrtest's ``Lb_ddf``: denominator df of the Wald F-test of ``L beta = 0``."""
+    return kenward_roger_df_scaling(fit, L)[0]
+
+
+def kenward_roger_df_scaling(fit, L) -> tuple[float, float]:
+    """Denominator df and F scaling of the Kenward-Roger F-test (pbkrtest's ``.KR_adjust``).
+
+    The reported statistic is ``F = scaling * W / q`` with ``W`` the Wald
+    statistic in the adjusted covariance: ``scaling = df (1 - A2/q) / (df - 2)``
+    (1 when ``|df - 2| < 0.01``; exactly 1 for one row).
+    """
     L = np.atleast_2d(np.asarray(L, dtype=float))
     _, P, W = kenward_roger_vcov(fit)
     V0 = fit.vcov_beta
@@ -138,4 +152,6 @@ def kenward_roger_df(fit, L) -> float:
     v0 = 0.0 if abs(v0) < 1e-10 else v0
     ratio = (1 - A2 / q) / v1 if v1 != 0 else 0.0
     rho = ratio**2 * v0 / v2 / q
-    return float(4 + (q + 2) / (q * rho - 1))
+    df = float(4 + (q + 2) / (q * rho - 1))
+    scaling = 1.0 if abs(df - 2) < 0.01 else df * (1 - A2 / q) / (df - 2)
+    return df, float(scaling)

@@ -7,7 +7,13 @@ import pandas as pd
 import scipy.stats
 
 from ...errors import ArgumentError
-from .ddf import kenward_roger_df, kenward_roger_vcov, satterthwaite_df
+from .anova_contrasts import anova_contrasts, check_type
+from .ddf import (
+    kenward_roger_df,
+    kenward_roger_df_scaling,
+    kenward_roger_vcov,
+    satterthwaite_df,
+)
 
 DDF_METHODS = ("satterthwaite", "kenward-roger", "none")
 
@@ -48,44 +54,104 @@ def contrast(fit, L, ddf: str = "satterthwaite") -> pd.DataFrame:
         Contrast rows over the fixed effects (``fit.spec.fixed_names`` order).
     """
     ddf = _check_ddf(ddf)
-    L = np.atleast_2d(np.asarray(L, dtype=float))
     p = fit.spec.p
-    if L.shape[1] != p:
+    try:
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+    except (TypeError, ValueError):
+        raise ArgumentError(f"L must be a numeric matrix with {p} columns, got {L!r}") from None
+    if L.ndim != 2 or L.shape[1] != p:
         raise ArgumentError(f"L must have {p} columns (one per fixed effect: {', '.join(fit.spec.fixed_names)})")
+    if not np.all(np.isfinite(L)):
+        raise ArgumentError("L must hold finite numbers")
     if np.linalg.matrix_rank(L) < L.shape[0]:
         raise ArgumentError("the rows of L must be linearly independent")
-    V = kenward_roger_vcov(fit)[0] if ddf == "kenward-roger" else fit.vcov_beta
-    est = L @ fit.beta
-    q = L.shape[0]
-    F = float(est @ np.linalg.solve(L @ V @ L.T, est)) / q
-    if ddf == "satterthwaite":
-        df = satterthwaite_df(fit, L)
-    elif ddf == "kenward-roger":
-        df = kenward_roger_df(fit, L)
-    else:
-        df = np.inf
-    pval = scipy.stats.f.sf(F, q, df) if np.isfinite(df) else scipy.stats.chi2.sf(F * q, q)
+    _, F, q, df, pval = _f_test(fit, L, ddf)
     return pd.DataFrame({"NumDF": [q], "DenDF": [df], "F value": [F], "Pr(>F)": [pval]})
 
 
-def anova_terms(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
-    """F-test of each fixed-effect model term: all of the term's coefficients = 0.
+def _f_test(fit, L, ddf):
+    """``(F_unscaled, F, q, df, p)`` for a full-row-rank ``L`` (lmerTest's ``contestMD``).
 
-    This is the type III table when the term's columns are the only ones it
-    contributes (main effects without interactions, or any term under
-    sum-to-zero contrasts); with treatment contrasts and interactions it tests
-    the term's coefficients as parameterised.
+    Kenward-Roger uses the adjusted covariance and reports pbkrtest's scaled
+    ``F = scaling * W / q``; ``F_unscaled = W / q`` gives lmerTest's mean square.
     """
-    names = fit.spec.fixed_names
-    rows, labels = [], []
-    for label, cols in fit.spec.fixed.term_columns:
-        kept = [fit.spec.fixed.names[c] for c in cols if c in fit.spec.keep_fixed]
-        if label == "1" or not kept:
+    V = kenward_roger_vcov(fit)[0] if ddf == "kenward-roger" else fit.vcov_beta
+    est = L @ fit.beta
+    q = L.shape[0]
+    F0 = F = float(est @ np.linalg.solve(L @ V @ L.T, est)) / q
+    if ddf == "satterthwaite":
+        df = satterthwaite_df(fit, L)
+    elif ddf == "kenward-roger":
+        df, scaling = kenward_roger_df_scaling(fit, L)
+        F = F0 * scaling
+    else:
+        df = np.inf
+    pval = scipy.stats.f.sf(F, q, df) if np.isfinite(df) else scipy.stats.chi2.sf(F * q, q)
+    return F0, F, q, df, pval
+
+
+ANOVA_COLUMNS = ("Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)")
+
+
+_SQRT_EPS = float(np.sqrt(np.finfo(float).eps))
+
+
+def _independent_rows(fit, L, eps=_SQRT_EPS):
+    """Rotate a rank-deficient ``L`` onto the eigenvectors of ``L V L'`` with positive eigenvalue.
+
+    lmerTest's ``contestMD`` does this (tolerance ``sqrt(eps)`` times the largest
+    eigenvalue); a full-rank ``L`` is returned unchanged.
+    """
+    if L.shape[0] <= 1:
+        return L
+    d, P = np.linalg.eigh(L @ fit.vcov_beta @ L.T)
+    d, P = d[::-1], P[:, ::-1]
+    pos = d > max(eps * d[0], 0.0)
+    return L if pos.all() else P[:, pos].T @ L
+
+
+def anova_terms(fit, ddf: str = "satterthwaite", type: str = "III") -> pd.DataFrame:
+    """F-test of each fixed-effect term: lmerTest's ``anova(fit, type, ddf)``.
+
+    Parameters
+    ----------
+    fit : LmerFit
+    ddf : {"satterthwaite", "kenward-roger", "none"}
+        Denominator df; ``"none"`` gives chi-square p-values (``DenDF = inf``).
+    type : {"III", "II", "I"}
+        Hypotheses of each term (see
+        :mod:`lmmcompare.freq.inference.anova_contrasts`): SAS type III
+        (lmerTest's default; it does not depend on the contrast coding), type II
+        (each term adjusted for the terms that do not contain it) or sequential
+        type I.  ``3, 2, 1`` are accepted too.
+
+    Returns
+    -------
+    DataFrame
+        One row per term, columns ``Sum Sq``, ``Mean Sq``, ``NumDF``, ``DenDF``,
+        ``F value``, ``Pr(>F)``.  ``Mean Sq = F sigma^2`` and ``Sum Sq = Mean Sq
+        NumDF``, with ``F`` before pbkrtest's scaling for Kenward-Roger (as
+        lmerTest).  A term whose columns were all dropped as aliased, or whose
+        hypothesis is empty, gets a row of NaN at the end, as in lmerTest.
+        ``attrs["heading"]`` names the type and method, ``attrs["hypotheses"]``
+        holds each term's contrast matrix (a DataFrame over the fixed effects).
+    """
+    ddf = _check_ddf(ddf)
+    type = check_type(type)
+    contrasts = anova_contrasts(fit.spec, type)
+    rows, labels, empty = [], [], []
+    for label, L in contrasts.items():
+        L = _independent_rows(fit, L)
+        if L.shape[0] == 0:
+            empty.append(label)
             continue
-        L = np.zeros((len(kept), len(names)))
-        for i, name in enumerate(kept):
-            L[i, names.index(name)] = 1.0
-        res = contrast(fit, L, ddf)
-        rows.append(res.iloc[0])
+        F0, F, q, df, pval = _f_test(fit, L, ddf)
+        ms = F0 * fit.sigma**2
+        rows.append((ms * q, ms, q, df, F, pval))
         labels.append(label)
-    return pd.DataFrame(rows, index=labels)
+    rows += [(np.nan,) * len(ANOVA_COLUMNS)] * len(empty)
+    table = pd.DataFrame(rows, index=labels + empty, columns=list(ANOVA_COLUMNS), dtype=float)
+    method = {"satterthwaite": "Satterthwaite's", "kenward-roger": "Kenward-Roger's", "none": "no (chi-square)"}[ddf]
+    table.attrs["heading"] = f"Type {type} Analysis of Variance Table with {method} method"
+    table.attrs["hypotheses"] = {k: pd.DataFrame(v, columns=fit.spec.fixed_names) for k, v in contrasts.items()}
+    return table
