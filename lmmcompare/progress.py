@@ -26,9 +26,9 @@ class Progress:
             frac = self.done / self.total
             bar = "#" * int(30 * frac)
             elapsed = now - self.start
-            eta = elapsed / frac - elapsed if frac > 0 else float("nan")
+            left = f"~{elapsed / frac - elapsed:5.1f}s left" if frac > 0 else "time left unknown"
             self.stream.write(f"\r{self.label}: [{bar:<30}] {self.done}/{self.total} "
-                              f"{elapsed:5.1f}s elapsed, ~{eta:5.1f}s left")
+                              f"{elapsed:5.1f}s elapsed, {left}")
             self.stream.flush()
 
     def __enter__(self):

@@ -8,11 +8,12 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
+from ..arguments import check_bool, check_seed
 from ..errors import ArgumentError
 from .model import build_model
 from .postprocess import (covariance_factors, fixed_effects, linear_predictor, named_posterior,
                           random_effects_marginal, random_effects_noncentered, variance_parameters)
-from .priors import default_priors
+from .priors import PriorSet, default_priors
 from .result import BayesFit
 
 PARAMETERIZATIONS = ("noncentered", "centered", "marginal")
@@ -33,8 +34,9 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     ----------
     formula : str or ModelSpec
     data : DataFrame or str, optional
-    priors : dict, optional
-        Overrides of the default priors (see :mod:`lmmcompare.bayes.priors`).
+    priors : dict or PriorSet, optional
+        Overrides of the default priors (see :mod:`lmmcompare.bayesian.priors`);
+        a ``PriorSet`` (e.g. ``fit.priors`` of an earlier fit) is used as it is.
     draws, tune, chains, cores, seed
         Passed to the sampler; ``seed`` makes the run reproducible.
     sampler : {"pymc", "nutpie"}
@@ -51,7 +53,6 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     """
     from ..freq.fit import as_spec
 
-    spec = as_spec(formula, data)
     if parameterization not in PARAMETERIZATIONS:
         raise ArgumentError(f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, got {parameterization!r}")
     if sampler not in SAMPLERS:
@@ -62,6 +63,12 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
         _check_int("cores", cores, 1)
     if not isinstance(target_accept, float) or not 0 < target_accept < 1:
         raise ArgumentError(f"target_accept must be a float in (0, 1), got {target_accept!r}")
+    check_seed("seed", seed)
+    check_bool("progressbar", progressbar)
+    check_bool("posterior_predictive", posterior_predictive)
+    if priors is not None and not isinstance(priors, (dict, PriorSet)):
+        raise ArgumentError(f"priors must be a dict such as {{'sigma': ('half_normal', 10)}}, got {priors!r}")
+    spec = as_spec(formula, data)
     prior_set = default_priors(spec, priors)
     t0 = time.perf_counter()
     built = build_model(spec, prior_set, parameterization)

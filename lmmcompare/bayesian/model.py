@@ -77,7 +77,14 @@ def _term_cov_factor(i, term, priors: PriorSet, pm, pt):
     return pm.Deterministic(f"L_{i}", sds[:, None] * corr_chol)
 
 
-def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "noncentered") -> BuiltModel:
+def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "noncentered",
+                shared_response: bool = False) -> BuiltModel:
+    """The PyMC model of ``spec`` under ``priors``.
+
+    With ``shared_response`` the parts that depend on y are ``pm.Data``
+    (``y_obs``, or ``Dty``, ``yty``, ``Zty`` for the marginal model), so one
+    compiled model can be refit to new responses (:class:`.refit.Refitter`).
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -87,7 +94,7 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
         sigma = priors.sigma.variable("sigma")
         factors = [_term_cov_factor(i, t, priors, pm, pt) for i, t in enumerate(spec.terms)]
         if parameterization == "marginal":
-            _marginal_likelihood(spec, mu, sigma, factors, slope_index, x_means, pm, pt)
+            _marginal_likelihood(spec, mu, sigma, factors, slope_index, x_means, pm, pt, shared_response)
         else:
             for i, (t, L) in enumerate(zip(spec.terms, factors)):
                 if parameterization == "noncentered":
@@ -96,39 +103,59 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
                 else:
                     b = pm.MvNormal(f"b_{i}", mu=np.zeros(t.p), chol=L, shape=(t.n_levels, t.p))
                 mu = mu + pt.sum(t.design.matrix * b[t.codes], axis=1)
-            pm.Normal("y", mu=mu, sigma=sigma, observed=spec.y, dims="obs")
+            observed = pm.Data("y_obs", spec.y, dims="obs") if shared_response else spec.y
+            pm.Normal("y", mu=mu, sigma=sigma, observed=observed, dims="obs")
     return BuiltModel(model=model, spec=spec, priors=priors, parameterization=parameterization,
                       x_means=x_means, slope_index=slope_index)
 
 
-def _marginal_likelihood(spec, mu_fixed, sigma, factors, slope_index, x_means, pm, pt):
-    """pm.Potential with the exact marginal log-likelihood (see module docstring)."""
-    from ..freq.blocks import cross_products
+RESPONSE_PARTS = ("Dty", "yty", "Zty")   # the entries of marginal_data that depend on y
 
-    cp = cross_products(spec)
+
+def marginal_data(spec: ModelSpec, slope_index, x_means) -> dict:
+    """The cross-products the marginal likelihood needs, for the design as sampled.
+
+    ``D`` is ``[1, centred slopes]`` (or the slopes alone), so ``gamma`` below is
+    ``(alpha, beta_1, ...)``.  Only ``Dty``, ``yty`` and ``Zty`` depend on y.
+    """
     n = spec.n
-    # fixed-effects design as sampled: [1, centred slopes] (or slopes only)
     has_intercept = "(Intercept)" in spec.fixed_names
     Xs = spec.X[:, slope_index] - x_means
     D = np.column_stack([np.ones(n), Xs]) if has_intercept else Xs
     Z = spec.Z
-    ZtD = np.asarray((Z.T @ D))            # q x k
-    Zty = np.asarray(Z.T @ spec.y).ravel()  # q
-    DtD, Dty, yty = D.T @ D, D.T @ spec.y, float(spec.y @ spec.y)
-    # coefficient vector in the order of D's columns
-    rv = {v.name: v for v in pm.modelcontext(None).free_RVs}
-    coef = []
-    if has_intercept:
-        coef.append(rv["alpha"])
-    coef += [rv[f"beta_{k}"] for k in range(len(slope_index))]
-    gamma = pt.stack(coef) if coef else pt.zeros(0)
-    rtr = yty - 2 * pt.dot(gamma, Dty) + pt.dot(gamma, pt.dot(DtD, gamma))
-    Ztr = Zty - pt.dot(ZtD, gamma)
+    data = {"n": n, "DtD": D.T @ D, "Dty": D.T @ spec.y, "yty": float(spec.y @ spec.y),
+            "ZtD": np.asarray(Z.T @ D), "Zty": np.asarray(Z.T @ spec.y).ravel()}
+    if _closed_form(spec):
+        from ..freq.blocks import cross_products
+
+        data["A11"] = cross_products(spec).A11   # (levels, p, p) diagonal blocks of Z'Z
+    else:
+        data["ZtZ"] = (Z.T @ Z).toarray()
+    return data
+
+
+def _closed_form(spec: ModelSpec) -> bool:
+    return len(spec.terms) == 1 and spec.terms[0].p <= 2
+
+
+def marginal_loglik(spec: ModelSpec, data: dict, gamma, sigma, factors):
+    """log p(y | gamma, sigma, Sigma) with b integrated out, as a PyTensor expression.
+
+    ``factors`` are the Cholesky factors ``L_i`` of the ``Sigma_i`` (absolute
+    scale); the formula is the module docstring's.  This is the likelihood of
+    the ``marginal`` parameterisation; :mod:`lmmcompare.validate` compiles it
+    on its own to check it against the REML criterion.
+    """
+    import pytensor.tensor as pt
+
+    n = data["n"]
+    rtr = data["yty"] - 2 * pt.dot(gamma, data["Dty"]) + pt.dot(gamma, pt.dot(data["DtD"], gamma))
+    Ztr = data["Zty"] - pt.dot(data["ZtD"], gamma)
     s2 = sigma**2
-    if len(spec.terms) == 1 and spec.terms[0].p <= 2:
+    if _closed_form(spec):
         t = spec.terms[0]
         L = factors[0] / sigma
-        A = cp.A11  # (l, p, p) blocks of Z'Z
+        A = data["A11"]
         c = Ztr.reshape((t.n_levels, t.p))
         if t.p == 1:
             lam = L[0, 0]
@@ -139,7 +166,6 @@ def _marginal_likelihood(spec, mu_fixed, sigma, factors, slope_index, x_means, p
             # M_j = I + L' A_j L (2 x 2) and w_j = L' c_j, elementwise over levels
             l11, l21, l22 = L[0, 0], L[1, 0], L[1, 1]
             a11, a12, a22 = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
-            # L' A L entries
             t11 = l11 * (l11 * a11 + l21 * a12) + l21 * (l11 * a12 + l21 * a22)
             t12 = l22 * (l11 * a12 + l21 * a22)
             t22 = l22 * l22 * a22
@@ -150,15 +176,23 @@ def _marginal_likelihood(spec, mu_fixed, sigma, factors, slope_index, x_means, p
             logdet = pt.sum(pt.log(det))
             quad = pt.sum((m22 * w1**2 - 2 * m12 * w1 * w2 + m11 * w2**2) / det)
     else:
-        ZtZ = (Z.T @ Z).toarray()
-        blocks = []
-        for t, Li in zip(spec.terms, factors):
-            blocks.append(pt.linalg.kron(pt.eye(t.n_levels), Li / sigma))
+        blocks = [pt.linalg.kron(pt.eye(t.n_levels), Li / sigma) for t, Li in zip(spec.terms, factors)]
         Lam = pt.linalg.block_diag(*blocks) if len(blocks) > 1 else blocks[0]
-        M = pt.eye(spec.q) + pt.dot(Lam.T, pt.dot(ZtZ, Lam))
+        M = pt.eye(spec.q) + pt.dot(Lam.T, pt.dot(data["ZtZ"], Lam))
         R = pt.linalg.cholesky(M)
         w = pt.linalg.solve_triangular(R, pt.dot(Lam.T, Ztr), lower=True)
         logdet = 2 * pt.sum(pt.log(pt.diag(R)))
         quad = pt.sum(w**2)
-    loglik = -0.5 * (n * pt.log(2 * np.pi * s2) + logdet + (rtr - quad) / s2)
-    pm.Potential("marginal_loglik", loglik)
+    return -0.5 * (n * pt.log(2 * np.pi * s2) + logdet + (rtr - quad) / s2)
+
+
+def _marginal_likelihood(spec, mu_fixed, sigma, factors, slope_index, x_means, pm, pt, shared_response=False):
+    """pm.Potential with the exact marginal log-likelihood (see module docstring)."""
+    rv = {v.name: v for v in pm.modelcontext(None).free_RVs}
+    coef = ([rv["alpha"]] if "(Intercept)" in spec.fixed_names else []) + \
+        [rv[f"beta_{k}"] for k in range(len(slope_index))]
+    gamma = pt.stack(coef) if coef else pt.zeros(0)
+    data = marginal_data(spec, slope_index, x_means)
+    if shared_response:
+        data.update({k: pm.Data(k, data[k]) for k in RESPONSE_PARTS})
+    pm.Potential("marginal_loglik", marginal_loglik(spec, data, gamma, sigma, factors))

@@ -129,10 +129,12 @@ def _key_used(row, user):
 
 
 def default_priors(spec, priors: dict | None = None) -> PriorSet:
-    """Data-scaled defaults, with the user's overrides applied."""
+    """Data-scaled defaults, with the user's overrides applied (a PriorSet is used as it is)."""
+    if isinstance(priors, PriorSet):   # fixed priors, e.g. the same for every simulated data set of an SBC
+        return priors
+    if priors is not None and not isinstance(priors, dict):
+        raise ArgumentError(f"priors must be a dict, e.g. {{'sigma': ('half_normal', 10)}}, got {priors!r}")
     priors = dict(priors or {})
-    if not isinstance(priors, dict):
-        raise ArgumentError("priors must be a dict, e.g. {'sigma': ('half_normal', 10)}")
     y = spec.y
     sy = float(np.std(y, ddof=1))
     names = spec.fixed_names

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..arguments import check_bool, check_choice, check_level
 from ..errors import ArgumentError
 from .checks import fit_statistics, ppc_statistics
 from .table import comparison_table
@@ -39,6 +40,10 @@ class Comparison:
         return self.freq.spec
 
     def intervals(self, ci: str = "profile", level: float = 0.95, **options) -> pd.DataFrame:
+        from ..freq.inference.confint import METHODS
+
+        check_choice("ci", ci.lower() if isinstance(ci, str) else ci, METHODS)
+        check_level("level", level)
         key = (ci, level)
         if key not in self._intervals:
             self._intervals[key] = self.freq.confint(method=ci, level=level, progress=False, **options)
@@ -107,11 +112,19 @@ class Comparison:
 
         return comparison_markdown(self, ci, level)
 
-    def report(self, path, ci: str = "profile", level: float = 0.95) -> str:
-        """Write one self-contained HTML file (images embedded); returns the path."""
+    def report(self, path, ci: str = "profile", level: float = 0.95, studies=()) -> str:
+        """Write one self-contained HTML file (images embedded); returns the path.
+
+        ``studies``: results of :func:`lmmcompare.validate.coverage` or
+        :func:`lmmcompare.validate.sbc` to include as sections of the report.
+        """
         from ..report.html import write_report
 
-        return write_report(self, path, ci, level)
+        studies = tuple(studies)
+        bad = [type(s).__name__ for s in studies if not hasattr(s, "html_section")]
+        if bad:
+            raise ArgumentError(f"studies must be CoverageResult or SBCResult objects, got {', '.join(bad)}")
+        return write_report(self, path, ci, level, studies=studies)
 
 
 def compare(lmer_fit, bayes_fit) -> Comparison:
@@ -121,8 +134,16 @@ def compare(lmer_fit, bayes_fit) -> Comparison:
 
 def fit_both(formula, data=None, reml: bool = True, **bayes_options) -> Comparison:
     """Build the spec once, fit it by REML/ML and by PyMC, and compare."""
+    import inspect
+
     from ..bayesian import bayes
     from ..freq.fit import as_spec, lmer
 
+    check_bool("reml", reml)
+    accepted = [k for k in inspect.signature(bayes).parameters if k not in ("formula", "data")]
+    for key in bayes_options:
+        if key not in accepted:
+            raise ArgumentError(f"unknown keyword argument {key!r} for fit_both; it passes {', '.join(accepted)} "
+                                "to bayes (and reml to lmer)")
     spec = as_spec(formula, data)
     return Comparison(lmer(spec, reml=reml), bayes(spec, **bayes_options))

@@ -43,7 +43,23 @@ def software_versions() -> dict:
     return out
 
 
-def write_report(cmp, path, ci: str = "profile", level: float = 0.95) -> str:
+def standalone_page(path, title: str, body: str) -> str:
+    """Write ``body`` (HTML) as a self-contained page with the report's style; returns the path."""
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}"
+            f"<h2>Software</h2>{_versions_html()}</body></html>")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    return str(path)
+
+
+def _versions_html() -> str:
+    return "<ul>" + "".join(f"<li>{html.escape(k)} {html.escape(v)}</li>" for k, v in software_versions().items()) \
+        + "</ul>"
+
+
+def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()) -> str:
+    """Write the comparison report; ``studies`` (coverage or SBC results) add their sections."""
     from ..plots import caterpillar_plot, forest_plot, plot_profile, ppc_plot, shrinkage_plot, trace_plot
 
     spec = cmp.spec
@@ -88,6 +104,7 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95) -> str:
     parts.append("<h3>Posterior predictive test statistics</h3>" + _table_html(cmp.ppc(seed=0)))
     parts.append("<h3>Model fit</h3>" + cmp.fit_statistics().to_html(na_rep="", border=0))
     parts.append("<h3>Priors</h3>" + cmp.bayes.prior_summary().to_html(index=False, border=0))
+    parts += [study.html_section() for study in studies]
     parts.append("<h2>Reproduce</h2><ul>")
     parts.append(f"<li>seed: {html.escape(str(cmp.bayes.seed))}; sampler {cmp.bayes.sampler}; "
                  f"parameterization {cmp.bayes.parameterization}</li>")

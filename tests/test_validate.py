@@ -1,0 +1,151 @@
+"""Validation studies: the REML/posterior identity, coverage, SBC (issue 7)."""
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+import lmmcompare as lc
+from lmmcompare.bayesian.priors import default_priors
+from lmmcompare.errors import ArgumentError
+from lmmcompare.validate import coverage, reml_posterior_identity, sbc
+from lmmcompare.validate.sbc import prior_draws
+
+SLEEP = "Reaction ~ Days + (Days | Subject)"
+TINY_BAYES = {"draws": 100, "tune": 150, "chains": 1}
+
+
+@pytest.mark.parametrize("case, formula, data", [
+    ("sleepstudy_reml", SLEEP, "sleepstudy"),
+    ("penicillin_reml", "diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin"),
+])
+def test_reml_equals_marginal_posterior(case, formula, data):
+    from conftest import REFERENCE
+
+    table = reml_posterior_identity(formula, data)
+    assert len(table) == 4 * 4   # 4 thetas x (REML profiled, ML profiled, 2 sigmas)
+    assert table["relative"].max() < 1e-8
+    # the first theta is the REML estimate: its REML criterion is lme4's
+    first = table[table["criterion"] == "REML criterion (sigma profiled)"].iloc[0]
+    reference = next(c for c in REFERENCE if c["id"] == case)
+    assert first["frequentist"] == pytest.approx(reference["criterion"], rel=1e-6)
+
+
+def test_identity_checks_both_engines_at_user_theta():
+    # at theta = 0 (no random effects) the REML criterion is that of the linear model, by hand
+    spec = lc.ModelSpec.from_formula(SLEEP, "sleepstudy")
+    table = reml_posterior_identity(spec, thetas=[np.zeros(3)], sigma_scales=(1.0,))
+    X, y = spec.X, spec.y
+    n, p = X.shape
+    rss = np.sum((y - X @ np.linalg.lstsq(X, y, rcond=None)[0]) ** 2)
+    by_hand = np.linalg.slogdet(X.T @ X)[1] + (n - p) * (1 + np.log(2 * np.pi * rss / (n - p)))
+    reml = table[table["criterion"] == "REML criterion (sigma profiled)"].iloc[0]
+    assert reml["frequentist"] == pytest.approx(by_hand, rel=1e-12)
+    assert reml["bayesian"] == pytest.approx(by_hand, rel=1e-10)
+    with pytest.raises(ArgumentError, match="theta"):
+        reml_posterior_identity(spec, thetas=[np.array([-1.0, 0.0, 1.0])])
+
+
+@pytest.fixture(scope="module")
+def sleep_fit():
+    return lc.lmer(SLEEP, "sleepstudy")
+
+
+def test_wald_coverage_of_fixed_effects_is_nominal(sleep_fit, tmp_path):
+    res = coverage(sleep_fit, nsim=120, methods="wald", seed=11, progress=False)
+    table = res.table()
+    # Wald intervals exist for the fixed effects only (NA for variance parameters, as lme4)
+    assert set(table.index.get_level_values("parameter")) == {"(Intercept)", "Days"}
+    for name in ("(Intercept)", "Days"):
+        row = table.loc[(name, "wald")]
+        assert row["n"] == 120 and row["n_failed"] == 0
+        assert row["truth"] == pytest.approx(sleep_fit.fixef[name], rel=1e-12)
+        mc_se = np.sqrt(0.95 * 0.05 / 120)
+        assert abs(row["coverage"] - 0.95) < 3.5 * mc_se
+        # mean width is about 2 z se: the se of a refit varies little around the fit's
+        assert row["mean_width"] == pytest.approx(2 * 1.959964 * sleep_fit.se[name], rel=0.15)
+    html = open(res.report(tmp_path / "coverage.html"), encoding="utf-8").read()
+    assert "Coverage study" in html and "data:image/png;base64," in html
+    assert f"{table.loc[('Days', 'wald'), 'coverage']:.4g}" in html
+    reps = res.replicates
+    inside = (reps["lower"] <= reps["truth"]) & (reps["truth"] <= reps["upper"])
+    assert np.array_equal(reps["covered"].to_numpy(), inside.astype(float).to_numpy())
+
+
+def test_coverage_all_methods_resume_and_reproduce(sleep_fit, tmp_path):
+    opts = dict(methods=("wald", "profile", "boot", "bayes"), seed=5, boot_nsim=40, bayes_options=TINY_BAYES,
+                progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = coverage(sleep_fit, nsim=2, directory=tmp_path, **opts)
+        reps = first.replicates
+        truth = pd.concat([sleep_fit.variance_parameters(), sleep_fit.fixef])
+        assert set(reps["method"]) == {"wald", "profile", "boot", "bayes"}
+        assert (reps["error"] == "").all()
+        for method, part in reps.groupby("method"):
+            names = truth.index if method != "wald" else sleep_fit.fixef.index
+            assert part.groupby("replicate").size().tolist() == [len(names)] * 2
+            assert (part["upper"] > part["lower"]).all()
+        np.testing.assert_allclose(reps.set_index(["replicate", "method", "parameter"])["truth"]
+                                   .xs(0).xs("bayes").loc[truth.index], truth, rtol=1e-12)
+        assert sorted(os.listdir(tmp_path)) == ["replicate_00000.csv", "replicate_00001.csv", "study.json"]
+        # an interrupted study resumes: drop one replicate, ask for one more; the others are reloaded as they were
+        os.remove(tmp_path / "replicate_00001.csv")
+        resumed = coverage(sleep_fit, nsim=3, directory=tmp_path, **opts)
+    again = resumed.replicates[resumed.replicates["replicate"] < 2].reset_index(drop=True)
+    pd.testing.assert_frame_equal(again, reps)
+    assert resumed.replicates["replicate"].nunique() == 3
+    with pytest.raises(ArgumentError, match="other settings"):
+        coverage(sleep_fit, nsim=3, directory=tmp_path, **{**opts, "level": 0.9})
+
+
+def test_coverage_parallel_and_dask_give_the_same_replicates(sleep_fit):
+    pytest.importorskip("dask.distributed")
+    serial = coverage(sleep_fit, nsim=4, methods=("wald",), seed=3, progress=False).replicates
+    joblib_run = coverage(sleep_fit, nsim=4, methods=("wald",), seed=3, n_jobs=2, progress=False).replicates
+    pd.testing.assert_frame_equal(serial, joblib_run)
+    from dask.distributed import Client
+
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None):
+        dask_run = coverage(sleep_fit, nsim=4, methods=("wald",), seed=3, backend="dask", n_jobs=2,
+                            progress=False).replicates
+    pd.testing.assert_frame_equal(serial, dask_run)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"methods": ("wald", "jackknife")}, "methods"),
+    ({"nsim": 0}, "nsim"),
+    ({"level": 1.5}, "level"),
+    ({"backend": "spark"}, "backend"),
+    ({"bayes_options": {"draw": 10}}, "bayes_options"),
+    ({"n_jobs": 0}, "n_jobs"),
+])
+def test_coverage_arguments(sleep_fit, kwargs, match):
+    with pytest.raises(ArgumentError, match=match):
+        coverage(sleep_fit, **{"nsim": 2, "progress": False, **kwargs})
+    with pytest.raises(ArgumentError, match="LmerFit"):
+        coverage("Reaction ~ Days + (1 | Subject)")
+
+
+def test_sbc_ranks_are_in_range_and_the_test_is_the_chi_square():
+    spec = lc.ModelSpec.from_formula("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sbc(spec, nsim=5, draws=60, tune=150, chains=1, thin=2, seed=4, progress=False)
+    assert res.n_draws == 30
+    assert list(res.ranks.columns) == ["sd_(Intercept)|Batch", "sigma", "(Intercept)"]
+    assert res.ranks.shape == (5, 3)
+    assert ((res.ranks >= 0) & (res.ranks <= 30)).all().all()
+    # the prior draws are reproducible and are the ones the data came from
+    truth, ys = prior_draws(spec, default_priors(spec), 5, 4)
+    pd.testing.assert_frame_equal(truth, res.truth)
+    assert (truth["sigma"] > 0).all() and (truth["sd_(Intercept)|Batch"] > 0).all()
+    assert ys.shape == (5, spec.n)
+    # the uniformity test is Pearson's chi-square on equal bins of 0..L, computed by hand here
+    table = res.uniformity(bins=2)
+    counts = np.histogram(res.ranks["sigma"], bins=np.linspace(0, 31, 3))[0]
+    chi2 = ((counts - 2.5) ** 2 / 2.5).sum()
+    assert table.loc["sigma", "chi2"] == pytest.approx(chi2)
+    assert table.loc["sigma", "p_value"] == pytest.approx(scipy.stats.chi2.sf(chi2, 1))
