@@ -38,5 +38,6 @@ def sd_cor_from_cov(cov: np.ndarray) -> np.ndarray:
             out[k] = sd[i]
         else:
             denom = sd[i] * sd[j]
-            out[k] = cov[i, j] / denom if denom > 0 else np.nan
+            # rounding can put a correlation of a singular (boundary) fit just beyond +-1
+            out[k] = np.clip(cov[i, j] / denom, -1.0, 1.0) if denom > 0 else np.nan
     return out

@@ -118,6 +118,55 @@ def sleep_ml():
     return lc.lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy", reml=False)
 
 
+def test_profile_of_a_fit_with_correlation_one_is_finite_and_exact():
+    """A sleepstudy response simulated from the REML fit whose refit is singular (correlation +1).
+
+    Rounding put the estimated correlation at 1 + 2e-16, which made the profile
+    base deviance infinite and every interval (-inf, inf).  The interval ends are
+    checked against a brute-force profile (Nelder-Mead over the other parameters,
+    the correlation as cos(phi) so the boundary is inside the search).  lme4's
+    spline-based profile is up to 3% narrower here (sd_(Intercept) upper 30.26,
+    where the brute-force zeta is 1.86).
+    """
+    import scipy.optimize
+
+    from lmmcompare.freq.inference.profile import _VarianceScale
+
+    fit = lc.lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+    y = fit.simulate(1, seed=4169215644)["sim_1"].to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        refit = lc.lmer(fit.spec.with_response(y))
+        ci = refit.confint("profile", progress=False)
+        ml = lc.lmer(refit.spec, reml=False)
+    assert refit.singular and ci.loc["cor_Days.(Intercept)|Subject", "upper"] == 1.0
+    assert np.isfinite(ci.to_numpy()).all()
+    scale = _VarianceScale(ml)
+    s_hat = scale.from_fit()
+    base = scale.deviance(s_hat)
+
+    def brute_zeta(i, x):
+        best = np.inf
+        for start in (s_hat, s_hat * [1.1, 0, 1.2, 1.0], s_hat * [0.9, 0, 0.8, 1.05]):
+            v0 = np.array([start[0], 0.5, start[2], start[3]])   # (sd1, phi, sd2, sigma), cor = cos(phi)
+            free = [k for k in range(4) if k != i]
+
+            def dev(z):
+                v = v0.copy()
+                v[free], v[i] = z, x
+                return scale.deviance(np.array([abs(v[0]), np.cos(v[1]), abs(v[2]), abs(v[3])]))
+
+            res = scipy.optimize.minimize(dev, v0[free], method="Nelder-Mead",
+                                          options=dict(xatol=1e-9, fatol=1e-10, maxiter=20000))
+            best = min(best, res.fun)
+        return np.sign(x - s_hat[i]) * np.sqrt(max(best - base, 0.0))
+
+    z = scipy.stats.norm.ppf(0.975)
+    for name, i, side, sign in [("sd_(Intercept)|Subject", 0, "upper", 1), ("sd_Days|Subject", 2, "lower", -1),
+                                ("sd_Days|Subject", 2, "upper", 1), ("sigma", 3, "lower", -1)]:
+        assert brute_zeta(i, ci.loc[name, side]) == pytest.approx(sign * z, abs=2e-3), (name, side)
+
+
 def test_bootstrap_is_reproducible_and_independent_of_n_jobs(sleep_ml):
     a = lc.freq.inference.bootstrap(sleep_ml, nsim=24, seed=11, progress=False)
     b = lc.freq.inference.bootstrap(sleep_ml, nsim=24, seed=11, progress=False)

@@ -171,7 +171,7 @@ class _VarianceScale:
                 J[pos, pos] = 1.0 / sigma
             elif p == 2:
                 _, rho, s2 = s[pos : pos + 3]
-                root = np.sqrt(max(1.0 - rho * rho, 1e-300))
+                root = np.sqrt(max(1.0 - rho * rho, 1e-12))  # finite slope at |rho| = 1 (a singular fit)
                 J[pos, pos] = 1.0 / sigma
                 J[pos + 1, pos + 1], J[pos + 1, pos + 2] = s2 / sigma, rho / sigma
                 J[pos + 2, pos + 1], J[pos + 2, pos + 2] = -s2 * rho / (sigma * root), root / sigma
