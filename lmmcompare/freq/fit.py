@@ -23,6 +23,7 @@ from .optimize import OptSummary, optimize_theta
 from .relcovar import apply_lambda, theta_start
 from .result import LmerFit
 from .solve import diagonal_blocks, inverse_blocks, solve_modes
+from .start import intercepts_only, moment_start
 from .standardize import column_transforms, standardized_spec, theta_from_standardized, theta_to_standardized
 
 
@@ -72,7 +73,9 @@ def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
 
     Without ``start``: lme4's identity start, taken on the centred and scaled
     random-effects columns when they differ from the model's own (see
-    :mod:`lmmcompare.freq.standardize`), and the optimum polished in lme4's theta.  A given
+    :mod:`lmmcompare.freq.standardize`), and the optimum polished in lme4's theta;
+    for random intercepts only, the method-of-moments start of
+    :mod:`lmmcompare.freq.start` when its objective is lower.  A given
     ``start`` (lme4's theta) is used as it is.
     """
     check_options("the optimizer (lmer's **options)", options, dict(_OPTIONS))
@@ -80,6 +83,8 @@ def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
         transforms = column_transforms(devfun.spec)
         if transforms is not None:
             return _optimize_standardized(devfun, transforms, **options)
+        if intercepts_only(devfun.spec):
+            return _optimize_from_moments(devfun, **options)
         start = devfun.start
     try:
         start = np.asarray(start, dtype=float)
@@ -92,6 +97,16 @@ def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
         raise ArgumentError(f"start must hold finite numbers, got {start!r}")
     start = np.maximum(start, devfun.lower)
     return optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
+
+
+def _optimize_from_moments(devfun: Devfun, **options) -> OptSummary:
+    """Start at the method-of-moments theta when its objective beats lme4's start (:mod:`.start`)."""
+    candidates = [devfun.start, np.maximum(moment_start(devfun.spec), devfun.lower)]
+    values = [devfun(theta) for theta in candidates]
+    start = candidates[int(np.argmin(values))]
+    opt = optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
+    log = tuple((theta, float(v)) for theta, v in zip(candidates, values)) + opt.log
+    return dataclasses.replace(opt, log=log, n_evals=len(log))
 
 
 def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
