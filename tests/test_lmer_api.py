@@ -138,3 +138,20 @@ def test_start_value_does_not_change_the_optimum():
     b = lc.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", start=[0.3, 7.0])
     np.testing.assert_allclose(a.objective, b.objective, rtol=1e-10)
     np.testing.assert_allclose(a.theta, b.theta, rtol=1e-4)
+
+
+def test_moment_start_is_the_one_way_anova_estimate():
+    """Dyestuff (6 batches x 5): sigma_b^2 = (MSB - MSW) / 5, theta = sigma_b / sigma, by pandas."""
+    from lmmcompare.freq.start import intercepts_only, moment_start
+
+    data = lc.load_dataset("Dyestuff")
+    spec = lc.ModelSpec.from_formula("Yield ~ 1 + (1 | Batch)", data)
+    assert intercepts_only(spec)
+    resid = data["Yield"] - data["Yield"].mean()
+    groups = resid.groupby(data["Batch"], observed=True)
+    msb = (groups.size() * groups.mean() ** 2).sum() / 5
+    msw = ((resid - groups.transform("mean")) ** 2).sum() / 24
+    sigma_b2 = (msb - msw) / 5
+    sigma2 = (resid**2).sum() / 29 - sigma_b2
+    assert moment_start(spec)[0] == pytest.approx(np.sqrt(sigma_b2 / sigma2), rel=1e-12)
+    assert not intercepts_only(lc.ModelSpec.from_formula("Reaction ~ Days + (Days | Subject)", "sleepstudy"))
