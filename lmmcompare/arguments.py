@@ -28,6 +28,13 @@ def check_int(name: str, value, minimum: int | None = None) -> int:
     return int(value)
 
 
+def check_n_jobs(name: str, value) -> int:
+    """A joblib worker count: a non-zero integer (-1 for all cores)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value == 0:
+        raise ArgumentError(f"{name} must be a non-zero integer (-1 for all cores), got {value!r}")
+    return int(value)
+
+
 def check_number(name: str, value, low: float | None = None, high: float | None = None,
                  open_low: bool = True, open_high: bool = True) -> float:
     """``value`` must be a finite real number (not a bool or string) inside the given bounds."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..arguments import check_bool, check_int, check_number, check_seed
+from ..arguments import check_bool, check_int, check_n_jobs, check_number, check_seed
 from ..errors import ArgumentError
 from ..progress import Progress
 
@@ -241,9 +241,7 @@ def coverage(fit, nsim: int = 200, methods=METHODS, level: float = 0.95, seed=No
     nsim, boot_nsim = check_int("nsim", nsim, 1), check_int("boot_nsim", boot_nsim, 2)
     methods = _check_methods(methods)
     level = check_number("level", level, 0, 1)
-    n_jobs = check_int("n_jobs", n_jobs)
-    if n_jobs == 0:
-        raise ArgumentError("n_jobs must be a non-zero integer (-1 for all cores), got 0")
+    n_jobs = check_n_jobs("n_jobs", n_jobs)
     check_seed("seed", seed)
     check_bool("progress", progress)
     if backend not in (None, "dask"):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from ..arguments import check_bool, check_int, check_seed
+from ..arguments import check_bool, check_int, check_n_jobs, check_seed
 from ..errors import ArgumentError
 from ..progress import Progress
 from .coverage import _quiet_pymc, _refitter
@@ -171,9 +171,7 @@ def sbc(spec, data=None, nsim: int = 100, draws: int = 200, tune: int = 500, cha
 
     spec = as_spec(spec, data)
     nsim, draws, tune = check_int("nsim", nsim, 2), check_int("draws", draws, 1), check_int("tune", tune, 0)
-    chains, thin, n_jobs = check_int("chains", chains, 1), check_int("thin", thin, 1), check_int("n_jobs", n_jobs)
-    if n_jobs == 0:
-        raise ArgumentError("n_jobs must be a non-zero integer (-1 for all cores), got 0")
+    chains, thin, n_jobs = check_int("chains", chains, 1), check_int("thin", thin, 1), check_n_jobs("n_jobs", n_jobs)
     check_seed("seed", seed)
     check_bool("progress", progress)
     if parameterization not in ("marginal", "noncentered", "centered"):

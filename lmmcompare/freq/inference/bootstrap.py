@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ...arguments import check_bool, check_seed
+from ...arguments import check_bool, check_int, check_n_jobs, check_seed
 from ...errors import ArgumentError
 from ...params import sd_cor_from_cov, variance_parameter_names
 from ...progress import Progress
@@ -49,10 +49,8 @@ def bootstrap(fit, nsim: int = 500, seed=None, n_jobs: int = 1, progress: bool =
     DataFrame
         ``nsim`` rows; columns sd/cor, ``sigma`` and fixed effects (common names).
     """
-    if not isinstance(nsim, (int, np.integer)) or isinstance(nsim, bool) or nsim < 2:
-        raise ArgumentError(f"nsim must be an integer >= 2, got {nsim!r}")
-    if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs == 0:
-        raise ArgumentError(f"n_jobs must be a non-zero integer (-1 for all cores), got {n_jobs!r}")
+    check_int("nsim", nsim, 2)
+    check_n_jobs("n_jobs", n_jobs)
     check_seed("seed", seed)
     check_bool("progress", progress)
     sims = fit.simulate(nsim, seed=seed).to_numpy().T

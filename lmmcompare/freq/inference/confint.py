@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from ...arguments import check_bool, check_seed
+from ...arguments import check_bool, check_int, check_n_jobs, check_seed
 from ...errors import ArgumentError
 from ...params import variance_parameter_names
 
@@ -24,10 +24,8 @@ def confint(fit, method: str = "profile", level: float = 0.95, nsim: int = 500, 
         raise ArgumentError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if not isinstance(level, (float, int)) or isinstance(level, bool) or not 0 < level < 1:
         raise ArgumentError(f"level must be a number between 0 and 1, got {level!r}")
-    if not isinstance(nsim, (int, np.integer)) or isinstance(nsim, bool) or nsim < 2:
-        raise ArgumentError(f"nsim must be an integer >= 2, got {nsim!r}")
-    if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs == 0:
-        raise ArgumentError(f"n_jobs must be a non-zero integer (-1 for all cores), got {n_jobs!r}")
+    check_int("nsim", nsim, 2)
+    check_n_jobs("n_jobs", n_jobs)
     check_seed("seed", seed)
     check_bool("progress", progress)
     method = method.lower()
