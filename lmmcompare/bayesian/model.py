@@ -95,7 +95,9 @@ def _noncentered_effects(z, L, A, pt):
     if A.shape[0] == 2:   # closed form: the generic Cholesky Op costs more than the rest of a small model's gradient
         l11 = pt.sqrt(S[0, 0])
         l21 = S[1, 0] / l11
-        Lc = pt.stack([pt.stack([l11, 0.0]), pt.stack([l21, pt.sqrt(S[1, 1] - l21**2)])])
+        # l22 = sqrt(det S) / l11 with det S = det(A)^-2 (L00 L11)^2: no cancellation as S nears singular
+        l22 = abs(np.linalg.det(A_inv)) * L[0, 0] * L[1, 1] / l11
+        Lc = pt.stack([pt.stack([l11, 0.0]), pt.stack([l21, l22])])
     else:
         Lc = pt.linalg.cholesky(S)
     return pt.dot(pt.dot(z, Lc.T), A.T)
