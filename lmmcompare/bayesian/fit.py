@@ -8,7 +8,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from ..arguments import check_bool, check_seed
+from ..arguments import check_bool, check_int, check_seed
 from ..errors import ArgumentError
 from .model import build_model
 from .postprocess import (covariance_factors, fixed_effects, linear_predictor, named_posterior,
@@ -18,11 +18,6 @@ from .result import BayesFit
 
 PARAMETERIZATIONS = ("noncentered", "centered", "marginal")
 SAMPLERS = ("pymc", "nutpie")
-
-
-def _check_int(name, value, minimum):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
@@ -58,9 +53,9 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     if sampler not in SAMPLERS:
         raise ArgumentError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     for name, value, minimum in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        _check_int(name, value, minimum)
+        check_int(name, value, minimum)
     if cores is not None:
-        _check_int("cores", cores, 1)
+        check_int("cores", cores, 1)
     if not isinstance(target_accept, float) or not 0 < target_accept < 1:
         raise ArgumentError(f"target_accept must be a float in (0, 1), got {target_accept!r}")
     check_seed("seed", seed)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..arguments import check_bool, check_int, check_n_jobs, check_number, check_seed
+from ..arguments import check_bool, check_int, check_level, check_n_jobs, check_seed
 from ..errors import ArgumentError
 from ..progress import Progress
 
@@ -240,7 +240,7 @@ def coverage(fit, nsim: int = 200, methods=METHODS, level: float = 0.95, seed=No
         raise ArgumentError(f"fit must be an LmerFit (from lmmcompare.lmer), got {type(fit).__name__}")
     nsim, boot_nsim = check_int("nsim", nsim, 1), check_int("boot_nsim", boot_nsim, 2)
     methods = _check_methods(methods)
-    level = check_number("level", level, 0, 1)
+    level = check_level("level", level)
     n_jobs = check_n_jobs("n_jobs", n_jobs)
     check_seed("seed", seed)
     check_bool("progress", progress)

@@ -17,6 +17,7 @@ import scipy.stats
 
 from ..arguments import check_bool, check_int, check_n_jobs, check_seed
 from ..errors import ArgumentError
+from ..params import variance_parameter_names
 from ..progress import Progress
 from .coverage import _quiet_pymc, _refitter
 
@@ -35,14 +36,8 @@ def prior_draws(spec, prior_set, nsim: int, seed) -> tuple[pd.DataFrame, np.ndar
     prior = idata.prior
     values = {**fixed_effects(prior, built), **variance_parameters(prior, built, covariance_factors(prior, built))}
     truth = pd.DataFrame({name: np.asarray(v).reshape(-1) for name, v in values.items()})
-    names = [*_variance_names(spec), *spec.fixed_names]
+    names = [*variance_parameter_names(spec), *spec.fixed_names]
     return truth[names], idata.prior_predictive["y"].values.reshape(nsim, spec.n)
-
-
-def _variance_names(spec):
-    from ..params import variance_parameter_names
-
-    return variance_parameter_names(spec)
 
 
 @dataclass(frozen=True, eq=False)
