@@ -22,7 +22,8 @@ SAMPLERS = ("pymc", "nutpie")
 
 def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
           cores: int | None = None, seed=None, sampler: str = "pymc", parameterization: str = "noncentered",
-          progressbar: bool = True, target_accept: float = 0.9, posterior_predictive: bool = False) -> BayesFit:
+          progressbar: bool = True, target_accept: float = 0.9, posterior_predictive: bool = False,
+          log_likelihood: bool = True) -> BayesFit:
     """Fit the Bayesian version of an lme4 model with PyMC.
 
     Parameters
@@ -41,6 +42,10 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
         draws them afterwards from their exact conditional.
     posterior_predictive : bool
         Also draw replicated responses into ``idata.posterior_predictive``.
+    log_likelihood : bool
+        Store the pointwise log-likelihood (``idata.log_likelihood``, what
+        :meth:`BayesFit.loo` needs).  It holds chains x draws x n numbers: for
+        large data (InstEval: 73,421 rows) pass False.
 
     Returns
     -------
@@ -61,6 +66,7 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     check_seed("seed", seed)
     check_bool("progressbar", progressbar)
     check_bool("posterior_predictive", posterior_predictive)
+    check_bool("log_likelihood", log_likelihood)
     if priors is not None and not isinstance(priors, (dict, PriorSet)):
         raise ArgumentError(f"priors must be a dict such as {{'sigma': ('half_normal', 10)}}, got {priors!r}")
     spec = as_spec(formula, data)
@@ -83,32 +89,37 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     with built.model, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
+        # nutpie's numba backend calls the blocked marginal's perform in object mode, as intended
+        warnings.filterwarnings("ignore", message="Numba will use object mode to run BlockedLogLik")
         raw = pm.sample(**kwargs)
     seconds = time.perf_counter() - t0
-    return _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive)
+    return _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive, log_likelihood, progressbar)
 
 
-def _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive):
+def _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive, log_likelihood=True, progress=False):
     spec = built.spec
     post = raw.posterior
     fixed = fixed_effects(post, built)
     factors = covariance_factors(post, built)
     variances = variance_parameters(post, built, factors)
     if built.parameterization == "marginal":
-        b_terms = random_effects_marginal(post, built, fixed, factors, rng)
+        b_terms = random_effects_marginal(post, built, fixed, factors, rng, progress)
     else:
         b_terms = random_effects_noncentered(post, built)
     named = named_posterior(post, built, b_terms, fixed, variances)
-    mu = linear_predictor(spec, fixed, b_terms)
-    sigma = variances["sigma"][..., None]
     coords = {"chain": named.chain.values, "draw": named.draw.values, "obs": np.arange(spec.n)}
-    loglik = -0.5 * np.log(2 * np.pi * sigma**2) - 0.5 * ((spec.y - mu) / sigma) ** 2
     groups = {
         "posterior": named,
         "sample_stats": raw.sample_stats,
         "observed_data": xr.Dataset({"y": xr.DataArray(spec.y, dims=("obs",), coords={"obs": coords["obs"]})}),
-        "log_likelihood": xr.Dataset({"y": xr.DataArray(loglik, dims=("chain", "draw", "obs"), coords=coords)}),
     }
+    if log_likelihood or posterior_predictive:
+        mu = linear_predictor(spec, fixed, b_terms)
+        sigma = variances["sigma"][..., None]
+    if log_likelihood:
+        loglik = -0.5 * np.log(2 * np.pi * sigma**2) - 0.5 * ((spec.y - mu) / sigma) ** 2
+        groups["log_likelihood"] = xr.Dataset({"y": xr.DataArray(loglik, dims=("chain", "draw", "obs"),
+                                                                 coords=coords)})
     if posterior_predictive:
         yrep = mu + sigma * rng.standard_normal(mu.shape)
         groups["posterior_predictive"] = xr.Dataset({"y": xr.DataArray(yrep, dims=("chain", "draw", "obs"),

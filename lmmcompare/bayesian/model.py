@@ -14,7 +14,10 @@ Three parameterisations of the same model:
   (``R R' = M``, Woodbury and the determinant lemma); ``r'r``, ``Z'r`` come from
   the cross-products ``X'X, X'y, y'y, Z'X, Z'y, Z'Z`` alone, so a gradient costs
   nothing that grows with n.  With one grouping factor ``M`` is block-diagonal
-  (one ``p x p`` block per level) and is handled in closed form for p <= 2.
+  (one ``p x p`` block per level) and is handled in closed form for p <= 2;
+  other models evaluate the same likelihood through the frequentist engine's
+  blocked factor (:mod:`.blocked`), whose cost does not grow with q as a
+  dense ``q x q`` Cholesky's does.
 
 Fixed effects other than the intercept are sampled on centred columns; the
 reported ``(Intercept)`` is transformed back.
@@ -213,11 +216,44 @@ def marginal_loglik(spec: ModelSpec, data: dict, gamma, sigma, factors):
     return -0.5 * (n * pt.log(2 * np.pi * s2) + logdet + (rtr - quad) / s2)
 
 
+def uses_blocked_marginal(spec: ModelSpec, shared_response: bool = False) -> bool:
+    """Whether the marginal model evaluates through the blocked factor (:mod:`.blocked`).
+
+    One grouping factor with p <= 2 has the closed form above; the dense form
+    is kept for refits that swap the response (``shared_response``); every
+    other model (crossed, nested, wider terms) uses the blocked factor.
+    """
+    return not _closed_form(spec) and not shared_response
+
+
+def _spec_order_beta(spec, coef, slope_index, x_means, pt):
+    """beta in the spec's column order from ``(alpha, beta_1, ...)`` on centred slopes."""
+    names = spec.fixed_names
+    if not names:
+        return pt.zeros(0)
+    values = [None] * len(names)
+    has_intercept = "(Intercept)" in names
+    slopes = coef[1:] if has_intercept else coef
+    for k, j in enumerate(slope_index):
+        values[j] = slopes[k]
+    if has_intercept:
+        values[names.index("(Intercept)")] = coef[0] - sum(float(m) * b for m, b in zip(x_means, slopes))
+    return pt.stack(values)
+
+
 def _marginal_likelihood(spec, mu_fixed, sigma, factors, slope_index, x_means, pm, pt, shared_response=False):
     """pm.Potential with the exact marginal log-likelihood (see module docstring)."""
     rv = {v.name: v for v in pm.modelcontext(None).free_RVs}
     coef = ([rv["alpha"]] if "(Intercept)" in spec.fixed_names else []) + \
         [rv[f"beta_{k}"] for k in range(len(slope_index))]
+    if uses_blocked_marginal(spec, shared_response):
+        from ..freq.blocks import cross_products
+        from .blocked import blocked_loglik
+
+        beta = _spec_order_beta(spec, coef, slope_index, x_means, pt)
+        pm.Potential("marginal_loglik", blocked_loglik(cross_products(spec), beta, sigma, factors,
+                                                       [t.p for t in spec.terms]))
+        return
     gamma = pt.stack(coef) if coef else pt.zeros(0)
     data = marginal_data(spec, slope_index, x_means)
     if shared_response:

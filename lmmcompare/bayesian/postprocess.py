@@ -75,7 +75,7 @@ def random_effects_noncentered(post, built):
     return [_stack(post, f"b_{i}") for i in range(len(built.spec.terms))]
 
 
-def random_effects_marginal(post, built, fixed, factors, rng):
+def random_effects_marginal(post, built, fixed, factors, rng, progress=False):
     """Exact conditional draws of b for each posterior draw."""
     spec = built.spec
     sigma = _stack(post, "sigma")
@@ -83,26 +83,32 @@ def random_effects_marginal(post, built, fixed, factors, rng):
     Z = spec.Z
     Zty = np.asarray(Z.T @ spec.y).ravel()
     ZtX = np.asarray(Z.T @ spec.X)
-    if len(spec.terms) == 1:
+    if len(spec.terms) == 1 and spec.terms[0].p <= 2:
         return [_single_term_draws(spec, sigma, beta, factors[0], Zty, ZtX, rng)]
-    ZtZ = (Z.T @ Z).toarray()  # dense q x q: only the several-term path needs it
+    return _blocked_draws(spec, sigma, beta, factors, rng, progress)
+
+
+def _blocked_draws(spec, sigma, beta, factors, rng, progress):
+    """Several terms: one draw per posterior draw through the blocked factor (no dense q x q)."""
+    from ..freq.blocks import cross_products
+    from ..freq.likelihood import conditional_effects
+    from ..freq.relcovar import lower_index
+    from ..progress import Progress
+
+    cp = cross_products(spec)
     chains, draws = sigma.shape
     out = [np.empty((chains, draws, t.n_levels, t.p)) for t in spec.terms]
-    for c in range(chains):
-        for d in range(draws):
-            s = sigma[c, d]
-            blocks = [np.kron(np.eye(t.n_levels), L[c, d] / s) for t, L in zip(spec.terms, factors)]
-            Lam = _block_diag(blocks)
-            M = np.eye(spec.q) + Lam.T @ ZtZ @ Lam
-            R = np.linalg.cholesky(M)
-            w = Lam.T @ (Zty - ZtX @ beta[c, d]) / s
-            mean = np.linalg.solve(R.T, np.linalg.solve(R, w))
-            u = mean + np.linalg.solve(R.T, rng.standard_normal(spec.q))
-            b = Lam @ u * s
-            pos = 0
-            for k, t in enumerate(spec.terms):
-                out[k][c, d] = b[pos : pos + t.q].reshape(t.n_levels, t.p)
-                pos += t.q
+    with Progress(chains * draws, "random effects", enabled=progress) as bar:
+        for c in range(chains):
+            for d in range(draws):
+                s = sigma[c, d]
+                theta = np.concatenate([L[c, d][lower_index(t.p)] / s for t, L in zip(spec.terms, factors)])
+                b = conditional_effects(cp, beta[c, d], s, theta, rng)
+                pos = 0
+                for k, t in enumerate(spec.terms):
+                    out[k][c, d] = b[pos : pos + t.q].reshape(t.n_levels, t.p)
+                    pos += t.q
+                bar.update()
     return out
 
 
@@ -128,17 +134,6 @@ def _single_term_draws(spec, sigma, beta, L, Zty, ZtX, rng):
             eps = rng.standard_normal((t.n_levels, t.p, 1))
             u = mean + np.linalg.solve(np.swapaxes(R, 1, 2), eps)[..., 0]
             out[c, d] = (u @ Lam.T) * s
-    return out
-
-
-def _block_diag(blocks):
-    size = sum(b.shape[0] for b in blocks)
-    out = np.zeros((size, size))
-    pos = 0
-    for b in blocks:
-        k = b.shape[0]
-        out[pos : pos + k, pos : pos + k] = b
-        pos += k
     return out
 
 

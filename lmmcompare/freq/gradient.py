@@ -49,17 +49,17 @@ def _sum_blocks(Q: np.ndarray) -> np.ndarray:
     return total[cols, rows]
 
 
-def deviance_pieces(cp: CrossProducts, theta: np.ndarray, include_X: bool):
-    """``(f, d logdet, d r^2)``: the factor and the theta-gradients of its two pieces.
+def logdet_gradient(f, include_X: bool, workspaces: bool = True):
+    """``(d logdet / d theta, fallback)`` at the factor ``f``.
 
-    ``logdet`` is ``log|L_theta|^2`` (plus ``log|L_X|^2`` with ``include_X``, REML)
-    and ``r^2`` the penalised residual sum of squares; every profiled criterion
-    is built from these two.  Raises ``LinAlgError`` where L fails.
+    ``logdet`` is ``log|L_theta|^2`` (plus ``log|L_X|^2`` with ``include_X``, REML).
+    ``fallback`` lists the components of later terms with a (near) zero diagonal
+    in ``T_i``, left at 0 here: the caller differences them.  ``workspaces=False``
+    allocates fresh scratch arrays (safe when threads share ``f.cp``).
     """
-    theta = np.asarray(theta, dtype=float)
-    f = factorize(cp, theta, cp.workspace(0))
-    u, beta = solve_modes(f)
-    _, H, Y = inverse_blocks(f, include_X=include_X, workspace=(cp.workspace(1), cp.workspace(2)))
+    cp = f.cp
+    scratch = (cp.workspace(1), cp.workspace(2)) if workspaces else None
+    _, H, Y = inverse_blocks(f, include_X=include_X, workspace=scratch)
     Ts = f.Ts
     # first term: stable form of Q_j
     T1 = Ts[0]
@@ -84,21 +84,48 @@ def deviance_pieces(cp: CrossProducts, theta: np.ndarray, include_X: bool):
             Q = (np.eye(p) - C) @ np.linalg.inv(T)
             grads.append(2.0 * _sum_blocks(Q))
         pos += k
-    dlogdet = np.concatenate(grads)
-    # r^2 term
-    b = apply_lambda(u, Ts, [cp.l1] + cp.rest_levels)
+    return np.concatenate(grads), fallback
+
+
+def rss_gradient(f, u: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``d r^2(beta, theta) / d theta = -2 e' Z E_k u`` at the modes ``u`` for ``beta``.
+
+    ``r^2(beta, theta) = min_u |y - X beta - Z Lambda u|^2 + |u|^2``; by the envelope
+    theorem its theta-derivative is that of the bracket with ``u`` held fixed.
+    """
+    cp = f.cp
+    b = apply_lambda(u, f.Ts, [cp.l1] + cp.rest_levels)
     zte = _zt_residual(cp, b, beta if cp.beta_offset is None else beta - cp.beta_offset)
     dr2, start = [], 0
-    for T, n_lev in zip(Ts, [cp.l1] + cp.rest_levels):
+    for T, n_lev in zip(f.Ts, [cp.l1] + cp.rest_levels):
         p = T.shape[0]
         ze = zte[start : start + n_lev * p].reshape(n_lev, p)
         uu = u[start : start + n_lev * p].reshape(n_lev, p)
         rows, cols = lower_index(p)
         dr2.append(-2.0 * (ze.T @ uu)[rows, cols])
         start += n_lev * p
-    dr2 = np.concatenate(dr2)
+    return np.concatenate(dr2)
+
+
+def deviance_pieces(cp: CrossProducts, theta: np.ndarray, include_X: bool):
+    """``(f, d logdet, d r^2)``: the factor and the theta-gradients of its two pieces.
+
+    ``logdet`` is ``log|L_theta|^2`` (plus ``log|L_X|^2`` with ``include_X``, REML)
+    and ``r^2`` the penalised residual sum of squares; every profiled criterion
+    is built from these two.  Raises ``LinAlgError`` where L fails.
+    """
+    theta = np.asarray(theta, dtype=float)
+    f = factorize(cp, theta, cp.workspace(0))
+    u, beta = solve_modes(f)
+    dlogdet, fallback = logdet_gradient(f, include_X)
+    dr2 = rss_gradient(f, u, beta)
+
+    def pieces(th):
+        g = factorize(cp, th)
+        return np.array([g.logdet_theta + (g.logdet_X if include_X else 0.0), g.r2])
+
     for i in fallback:
-        dlogdet[i], dr2[i] = _central_difference(cp, theta, i, include_X)
+        dlogdet[i], dr2[i] = central_difference(cp, pieces, theta, i)
     return f, dlogdet, dr2
 
 
@@ -113,12 +140,8 @@ def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool):
     return f.objective(reml), dlogdet + dof * dr2 / f.r2
 
 
-def _central_difference(cp, theta, i, include_X, h=1e-6):
-    """Differences of (logdet, r^2) in theta_i; one-sided at a zero diagonal element."""
-    def pieces(th):
-        f = factorize(cp, th)
-        return np.array([f.logdet_theta + (f.logdet_X if include_X else 0.0), f.r2])
-
+def central_difference(cp, pieces, theta, i, h=1e-6):
+    """Differences of ``pieces(theta)`` (an array) in ``theta_i``; one-sided at a zero diagonal element."""
     up, down = theta.copy(), theta.copy()
     up[i] += h
     down[i] -= h

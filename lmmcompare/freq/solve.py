@@ -26,21 +26,33 @@ def L21_transpose_times(f: BlockedFactor, v: np.ndarray) -> np.ndarray:
     return (np.swapaxes(f.D1, 1, 2) @ t[:, :, None]).ravel()
 
 
-def solve_modes(f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:
+def solve_modes(f: BlockedFactor, beta: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spherical random effects ``u`` (all terms, stacked) and ``beta`` (for the response itself,
-    ``cp.beta_offset`` added back)."""
+    ``cp.beta_offset`` added back).
+
+    With ``beta`` given, ``u`` is the conditional mode for that ``beta``: the
+    solution of ``L_uu' u = l_yu' - L_Xu' beta`` (Bates et al. 2015, eq. 3.13 with
+    beta held fixed), and ``beta`` is returned as given.
+    """
     cp = f.cp
-    La = f.L22[:-1, :-1]
-    s = scipy.linalg.solve_triangular(La, f.L22[-1, :-1], lower=True, trans="T", check_finite=False)
-    u_rest, beta = s[: cp.q_rest], s[cp.q_rest :]
+    qr = cp.q_rest
+    if beta is None:
+        La = f.L22[:-1, :-1]
+        s = scipy.linalg.solve_triangular(La, f.L22[-1, :-1], lower=True, trans="T", check_finite=False)
+    else:
+        shifted = np.asarray(beta, dtype=float) - (0.0 if cp.beta_offset is None else cp.beta_offset)
+        rhs = f.L22[-1, :qr] - f.L22[qr : qr + cp.p, :qr].T @ shifted
+        u_rest = scipy.linalg.solve_triangular(f.L22[:qr, :qr], rhs, lower=True, trans="T", check_finite=False)
+        s = np.concatenate([u_rest, shifted])
+    u_rest, beta_s = s[:qr], s[qr:]
     rhs = L21_transpose_times(f, np.append(-s, 1.0))  # l_y1' - L21a' s
     if cp.p1 == 1:
         u1 = rhs / f.L11.ravel()
     else:
         u1 = np.linalg.solve(np.swapaxes(f.L11, 1, 2), rhs.reshape(cp.l1, cp.p1, 1)).ravel()
     if cp.beta_offset is not None:
-        beta = beta + cp.beta_offset
-    return np.concatenate([u1, u_rest]), beta
+        beta_s = beta_s + cp.beta_offset
+    return np.concatenate([u1, u_rest]), beta_s
 
 
 def inverse_blocks(f: BlockedFactor, include_X: bool, workspace=None):

@@ -1,0 +1,125 @@
+"""The log-likelihood at any (beta, sigma, theta), b integrated out, from the blocked factor.
+
+The profiled criteria of :mod:`.factor` optimise beta and sigma away; the
+Bayesian engine needs the likelihood itself at every point.  With ``L`` the
+blocked factor at ``theta`` (``beta_hat``, ``r^2`` its penalised least-squares
+solution and minimum, ``L_X`` its fixed-effects block), Bates et al. (2015,
+eqs. 3.14-3.15)::
+
+    r^2(beta, theta) = r^2 + |L_X' (beta - beta_hat)|^2
+    -2 log p(y | beta, sigma, theta) = n log(2 pi sigma^2) + log|L_theta|^2
+                                       + r^2(beta, theta) / sigma^2
+
+Its gradient reuses the frequentist one (:mod:`.gradient`): ``d log|L_theta|^2``
+as for the ML deviance and ``d r^2(beta, theta)`` by the envelope theorem at the
+conditional modes for this ``beta``.  Nothing here grows with n, so it is the
+marginal likelihood of models with crossed or many random effects, where a dense
+``q x q`` one is out of reach (InstEval: q = 4114).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from .blocks import CrossProducts
+from .factor import LOG_2PI, factorize
+from .gradient import central_difference, logdet_gradient, rss_gradient
+from .relcovar import apply_lambda
+from .solve import L21_transpose_times, solve_modes
+
+
+@dataclass(frozen=True)
+class LogLikelihood:
+    """``log p(y | beta, sigma, theta)`` and its partial derivatives."""
+
+    value: float
+    d_beta: np.ndarray
+    d_sigma: float
+    d_theta: np.ndarray
+
+
+def _rss_at(f, beta: np.ndarray) -> tuple[float, np.ndarray]:
+    """``(r^2(beta, theta), L_X L_X' (beta - beta_hat))``."""
+    cp = f.cp
+    qr, p = cp.q_rest, cp.p
+    if p == 0:
+        return f.r2, np.zeros(0)
+    _, beta_hat = solve_modes(f)
+    LX = f.L22[qr : qr + p, qr : qr + p]
+    w = LX.T @ (beta - beta_hat)
+    return f.r2 + float(w @ w), LX @ w
+
+
+def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True) -> LogLikelihood:
+    """The marginal log-likelihood of the LMM at ``(beta, sigma, theta)`` (module docstring).
+
+    Parameters
+    ----------
+    cp : CrossProducts
+        Blocks of ``[Z X y]'[Z X y]`` (:func:`.blocks.cross_products`).
+    beta : array_like (p,)
+        Fixed effects, in the spec's column order.
+    sigma : float
+        Residual standard deviation.
+    theta : array_like
+        Relative covariance parameters, lme4's order.
+    gradient : bool
+        Also compute the partial derivatives (``nan`` otherwise).
+
+    Returns
+    -------
+    LogLikelihood
+        ``value = -inf`` where ``L(theta)`` is not positive definite.
+
+    Notes
+    -----
+    Scratch arrays are allocated per call, never shared, so threads may call
+    this on one ``cp`` at once.
+    """
+    beta = np.asarray(beta, dtype=float)
+    theta = np.asarray(theta, dtype=float)
+    try:
+        f = factorize(cp, theta)
+    except np.linalg.LinAlgError:
+        return LogLikelihood(-np.inf, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
+    r2, grad_r2_beta = _rss_at(f, beta)
+    s2 = sigma * sigma
+    value = -0.5 * (cp.n * (LOG_2PI + np.log(s2)) + f.logdet_theta + r2 / s2)
+    if not gradient:
+        return LogLikelihood(value, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
+    dlogdet, fallback = logdet_gradient(f, include_X=False, workspaces=False)
+    u, _ = solve_modes(f, beta)
+    dr2 = rss_gradient(f, u, beta)
+
+    def pieces(th):
+        g = factorize(cp, th)
+        return np.array([g.logdet_theta, _rss_at(g, beta)[0]])
+
+    for i in fallback:
+        dlogdet[i], dr2[i] = central_difference(cp, pieces, theta, i)
+    return LogLikelihood(value=value, d_beta=-grad_r2_beta / s2, d_sigma=-cp.n / sigma + r2 / (s2 * sigma),
+                         d_theta=-0.5 * (dlogdet + dr2 / s2))
+
+
+def conditional_effects(cp: CrossProducts, beta, sigma: float, theta, rng: np.random.Generator) -> np.ndarray:
+    """One draw of ``b | y, beta, sigma, theta`` (all terms stacked, the spec's layout).
+
+    ``u ~ N(u(beta), sigma^2 (L_theta L_theta')^{-1})`` with ``u(beta)`` the conditional
+    modes (:func:`.solve.solve_modes`) and ``b = Lambda u``; the noise is
+    ``sigma L_theta'^{-1} z``, solved block by block like the modes.
+    """
+    f = factorize(cp, np.asarray(theta, dtype=float))
+    u, _ = solve_modes(f, np.asarray(beta, dtype=float))
+    qr = cp.q_rest
+    z = rng.standard_normal(cp.l1 * cp.p1 + qr)
+    x_rest = scipy.linalg.solve_triangular(f.L22[:qr, :qr], z[cp.l1 * cp.p1 :], lower=True, trans="T",
+                                           check_finite=False)
+    rhs = z[: cp.l1 * cp.p1] - L21_transpose_times(f, np.concatenate([x_rest, np.zeros(cp.m - qr)]))
+    if cp.p1 == 1:
+        x_first = rhs / f.L11.ravel()
+    else:
+        x_first = np.linalg.solve(np.swapaxes(f.L11, 1, 2), rhs.reshape(cp.l1, cp.p1, 1)).ravel()
+    u = u + sigma * np.concatenate([x_first, x_rest])
+    return apply_lambda(u, f.Ts, [cp.l1] + cp.rest_levels)
