@@ -1,26 +1,55 @@
-"""InstEval: a large crossed model (73,421 ratings; students, lecturers, departments), by ML.
+"""InstEval: a large crossed model (73,421 ratings; students, lecturers, departments), by ML and by Bayes.
 
-Shows: the frequentist engine fits y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept) in
-a few seconds (lme4 needs about 30 s on the same machine). The Bayesian marginal
-parameterisation of three crossed factors needs the blocked sparse Cholesky inside
-PyMC, which is not built yet (see issue 5): this study runs the frequentist part and
-says so.
-Run: python3 case_studies/insteval.py
+Shows: the frequentist engine fits y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept) in a
+few seconds (lme4 needs about 30 s on the same machine), and the Bayesian marginal
+parameterisation samples the same model with the 4,114 random effects integrated out:
+each gradient is one pass of the blocked Cholesky factor, NUTS starts from the
+posterior mode with the inverse Hessian as its mass matrix, and the random effects
+are drawn afterwards from their exact conditional. With this much data the
+posterior of every parameter sits on the ML estimate and the two sets of intervals
+nearly coincide; the department sd (14 levels) is where they differ most.
+Run: python3 case_studies/insteval.py [--quick]
 """
+import os
+import sys
 import time
 import warnings
 
+# the two chains run in two processes on a 2-core machine: one BLAS thread each, or
+# numpy's and scipy's OpenBLAS thread pools fight over the cores (10x slower gradients here)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from _common import OUT
+
 import lmmcompare as lc
 
+FORMULA = "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)"
+
 if __name__ == "__main__":
-    data = lc.load_dataset("InstEval")
+    OUT.mkdir(exist_ok=True)
+    quick = "--quick" in sys.argv
+    spec = lc.ModelSpec.from_formula(FORMULA, lc.load_dataset("InstEval"))
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = lc.lmer("y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)", data, reml=False)
-    seconds = time.perf_counter() - t0
+    fit = lc.lmer(spec, reml=False)
+    freq_seconds = time.perf_counter() - t0
     print(fit.summary())
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        post = lc.bayes(spec, parameterization="marginal", chains=2, cores=2, draws=100 if quick else 400,
+                        tune=100 if quick else 200, seed=20261125, log_likelihood=False)
+    cmp = lc.compare(fit, post)
+    print(cmp.to_markdown(ci="profile"))
+    path = cmp.report(OUT / "insteval.html", ci="profile")
+    print(f"\nreport: {path}")
+    table = cmp.table(ci="profile")
+    diag = post.diagnostics()
+    worst = (table["post_median"] - table["estimate"]).abs().div(table["post_sd"]).idxmax()
     vc = fit.variance_parameters()
-    print(f"\nFINDING: ML fit in {seconds:.1f} s ({fit.n_evals} evaluations); lecturer sd {vc['sd_(Intercept)|d']:.3f} "
-          f"> student sd {vc['sd_(Intercept)|s']:.3f} > department sd {vc['sd_(Intercept)|dept']:.3f}; "
-          "Bayesian marginal fit of three crossed factors: not available yet")
+    print(f"\nFINDING: ML fit in {freq_seconds:.1f} s ({fit.n_evals} evaluations); Bayesian marginal fit "
+          f"{post.seconds:.0f} s for {post.idata.posterior.sizes['chain']} x {post.idata.posterior.sizes['draw']} "
+          f"draws (min bulk ESS {diag['ess_bulk'].min():.0f}, max R-hat {diag['r_hat'].max():.3f}, "
+          f"{diag.attrs['divergences']} divergences); lecturer sd {vc['sd_(Intercept)|d']:.3f} > student sd "
+          f"{vc['sd_(Intercept)|s']:.3f} > department sd {vc['sd_(Intercept)|dept']:.3f} by ML, posterior "
+          f"medians {table.loc['sd_(Intercept)|d', 'post_median']:.3f}, {table.loc['sd_(Intercept)|s', 'post_median']:.3f}, "
+          f"{table.loc['sd_(Intercept)|dept', 'post_median']:.3f}; largest |median - ML| / posterior sd: "
+          f"{worst} ({abs(table.loc[worst, 'post_median'] - table.loc[worst, 'estimate']) / table.loc[worst, 'post_sd']:.2f})")

@@ -98,6 +98,25 @@ def test_every_plot_returns_a_figure(sleep_cmp):
         assert isinstance(fig, matplotlib.figure.Figure) and fig.axes
 
 
+def test_caterpillar_of_many_levels_shows_the_extremes(sleep_cmp):
+    """18 subjects, max_levels=6: the 3 lowest and 3 highest conditional modes, in order."""
+    fig = caterpillar_plot(sleep_cmp, coef="Days", max_levels=6)
+    modes = sleep_cmp.freq.ranef()["Subject"]["Days"].sort_values()
+    expected = list(modes.index[:3]) + list(modes.index[-3:])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == expected
+    assert "3 lowest, 3 highest of 18" in fig.axes[0].get_title()
+
+
+def test_fit_statistics_without_a_stored_log_likelihood(sleep_cmp):
+    import dataclasses
+
+    bare = dataclasses.replace(sleep_cmp.bayes, idata=sleep_cmp.bayes.idata.copy())
+    del bare.idata.log_likelihood
+    fs = lc.compare(sleep_cmp.freq, bare).fit_statistics()
+    assert fs.loc["logLik", "frequentist"] == pytest.approx(sleep_cmp.freq.loglik)
+    assert np.isnan(fs.loc["elpd_loo", "bayesian"])
+
+
 def test_html_report_is_self_contained(sleep_cmp, tmp_path):
     path = sleep_cmp.report(tmp_path / "report.html", ci="wald")
     text = open(path, encoding="utf-8").read()

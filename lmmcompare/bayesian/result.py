@@ -10,7 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from ..arguments import check_bool, check_level, check_seed
-from ..errors import SamplingWarning
+from ..errors import ArgumentError, SamplingWarning
 from ..params import variance_parameter_names
 from ..spec import ModelSpec
 from .priors import PriorSet
@@ -96,6 +96,8 @@ class BayesFit:
     def loo(self, pointwise: bool = False):
         """PSIS-LOO (ArviZ) from the pointwise conditional log-likelihood."""
         check_bool("pointwise", pointwise)
+        if "log_likelihood" not in self.idata.groups():
+            raise ArgumentError("this fit stored no pointwise log-likelihood: refit with bayes(..., log_likelihood=True)")
         return az.loo(self.idata, pointwise=pointwise)
 
     def diagnostics(self, warn: bool = False) -> pd.DataFrame:

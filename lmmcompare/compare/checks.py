@@ -31,16 +31,24 @@ def ppc_statistics(bayes_fit, seed=None) -> pd.DataFrame:
 
 
 def fit_statistics(freq_fit, bayes_fit) -> pd.DataFrame:
-    """logLik, AIC, BIC of the frequentist fit beside PSIS-LOO of the posterior."""
+    """logLik, AIC, BIC of the frequentist fit beside PSIS-LOO of the posterior.
+
+    PSIS-LOO is NaN when the fit has no pointwise log-likelihood (``bayes(..., log_likelihood=False)``).
+    """
     import warnings
 
+    freq = {"logLik": freq_fit.loglik, "AIC": freq_fit.aic, "BIC": freq_fit.bic,
+            "criterion": "REML" if freq_fit.reml else "ML"}
+    if "log_likelihood" not in bayes_fit.idata.groups():
+        nan = float("nan")
+        return pd.DataFrame({"frequentist": freq, "bayesian": {"elpd_loo": nan, "se_elpd_loo": nan, "p_loo": nan,
+                                                               "pareto_k_over_0.7": nan}})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         loo = bayes_fit.loo(pointwise=True)
     k = np.asarray(loo.pareto_k)
     return pd.DataFrame({
-        "frequentist": {"logLik": freq_fit.loglik, "AIC": freq_fit.aic, "BIC": freq_fit.bic,
-                        "criterion": "REML" if freq_fit.reml else "ML"},
+        "frequentist": freq,
         "bayesian": {"elpd_loo": float(loo.elpd_loo), "se_elpd_loo": float(loo.se), "p_loo": float(loo.p_loo),
                      "pareto_k_over_0.7": int(np.sum(k > 0.7))},
     })

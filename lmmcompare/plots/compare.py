@@ -40,31 +40,55 @@ def forest_plot(cmp, ci: str = "profile", level: float = 0.95):
     return fig
 
 
-def caterpillar_plot(cmp, group: str | None = None, coef: str | None = None):
-    """Random effects per level: conditional modes +- 1.96 conditional SD beside posterior mean +- 1.96 SD."""
+def _extremes(frame, column: str, max_levels: int):
+    """``frame`` sorted by ``column``; beyond ``max_levels`` rows only the lowest and highest halves."""
+    d = frame.sort_values(column)
+    if len(d) <= max_levels:
+        return d, ""
+    half = max_levels // 2
+    return (d.iloc[list(range(half)) + list(range(len(d) - half, len(d)))],
+            f" ({half} lowest, {half} highest of {len(d)})")
+
+
+def caterpillar_plot(cmp, group: str | None = None, coef: str | None = None, max_levels: int = 60):
+    """Random effects per level: conditional modes +- 1.96 conditional SD beside posterior mean +- 1.96 SD.
+
+    A grouping factor with more than ``max_levels`` levels shows the levels with the
+    lowest and highest conditional modes (InstEval has 2,972 students).
+    """
+    from ..arguments import check_int
+
+    check_int("max_levels", max_levels, 2)
     plt = _plt()
     rt = cmp.ranef_table()
     group = group or rt["group"].iloc[0]
     sub = rt[rt["group"] == group]
     coefs = [coef] if coef else list(dict.fromkeys(sub["coef"]))
-    fig, axes = plt.subplots(1, len(coefs), figsize=(4.5 * len(coefs), 0.22 * sub["level"].nunique() + 1.5),
-                             squeeze=False)
+    shown = min(sub["level"].nunique(), max_levels)
+    fig, axes = plt.subplots(1, len(coefs), figsize=(4.5 * len(coefs), 0.22 * shown + 1.5), squeeze=False)
     for ax, c in zip(axes[0], coefs):
-        d = sub[sub["coef"] == c].sort_values("mode")
+        d, note = _extremes(sub[sub["coef"] == c], "mode", max_levels)
         pos = np.arange(len(d))
         ax.errorbar(d["mode"], pos + 0.15, xerr=1.96 * d["cond_sd"], fmt="o", ms=3, color="C0", label="REML mode")
         ax.errorbar(d["post_mean"], pos - 0.15, xerr=1.96 * d["post_sd"], fmt="s", ms=3, color="C1",
                     label="posterior mean")
         ax.axvline(0, color="grey", lw=0.5)
         ax.set_yticks(pos, d["level"], fontsize=7)
-        ax.set_title(f"{c} | {group}", fontsize=9)
+        ax.set_title(f"{c} | {group}{note}", fontsize=9)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def shrinkage_plot(cmp):
-    """Per-group OLS estimates, REML BLUPs and posterior means: arrows show the shrinkage."""
+def shrinkage_plot(cmp, max_levels: int = 60):
+    """Per-group OLS estimates, REML BLUPs and posterior means: arrows show the shrinkage.
+
+    With one column and more than ``max_levels`` levels, the levels with the lowest
+    and highest OLS estimates are shown.
+    """
+    from ..arguments import check_int
+
+    check_int("max_levels", max_levels, 2)
     plt = _plt()
     s = cmp.shrinkage()
     coefs = list(dict.fromkeys(s["coef"]))
@@ -82,14 +106,14 @@ def shrinkage_plot(cmp):
         ax.set_xlabel(a)
         ax.set_ylabel(b)
     else:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        d = s.sort_values("ols")
+        d, note = _extremes(s, "ols", max_levels)
+        fig, ax = plt.subplots(figsize=(6, max(4.0, 0.18 * len(d) + 1.5)))
         pos = np.arange(len(d))
         ax.scatter(d["ols"], pos, marker="o", facecolors="none", edgecolors="k", label="group mean (OLS)")
         ax.scatter(d["reml"], pos, color="C0", s=15, label="REML BLUP")
         ax.scatter(d["bayes"], pos, color="C1", marker="s", s=15, label="posterior mean")
         ax.set_yticks(pos, d["level"], fontsize=7)
-        ax.set_xlabel(coefs[0])
+        ax.set_xlabel(coefs[0] + note)
     ax.legend(fontsize=8)
     ax.set_title(f"shrinkage: {cmp.spec.terms[0].group}")
     fig.tight_layout()
