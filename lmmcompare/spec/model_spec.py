@@ -18,9 +18,9 @@ import scipy.sparse as sp
 
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
 from .checks import check_column_values, check_columns, check_frame, complete_rows, response_vector
-from .design import (_CONTEXT, Design, GroupingFactor, build_design, grouping_factor, quote_names, r_expression,
-                     simple_terms)
+from .design import _CONTEXT, Design, GroupingFactor, build_design, grouping_factor, quote_names, r_expression
 from .formula import ParsedFormula, parse_formula, variables_of
+from .terms import simple_terms
 
 
 @dataclass(frozen=True, eq=False)
@@ -264,7 +264,7 @@ class ModelSpec:
 def _required(expr: str, where: str, columns: set[str]) -> set[str]:
     simple = simple_terms(expr)
     if simple is not None:
-        return set(simple[1])
+        return {v for term in simple[1] for v in term}
     quoted = quote_names(expr)
     try:
         names = {str(v) for v in formulaic.Formula(r_expression(quoted)).required_variables} - set(_CONTEXT)
