@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
-from .checks import check_magnitude
+from .checks import check_magnitude, drop_unused_levels
 from .formula import _split_top
 from .terms import direct_columns
 
@@ -184,8 +184,8 @@ def _level_label(value) -> str:
 def _factor_codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Codes and level labels of one column, R's level order, unused levels dropped."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        cat = col.cat.remove_unused_categories()
-        return cat.cat.codes.to_numpy().astype(np.int64), [_level_label(c) for c in cat.cat.categories]
+        cat = drop_unused_levels(col)
+        return cat.array.codes.astype(np.int64), [_level_label(c) for c in cat.dtype.categories.tolist()]
     values = col.to_numpy()
     try:
         uniques, codes = np.unique(values, return_inverse=True)
