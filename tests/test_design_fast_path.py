@@ -32,6 +32,7 @@ def _synthetic(n=48, seed=1):
         "ci": pd.Categorical([30, 10, 20, 10] * (n // 4)),
         "cf": pd.Categorical([1.5, 2.0, 2.5] * (n // 3)),
         "g": np.repeat([f"g{i}" for i in range(8)], n // 8),
+        "one": pd.Categorical(["only"] * n),
     })
 
 
@@ -48,6 +49,7 @@ DIRECT = [
     ("synthetic", "o + x"), ("synthetic", "ci * x"), ("synthetic", "cf"),  # ordered, integer, float levels
     ("synthetic", "x * z"), ("synthetic", "x:z"), ("synthetic", "0 + x + z"), ("synthetic", "z:x + x"),
     ("synthetic", "s:f + f + s"), ("synthetic", "x * f + s"), ("synthetic", "f * x + f:x"),
+    ("synthetic", "x * one + s"),  # a factor with one level has no columns and no term
 ]
 
 FALLBACK = [
@@ -56,6 +58,7 @@ FALLBACK = [
     ("synthetic", "I(x^2) + f"), ("synthetic", "log(z + 1) * s"), ("synthetic", "x + f - 1"),
     ("synthetic", "(x + f)^2"), ("synthetic", "f:s + s:f + f + s"), ("synthetic", "x + 1"),
     ("synthetic", "C(z) + x"), ("synthetic", "x * s + t:s"),
+    ("synthetic", "x + b:f"),  # bool is numeric: f is coded by all its levels
 ]
 
 

@@ -106,7 +106,7 @@ def _variable(col: pd.Series) -> tuple[np.ndarray, list | None] | None:
         return col.array.codes, dtype.categories.tolist()
     if pd.api.types.is_bool_dtype(dtype) or (pd.api.types.is_numeric_dtype(dtype) and dtype.kind in "iuf"):
         return col.to_numpy(dtype=float), None
-    if dtype == object or isinstance(dtype, pd.StringDtype):
+    if dtype in ("object", "str"):  # formulaic's test for text (not pandas' NA-based "string" dtype)
         if pd.api.types.infer_dtype(col, skipna=False) != "string":
             return None
         cat = col.astype("category")  # as formulaic: the sorted distinct values
@@ -158,14 +158,19 @@ def direct_columns(expr: str, frame: pd.DataFrame, reserved=()) -> DirectColumns
         return None
     n = len(frame)
     blocks, names, term_columns = ([np.ones((n, 1))], ["Intercept"], [("1", (0,))]) if intercept else ([], [], [])
+    kept = [("1",)] if intercept else []
     for term in terms:
         block, cols = _term_block(term, variables, n)
+        if not cols:  # a factor with one level: no columns, and formulaic lists no term
+            continue
         term_columns.append((":".join(term), tuple(range(len(names), len(names) + len(cols)))))
+        kept.append(term)
         blocks.append(block)
         names.extend(cols)
     matrix = np.hstack(blocks) if blocks else np.zeros((n, 0))
-    return DirectColumns(matrix=matrix, columns=tuple(names), terms=(("1",),) * intercept + tuple(terms),
-                         term_columns=tuple(term_columns), categorical=frozenset(categorical))
+    return DirectColumns(matrix=matrix, columns=tuple(names), terms=tuple(kept),
+                         term_columns=tuple(term_columns),
+                         categorical=frozenset(v for t in kept for v in t if v in categorical))
 
 
 def _term_block(term: tuple[str, ...], variables: dict, n: int) -> tuple[np.ndarray, list[str]]:
