@@ -151,6 +151,26 @@ def _pair_structure(A21: sp.csr_matrix, l1: int, p1: int, m: int) -> sp.csr_matr
     return sp.csr_matrix((vals[first] * vals[second], (flat, weight_index)), shape=(m * m, l1 * p1 * p1))
 
 
+def _trailing_cross_products(rest_blocks: list, D: np.ndarray, Z1: sp.csc_matrix):
+    """``A21 = W' Z_1`` (CSR, sorted indices) and ``A22 = W' W`` (dense) for ``W = [Z_2 ... Z_k D]``.
+
+    The dense columns ``D = [X y]`` enter as a dense array (a sparse copy of
+    them costs more than it saves).  Every product is a sparse one, whose sums
+    run over the rows in order: ``D'D`` by BLAS would round differently, and
+    the polish of a badly scaled fit (years as a covariate) depends on those digits.
+    """
+    DtZ1 = (Z1.T @ D).T
+    DtD = sp.csr_matrix(D.T) @ D
+    if not rest_blocks:
+        return sp.csr_matrix(DtZ1), DtD
+    Zr = sp.hstack(rest_blocks, format="csc")
+    ZrtD = Zr.T @ D
+    A21 = sp.vstack([Zr.T @ Z1, sp.csr_matrix(DtZ1)], format="csr")
+    A21.sort_indices()
+    A22 = np.block([[(Zr.T @ Zr).toarray(), ZrtD], [ZrtD.T, DtD]])
+    return A21, A22
+
+
 def cross_products(spec: ModelSpec) -> CrossProducts:
     """Compute the blocks once for ``spec`` (X, y, Z from the spec)."""
     first, rest = spec.terms[0], spec.terms[1:]
@@ -162,9 +182,8 @@ def cross_products(spec: ModelSpec) -> CrossProducts:
         for _ in range(2):  # one step of iterative refinement: y - X offset is accurate to rounding
             step = np.linalg.lstsq(X, y, rcond=None)[0]
             offset, y = offset + step, y - X @ step
-    dense_cols = np.column_stack([spec.X, y]) if spec.p else y[:, None]
-    W = sp.hstack(rest_blocks + [sp.csc_matrix(dense_cols)], format="csc")
-    m = W.shape[1]
+    D = np.column_stack([spec.X, y]) if spec.p else y[:, None]
+    m = sum(t.q for t in rest) + D.shape[1]
     if m > DENSE_LIMIT:
         from ..errors import DataError
 
@@ -172,9 +191,7 @@ def cross_products(spec: ModelSpec) -> CrossProducts:
             f"the random-effects terms after {first.group!r} have {m - spec.p - 1} random effects in all; "
             f"more than {DENSE_LIMIT - spec.p - 1} is beyond the dense trailing block this engine stores. "
             "Put the grouping factor with most levels first or reduce the later terms")
-    A21 = (W.T @ Z1).tocsr()
-    A21.sort_indices()
-    A22 = (W.T @ W).toarray()
+    A21, A22 = _trailing_cross_products(rest_blocks, D, Z1)
     offsets, pos = [], 0
     for t in rest:
         offsets.append(pos)

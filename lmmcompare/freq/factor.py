@@ -137,8 +137,9 @@ def factorize(cp: CrossProducts, theta: np.ndarray, workspace: np.ndarray | None
         M = np.tril(scale_rows_cols(M, Ts[1:], cp.rest_offsets, cp.rest_levels))
     elif cp.rest_sizes:
         M = scale_rows_cols(M, Ts[1:], cp.rest_offsets, cp.rest_levels)
-    idx = np.arange(cp.q_rest)
-    M[idx, idx] += 1.0
+    if cp.q_rest:
+        idx = np.arange(cp.q_rest)
+        M[idx, idx] += 1.0
     # M is C-ordered with its lower triangle filled: M.T is the Fortran view of the
     # same memory with the upper triangle filled, so potrf factors it in place.
     U, info = scipy.linalg.lapack.dpotrf(M.T, lower=0, clean=0, overwrite_a=1)

@@ -24,6 +24,7 @@ from .relcovar import apply_lambda, theta_start
 from .result import LmerFit
 from .solve import diagonal_blocks, inverse_blocks, solve_modes
 from .start import intercepts_only, moment_start
+from .threads import single_blas_thread
 from .standardize import column_transforms, standardized_spec, theta_from_standardized, theta_to_standardized
 
 
@@ -64,6 +65,9 @@ def _positive(name, value):
     return check_number(name, value, 0.0)
 
 
+# trailing blocks (m x m, see .blocks) up to this size are optimised with one BLAS thread (see .threads)
+ONE_BLAS_THREAD_UP_TO = 256
+
 _OPTIONS = {"ftol": _positive, "gtol": _positive, "boundary_tol": _positive, "conv_tol": _positive,
             "maxiter": lambda name, value: check_int(name, value, 1)}
 
@@ -76,27 +80,29 @@ def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
     :mod:`lmmcompare.freq.standardize`), and the optimum polished in lme4's theta;
     for random intercepts only, the method-of-moments start of
     :mod:`lmmcompare.freq.start` when its objective is lower.  A given
-    ``start`` (lme4's theta) is used as it is.
+    ``start`` (lme4's theta) is used as it is.  Models with a small trailing
+    block run with one BLAS thread (:mod:`lmmcompare.freq.threads`).
     """
     check_options("the optimizer (lmer's **options)", options, dict(_OPTIONS))
-    if start is None:
-        transforms = column_transforms(devfun.spec)
-        if transforms is not None:
-            return _optimize_standardized(devfun, transforms, **options)
-        if intercepts_only(devfun.spec):
-            return _optimize_from_moments(devfun, **options)
-        start = devfun.start
-    try:
-        start = np.asarray(start, dtype=float)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"start must be a sequence of {devfun.lower.size} numbers (theta), "
-                            f"got {start!r}") from None
-    if start.shape != devfun.lower.shape:
-        raise ArgumentError(f"start must have {devfun.lower.size} theta values, got shape {start.shape}")
-    if not np.all(np.isfinite(start)):
-        raise ArgumentError(f"start must hold finite numbers, got {start!r}")
-    start = np.maximum(start, devfun.lower)
-    return optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
+    with single_blas_thread(devfun.cp.m <= ONE_BLAS_THREAD_UP_TO):  # inline: warnings' stacklevels count frames
+        if start is None:
+            transforms = column_transforms(devfun.spec)
+            if transforms is not None:
+                return _optimize_standardized(devfun, transforms, **options)
+            if intercepts_only(devfun.spec):
+                return _optimize_from_moments(devfun, **options)
+            start = devfun.start
+        try:
+            start = np.asarray(start, dtype=float)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"start must be a sequence of {devfun.lower.size} numbers (theta), "
+                                f"got {start!r}") from None
+        if start.shape != devfun.lower.shape:
+            raise ArgumentError(f"start must have {devfun.lower.size} theta values, got shape {start.shape}")
+        if not np.all(np.isfinite(start)):
+            raise ArgumentError(f"start must hold finite numbers, got {start!r}")
+        start = np.maximum(start, devfun.lower)
+        return optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
 
 
 def _optimize_from_moments(devfun: Devfun, **options) -> OptSummary:

@@ -33,9 +33,10 @@ def _zt_residual(cp: CrossProducts, b: np.ndarray, beta: np.ndarray) -> np.ndarr
     """``Z'(y - X beta - Z b)`` from the cross-products alone."""
     qr, p, q1 = cp.q_rest, cp.p, cp.l1 * cp.p1
     b1, br = b[:q1], b[q1:]
-    first = (cp.zty_first - cp.ztx_first.T @ beta
-             - (cp.A11 @ b1.reshape(cp.l1, cp.p1, 1)).ravel()
-             - cp.A21_re_T @ br)
+    first = cp.zty_first - cp.ztx_first.T @ beta - (cp.A11 @ b1.reshape(cp.l1, cp.p1, 1)).ravel()
+    if not qr:  # a single term
+        return first
+    first -= cp.A21_re_T @ br
     rest = (cp.A22[:qr, -1] - cp.A22[:qr, qr : qr + p] @ beta
             - cp.A21_re @ b1 - cp.A22[:qr, :qr] @ br)
     return np.concatenate([first, rest])

@@ -19,7 +19,7 @@ def L21_transpose_times(f: BlockedFactor, v: np.ndarray) -> np.ndarray:
     """``L21' v = D' A21' Lr v`` without forming L21 (v has m entries)."""
     cp = f.cp
     qr = cp.q_rest
-    w = np.concatenate([apply_lambda(v[:qr], f.Ts[1:], cp.rest_levels), v[qr:]])  # Lr v
+    w = np.concatenate([apply_lambda(v[:qr], f.Ts[1:], cp.rest_levels), v[qr:]]) if qr else v  # Lr v
     t = (cp.A21_T @ w).reshape(cp.l1, cp.p1)
     if cp.p1 == 1:
         return f.D1.ravel() * t.ravel()
@@ -124,7 +124,8 @@ def _pair_quadratic(f: BlockedFactor, H: np.ndarray, k: int, out=None) -> np.nda
     if any(T.shape[0] > 1 for T in f.Ts[1:]):
         G[:k, :k] += np.tril(H, -1).T  # the sandwich below needs the full symmetric H
     # Lr H Lr': left_scale applies T' per block, so pass T' to apply T
-    G = scale_rows_cols(G, [T.T for T in f.Ts[1:]], cp.rest_offsets, cp.rest_levels)
-    G = np.tril(G) if any(T.shape[0] > 1 for T in f.Ts[1:]) else G
+    if len(f.Ts) > 1:
+        G = scale_rows_cols(G, [T.T for T in f.Ts[1:]], cp.rest_offsets, cp.rest_levels)
+        G = np.tril(G) if any(T.shape[0] > 1 for T in f.Ts[1:]) else G
     G[np.arange(k), np.arange(k)] *= 0.5
     return (cp.K_T @ G.ravel()).reshape(cp.l1, cp.p1, cp.p1)

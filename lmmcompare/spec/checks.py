@@ -56,42 +56,63 @@ def _plain_column(col: pd.Series) -> pd.Series:
     return col
 
 
+def _missing(col: pd.Series) -> np.ndarray:
+    """Which values of a plain column are missing (as ``isna``, without its overhead for common dtypes)."""
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return col.array.codes < 0
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return np.zeros(len(col), dtype=bool)
+    if isinstance(dtype, np.dtype) and dtype.kind in "fc":
+        return np.isnan(col.to_numpy())
+    return col.isna().to_numpy()
+
+
+def drop_unused_levels(col: pd.Series) -> pd.Series:
+    """R's ``drop.unused.levels`` for a categorical column (the column itself when all levels occur)."""
+    counts = np.bincount(col.array.codes, minlength=len(col.dtype.categories))
+    return col if counts.all() else col.cat.remove_unused_categories()
+
+
 def complete_rows(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int]:
     """Return the used columns with missing or infinite-free rows kept.
 
     Rows with a missing value in any used column are dropped with a
     :class:`DroppedRowsWarning` that says how many; infinite values are an error.
     """
-    frame = pd.DataFrame({c: _plain_column(data[c]) for c in used}, index=data.index)
-    for c in used:
-        col = frame[c]
+    given = {c: data[c] for c in used}
+    columns = {c: _plain_column(col) for c, col in given.items()}
+    missing = {}
+    for c, col in columns.items():
         if (pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
                 and col.dtype.kind != "c"):  # complex columns are refused by check_column_values
             if np.isinf(col.to_numpy(dtype=float, na_value=np.nan)).any():
                 raise DataError(
                     f"column {c!r} contains infinite values; remove or replace them before fitting"
                 )
-    missing = frame.isna().any(axis=1).to_numpy()
-    n_drop = int(missing.sum())
-    if n_drop == len(frame):
-        bad = [c for c in used if frame[c].isna().all()]
+        missing[c] = _missing(col)
+    drop = np.logical_or.reduce(list(missing.values())) if missing else np.zeros(len(data), dtype=bool)
+    n_drop = int(drop.sum())
+    if n_drop == len(data):
+        bad = [c for c in used if missing[c].all()]
         detail = f" (all missing: {', '.join(repr(c) for c in bad)})" if bad else ""
         raise DataError(f"no rows left after dropping rows with missing values in the model's columns{detail}")
     if n_drop:
-        per_col = {c: int(frame[c].isna().sum()) for c in used if frame[c].isna().any()}
+        per_col = {c: int(m.sum()) for c, m in missing.items() if m.any()}
         warnings.warn(
-            f"dropped {n_drop} of {len(frame)} rows with missing values "
+            f"dropped {n_drop} of {len(data)} rows with missing values "
             f"({', '.join(f'{c}: {k}' for c, k in per_col.items())})",
             DroppedRowsWarning,
             stacklevel=4,
         )
-        frame = frame.loc[~missing]
-    for c in used:
-        if isinstance(data[c].dtype, pd.BooleanDtype):  # no NA left: a plain bool column, as numpy's
-            frame[c] = frame[c].astype(bool)
-        elif isinstance(frame[c].dtype, pd.CategoricalDtype):  # R's drop.unused.levels
-            frame[c] = frame[c].cat.remove_unused_categories()
-    return frame, n_drop
+        columns = {c: col[~drop] for c, col in columns.items()}
+    for c, col in columns.items():
+        if isinstance(given[c].dtype, pd.BooleanDtype):  # no NA left: a plain bool column, as numpy's
+            columns[c] = col.astype(bool)
+        elif isinstance(col.dtype, pd.CategoricalDtype):
+            columns[c] = drop_unused_levels(col)
+    index = data.index[~drop] if n_drop else data.index
+    return pd.DataFrame(columns, index=index), n_drop
 
 
 _NOT_MODEL_VALUES = {  # numpy dtype kind -> (what it holds, how to convert column {c!r})

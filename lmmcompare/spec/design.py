@@ -1,5 +1,7 @@
-"""Design matrices through formulaic, named as lme4 names them.
+"""Design matrices, named as lme4 names them.
 
+Plain formulas are built directly (:mod:`.terms`), others by formulaic; both
+name columns and terms as formulaic does, and the names are then mapped to R's:
 ``(Intercept)``, ``SexFemale``, ``recipeB:temp``: formulaic's ``recipe[T.B]``
 becomes R's ``recipeB``.  Grouping factors are integer codes plus level names,
 with R's level order (categorical order, or sorted values) and unused levels
@@ -9,15 +11,17 @@ slowest, as R's ``a:b`` gives.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import formulaic
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
-from .checks import check_magnitude
+from .checks import check_magnitude, drop_unused_levels
 from .formula import _split_top
+from .terms import direct_columns
 
 _CONTEXT = {"np": np, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
             "log10": np.log10, "log2": np.log2, "log1p": np.log1p}
@@ -67,88 +71,102 @@ def lme4_name(column: str, power_written: bool = False) -> str:
 class Design:
     """A model matrix, its lme4 column names and what rebuilds it for new data.
 
-    ``model_spec`` is formulaic's spec; designs made only of an optional
-    intercept and numeric columns skip formulaic (``model_spec`` None) and
-    rebuild from ``numeric_columns`` directly.
+    Attributes
+    ----------
+    matrix : ndarray (n, k)
+    names : tuple of str
+        lme4's column names.
+    term_columns : tuple of (label, column indices)
+        formulaic's term labels (``1``, ``age:Sex``) and their columns.
+    term_variables : tuple of tuple of str
+        The variables (formulaic's factor expressions) of each term of ``term_columns``.
+    categorical : frozenset of str
+        The variables coded as factors.
+    expr : str
+        The one-sided formula the matrix was built from.
+    frame : DataFrame
+        The rows it was built on.
+    formulaic_spec : formulaic.ModelSpec or None
+        formulaic's spec, None when the matrix was built directly (:mod:`.terms`).
     """
 
     matrix: np.ndarray
     names: tuple[str, ...]
-    model_spec: object  # formulaic.ModelSpec, or None for the numeric fast path
-    term_columns: tuple[tuple[str, tuple[int, ...]], ...]  # (term label, column indices)
-    numeric_columns: tuple[str, ...] = ()
-    intercept: bool = False
+    term_columns: tuple[tuple[str, tuple[int, ...]], ...]
+    term_variables: tuple[tuple[str, ...], ...]
+    categorical: frozenset = frozenset()
+    expr: str = ""
+    frame: pd.DataFrame | None = field(default=None, repr=False)
+    formulaic_spec: object = field(default=None, repr=False)
 
+    @property
+    def direct(self) -> bool:
+        """Built without formulaic (see :mod:`.terms`)."""
+        return self.formulaic_spec is None
 
-def simple_terms(expr: str) -> tuple[bool, list[str]] | None:
-    """``(intercept, columns)`` when ``expr`` is ``[0 +|1 +] a + b ...`` of plain names, else None."""
-    tokens = [t.strip() for t in _split_top(expr, "+")]
-    intercept, names = True, []
-    for i, tok in enumerate(tokens):
-        if tok in ("0", "1") and i == 0:
-            intercept = tok == "1"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", tok) and tok not in names:
-            names.append(tok)
-        else:
-            return None
-    return intercept, names
-
-
-def _numeric_design(expr: str, frame: pd.DataFrame) -> Design | None:
-    parsed = simple_terms(expr)
-    if parsed is None:
-        return None
-    intercept, names = parsed
-    if not all(n in frame.columns and pd.api.types.is_numeric_dtype(frame[n].dtype)
-               and not pd.api.types.is_bool_dtype(frame[n].dtype) for n in names):
-        return None
-    cols = ([np.ones(len(frame))] if intercept else []) + [frame[n].to_numpy(dtype=float) for n in names]
-    labels = (["1"] if intercept else []) + names
-    matrix = np.column_stack(cols) if cols else np.zeros((len(frame), 0))
-    return Design(matrix=matrix, names=tuple((["(Intercept)"] if intercept else []) + names), model_spec=None,
-                  term_columns=tuple((lab, (i,)) for i, lab in enumerate(labels)),
-                  numeric_columns=tuple(names), intercept=intercept)
+    @cached_property
+    def model_spec(self):
+        """formulaic's spec; built on ``frame`` the first time it is needed for a direct design."""
+        if self.formulaic_spec is not None:
+            return self.formulaic_spec
+        return formulaic_design(self.expr, self.frame, "the model matrix").formulaic_spec
 
 
 def build_design(expr: str, frame: pd.DataFrame, where: str) -> Design:
     """Evaluate a one-sided formula on ``frame`` (complete rows only).
 
-    Every column must be finite with squares representable in double precision
+    Plain formulas (:func:`.terms.simple_terms`) are built directly, others by
+    formulaic (:func:`formulaic_design`); both give the same design.  Every
+    column must be finite with squares representable in double precision
     (``I(1/x)`` at ``x = 0`` or ``log(x)`` at ``x <= 0`` is a :class:`DataError` naming it).
     """
-    design = _numeric_design(expr, frame)
-    if design is None:
-        try:  # the frame has no missing values: NaN or inf can only come from a transformation, reported below
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                mm = formulaic.model_matrix(r_expression(quote_names(expr)), frame, na_action="ignore",
-                                            context=_CONTEXT)
-        except Exception as exc:  # formulaic raises many types; the user needs one message
-            raise FormulaError(f"cannot build {where} from {expr!r}: {exc}") from exc
-        design = design_from_matrix(mm, power_written="^" in expr)
+    cols = direct_columns(expr, frame, reserved=_CONTEXT)
+    if cols is None:
+        design = formulaic_design(expr, frame, where)
+    else:
+        design = Design(matrix=cols.matrix, names=tuple(lme4_name(c) for c in cols.columns),
+                        term_columns=cols.term_columns, term_variables=cols.terms, categorical=cols.categorical,
+                        expr=expr, frame=frame)
     for j, name in enumerate(design.names):
         check_magnitude(design.matrix[:, j], f"column {name!r} of {where}")
     return design
 
 
-def design_from_matrix(mm, power_written: bool) -> Design:
-    names = tuple(lme4_name(str(c), power_written) for c in mm.columns)
-    terms = tuple(
-        (str(term), tuple(range(sl.start, sl.stop)))
-        for term, sl in mm.model_spec.term_slices.items()
-        if sl.stop > sl.start
-    )
-    matrix = np.asarray(mm.to_numpy() if hasattr(mm, "to_numpy") else mm, dtype=float)
-    return Design(matrix=matrix, names=names, model_spec=mm.model_spec, term_columns=terms)
+def formulaic_design(expr: str, frame: pd.DataFrame, where: str) -> Design:
+    """The :class:`Design` of ``expr`` on ``frame`` by formulaic (no checks of the values)."""
+    try:  # the frame has no missing values: NaN or inf can only come from a transformation, reported later
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            mm = formulaic.model_matrix(r_expression(quote_names(expr)), frame, na_action="ignore",
+                                        context=_CONTEXT)
+    except Exception as exc:  # formulaic raises many types; the user needs one message
+        raise FormulaError(f"cannot build {where} from {expr!r}: {exc}") from exc
+    ms = mm.model_spec
+    terms = [(term, sl) for term, sl in ms.term_slices.items() if sl.stop > sl.start]
+    variables = tuple(tuple(f.expr for f in term.factors) for term, _ in terms)
+    kinds = {e: ms.encoder_state.get(e, (None,))[0] for v in variables for e in v}
+    return Design(matrix=np.asarray(mm.to_numpy(), dtype=float),
+                  names=tuple(lme4_name(str(c), "^" in expr) for c in mm.columns),
+                  term_columns=tuple((str(term), tuple(range(sl.start, sl.stop))) for term, sl in terms),
+                  term_variables=variables,
+                  categorical=frozenset(e for e, k in kinds.items() if getattr(k, "value", k) == "categorical"),
+                  expr=expr, frame=frame, formulaic_spec=ms)
 
 
 def rebuild_design(design: Design, frame: pd.DataFrame, where: str) -> np.ndarray:
-    """The same columns as ``design`` for new data (prediction)."""
-    if design.model_spec is None:
-        missing = [c for c in design.numeric_columns if c not in frame.columns]
+    """The same columns as ``design`` for new data (prediction).
+
+    A direct design of numeric columns only is rebuilt from the columns; any
+    other by formulaic's spec (built on the training rows the first time).
+    """
+    if design.direct and not design.categorical:
+        terms = [(label == "1", term) for (label, _), term in zip(design.term_columns, design.term_variables)]
+        needed = dict.fromkeys(v for intercept, term in terms if not intercept for v in term)
+        missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise FormulaError(f"cannot build {where} for the new data: column {missing[0]!r} is missing")
-        cols = ([np.ones(len(frame))] if design.intercept else []) + [
-            pd.to_numeric(frame[c]).to_numpy(dtype=float) for c in design.numeric_columns]
+        values = {c: pd.to_numeric(frame[c]).to_numpy(dtype=float) for c in needed}
+        cols = [np.ones(len(frame)) if intercept else np.prod([values[v] for v in term], axis=0)
+                for intercept, term in terms]
         return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
     try:
         mm = design.model_spec.get_model_matrix(frame, na_action="raise", context=_CONTEXT)
@@ -166,8 +184,8 @@ def _level_label(value) -> str:
 def _factor_codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Codes and level labels of one column, R's level order, unused levels dropped."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        cat = col.cat.remove_unused_categories()
-        return cat.cat.codes.to_numpy().astype(np.int64), [_level_label(c) for c in cat.cat.categories]
+        cat = drop_unused_levels(col)
+        return cat.array.codes.astype(np.int64), [_level_label(c) for c in cat.dtype.categories.tolist()]
     values = col.to_numpy()
     try:
         uniques, codes = np.unique(values, return_inverse=True)

@@ -18,9 +18,9 @@ import scipy.sparse as sp
 
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
 from .checks import check_column_values, check_columns, check_frame, complete_rows, response_vector
-from .design import (_CONTEXT, Design, GroupingFactor, build_design, grouping_factor, quote_names, r_expression,
-                     simple_terms)
+from .design import _CONTEXT, Design, GroupingFactor, build_design, grouping_factor, quote_names, r_expression
 from .formula import ParsedFormula, parse_formula, variables_of
+from .terms import simple_terms
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,10 +92,20 @@ class RandomTerm:
     @property
     def Z(self) -> sp.csc_matrix:
         """Sparse ``n x (l_i p_i)`` block: ``Z[r, codes[r] * p_i + k] = X_i[r, k]``."""
-        n, p = self.design.matrix.shape
-        rows = np.repeat(np.arange(n), p)
-        cols = (self.codes[:, None] * p + np.arange(p)).ravel()
-        return sp.csc_matrix((self.design.matrix.ravel(), (rows, cols)), shape=(n, self.q))
+        X = self.design.matrix
+        n, p = X.shape
+        order = np.argsort(self.codes, kind="stable")  # rows level by level, increasing within a level
+        counts = np.bincount(self.codes, minlength=self.n_levels)
+        starts = np.cumsum(counts) - counts
+        level = self.codes[order]
+        # entry (row order[i], column level * p + k) goes to position p * start + k * count + rank in level
+        pos = ((p * starts[level] + np.arange(n) - starts[level])[:, None]
+               + counts[level][:, None] * np.arange(p))
+        indices, data = np.empty(n * p, dtype=np.int64), np.empty(n * p)
+        indices[pos] = order[:, None]
+        data[pos] = X[order]
+        indptr = np.concatenate([[0], np.cumsum(np.repeat(counts, p))])
+        return sp.csc_matrix((data, indices, indptr), shape=(n, self.q))
 
     def __repr__(self):
         kind = "correlated" if self.correlated else "uncorrelated" if self.double_bar else "scalar"
@@ -264,7 +274,7 @@ class ModelSpec:
 def _required(expr: str, where: str, columns: set[str]) -> set[str]:
     simple = simple_terms(expr)
     if simple is not None:
-        return set(simple[1])
+        return {v for term in simple[1] for v in term}
     quoted = quote_names(expr)
     try:
         names = {str(v) for v in formulaic.Formula(r_expression(quoted)).required_variables} - set(_CONTEXT)

@@ -95,19 +95,13 @@ def check_type(value) -> str:
 def model_terms(spec) -> tuple[bool, list[ModelTerm]]:
     """``(has_intercept, terms)``: the non-intercept terms in formula order, kept columns only."""
     kept = {c: i for i, c in enumerate(spec.keep_fixed)}
-    ms = spec.fixed.model_spec
-    factors = {}
-    if ms is not None:
-        for term in ms.term_slices:
-            exprs = tuple(f.expr for f in term.factors)
-            kinds = {e: ms.encoder_state.get(e, (None,))[0] for e in exprs}
-            factors[str(term)] = (exprs, frozenset(e for e, k in kinds.items() if getattr(k, "value", k) != "categorical"))
+    fixed = spec.fixed
     intercept, terms, earlier = False, [], []
-    for label, cols in spec.fixed.term_columns:
+    for (label, cols), exprs in zip(fixed.term_columns, fixed.term_variables):
         if label == "1":
             intercept = True
             continue
-        exprs, numerics = factors.get(label, ((label,), frozenset({label})))
+        numerics = frozenset(exprs) - fixed.categorical
         every = frozenset(exprs)
         coded = frozenset(v for v in exprs if not every - {v} or any(every - {v} <= e for e in earlier))
         earlier.append(every)
@@ -195,10 +189,9 @@ def full_indicator_design(spec, intercept: bool, terms: list[ModelTerm]) -> list
         if isinstance(frame[c].dtype, pd.CategoricalDtype):
             frame[c] = frame[c].cat.remove_unused_categories()
     blocks = [np.ones((spec.n, 1))] if intercept else []
-    numeric_fast_path = spec.fixed.model_spec is None
     for t in terms:
-        if numeric_fast_path:
-            blocks.append(frame[t.label].to_numpy(dtype=float)[:, None])
+        if spec.fixed.direct and not set(t.factor_exprs) & spec.fixed.categorical:  # numeric columns
+            blocks.append(np.prod([frame[v].to_numpy(dtype=float) for v in t.factor_exprs], axis=0)[:, None])
             continue
         expr = "0 + " + ":".join(t.factor_exprs)
         try:

@@ -1,0 +1,51 @@
+"""One BLAS thread while a small model is optimised.
+
+SciPy's L-BFGS-B (C since SciPy 1.15) calls BLAS and LAPACK on tiny vectors
+and matrices.  With a multi-threaded OpenBLAS this costs little on an idle
+machine but tens of milliseconds per fit when other processes keep the cores
+busy (scipy/scipy#22438, #23191; OpenMathLib/OpenBLAS#5383): an Orthodont fit
+took 80-100 ms instead of 22 ms with a second job running on two cores.  The
+objective of a model with a small trailing block gains nothing from BLAS
+threads either, so :func:`single_blas_thread` limits BLAS to one thread for
+the duration with ``threadpoolctl`` (nothing happens where it is missing).
+Its rules apply: OpenBLAS's limit is process-wide, so only one Python thread
+at a time sets it and fits in other threads run with the counts as they are;
+the original counts are restored when the block ends.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+_LOCK = threading.Lock()
+_CONTROLLER = {}
+
+
+def _controller():
+    """threadpoolctl's controller of the loaded BLAS libraries (made once), or None."""
+    with _LOCK:
+        if "blas" not in _CONTROLLER:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                _CONTROLLER["blas"] = ThreadpoolController()
+            except Exception:  # missing, or a library it cannot inspect: leave the threads alone
+                _CONTROLLER["blas"] = None
+        return _CONTROLLER["blas"]
+
+
+@contextmanager
+def single_blas_thread(enabled: bool = True):
+    """Limit BLAS to one thread inside the block (when ``enabled``).
+
+    Parameters
+    ----------
+    enabled : bool
+        False makes the block run with the thread counts as they are.
+    """
+    controller = _controller() if enabled else None
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        yield
