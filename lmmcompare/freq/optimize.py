@@ -119,25 +119,43 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
     return summary
 
 
+def _column_below(lower, i):
+    """Indices of the entries below diagonal element ``i`` in its column of T (theta is column-major)."""
+    k = i + 1
+    while k < lower.size and lower[k] != 0:
+        k += 1
+    return np.arange(i + 1, k)
+
+
 def _escape_boundary(fun_grad, theta, value, grad, lower, res_options, steps=(1e-3, 1e-2, 1e-1), rounds=5):
     """Restart from inside when a diagonal theta on its bound is a saddle (lme4's ``restart_edge``).
 
     The objective depends on a zero diagonal element of T only through its
     square, so the gradient there is 0 even when moving inwards lowers the
     objective; a small step inwards tells, and the optimizer restarts from it.
+    With the diagonal element zero, the column below it can change sign
+    without changing ``T T'``; the step is tried from both signs, since the
+    reflected point may be the one from which the way inwards goes down.
     """
     for _ in range(rounds):
         improved = False
         for i in np.flatnonzero((lower == 0) & (theta <= 0)):
+            below = _column_below(lower, i)
+            signs = (1.0, -1.0) if below.size and np.any(theta[below] != 0) else (1.0,)
             for h in steps:
-                trial = theta.copy()
-                trial[i] = h
-                if fun_grad(trial)[0] < value - 1e-10 * max(1.0, abs(value)):
-                    res = scipy.optimize.minimize(fun_grad, trial, jac=True, method="L-BFGS-B", **res_options)
-                    if res.fun < value:
-                        theta, value, grad = np.array(res.x), float(res.fun), np.array(res.jac)
-                        improved = True
-                    break
+                for sign in signs:
+                    trial = theta.copy()
+                    trial[below] *= sign
+                    trial[i] = h
+                    if fun_grad(trial)[0] < value - 1e-10 * max(1.0, abs(value)):
+                        res = scipy.optimize.minimize(fun_grad, trial, jac=True, method="L-BFGS-B", **res_options)
+                        if res.fun < value:
+                            theta, value, grad = np.array(res.x), float(res.fun), np.array(res.jac)
+                            improved = True
+                        break
+                else:
+                    continue
+                break
             if improved:
                 break
         if not improved:
