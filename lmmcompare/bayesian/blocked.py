@@ -36,6 +36,7 @@ class BlockedLogLik(Op):
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage):
+        """Value and partials from :func:`lmmcompare.freq.likelihood.loglik`."""
         beta, sigma, theta = inputs
         result = loglik(self.cp, beta, float(sigma), theta)
         output_storage[0][0] = np.asarray(result.value, dtype="float64")
@@ -44,6 +45,7 @@ class BlockedLogLik(Op):
         output_storage[3][0] = np.asarray(result.d_theta, dtype="float64")
 
     def L_op(self, inputs, outputs, output_grads):
+        """The value's gradient: the partials (outputs 1 to 3) times the output gradient."""
         _, d_beta, d_sigma, d_theta = outputs
         g = output_grads[0]
         if isinstance(g.type, DisconnectedType):
@@ -71,7 +73,7 @@ def theta_from_factors(factors, sizes, sigma):
 
 
 def blocked_loglik(cp: CrossProducts, beta, sigma, factors, sizes):
-    """``log p(y | beta, sigma, Sigma)`` through :class:`BlockedLogLik`.
+    """``log p(y | beta, sigma, Sigma)`` through the Op ``BlockedLogLik`` (value and partials in one node).
 
     ``factors`` are the Cholesky factors ``L_i`` of the ``Sigma_i`` (absolute
     scale), ``sizes`` their orders ``p_i``; ``beta`` is in the spec's column order.

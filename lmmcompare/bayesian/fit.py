@@ -51,7 +51,7 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     init : {"auto", "laplace", "jitter+adapt_diag", "adapt_diag", "jitter+adapt_full", "adapt_full"}
         How NUTS starts (``sampler="pymc"``).  ``"laplace"`` finds the posterior
         mode and starts from the inverse Hessian there as a dense mass matrix
-        (see :mod:`.start`), each chain from its own overdispersed draw; it pays
+        (see :mod:`lmmcompare.bayesian.start`), each chain from its own overdispersed draw; it pays
         for itself when the posterior is narrow.  ``"auto"`` is ``"laplace"`` for
         the marginal parameterisation with at least 10,000 rows and PyMC's
         ``"jitter+adapt_diag"`` otherwise; the other values are PyMC's.

@@ -62,8 +62,18 @@ def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt):
     return mu, x_means, slope_index
 
 
-def _term_cov_factor(i, term, priors: PriorSet, pm, pt):
-    """Cholesky factor L_i (p x p) of Sigma_i, from per-column sds and an LKJ correlation."""
+def _is_identity(A) -> bool:
+    return A is None or np.allclose(A, np.eye(A.shape[0]), rtol=0.0, atol=1e-12)
+
+
+def _term_cov_factor(i, term, priors: PriorSet, pm, pt, A=None):
+    """Cholesky factor L_i (p x p) of Sigma_i, from per-column sds and an LKJ correlation.
+
+    With a non-trivial standardising ``A`` (p = 2), the sampler moves on the
+    standardised covariance instead (:func:`_standardized_cov_factor`), same prior.
+    """
+    if term.p == 2 and not _is_identity(A):
+        return _standardized_cov_factor(i, term, priors, A, pm, pt)
     sd_priors = [priors.sds[f"sd_{c}|{term.group}"] for c in term.columns]
     if term.p == 1:
         sd = sd_priors[0].variable(f"sd_{i}_0")
@@ -79,6 +89,44 @@ def _term_cov_factor(i, term, priors: PriorSet, pm, pt):
         corr = pm.LKJCorr(f"corr_{i}", n=term.p, eta=eta, return_matrix=True)
         corr_chol = pt.linalg.cholesky(corr)
     return pm.Deterministic(f"L_{i}", sds[:, None] * corr_chol)
+
+
+def _standardized_cov_factor(i, term, priors: PriorSet, A, pm, pt):
+    """L_i of ``Sigma_i = A S A'``, sampling ``S`` (sds ``s_0, s_1`` and correlation ``r``) with the prior of Sigma_i.
+
+    ``S`` is the covariance of the coefficients on the standardised columns
+    ``X_i A`` (intercept at the mean of x, slope per sd of x).  The prior stays
+    on the model's sds and correlation: their log densities at the values
+    implied by ``S``, plus the log-Jacobian of ``(s_0, s_1, r) -> (sd_0, sd_1, rho)``,
+    which is ``2 log s_0 s_1 + 3 log|det A| - 2 log sd_0 sd_1`` (the map
+    ``S -> A S A'`` on symmetric 2 x 2 matrices has determinant ``det(A)^3``, and
+    ``(sd_0, sd_1, rho) -> Sigma`` has ``2 sd_0^2 sd_1^2``).  In the model's
+    parameters, with x far from 0 (Orthodont's age, 8 to 14), a wide slope sd
+    forces the intercept sd up and the correlation towards -1: a curved ridge
+    where NUTS diverged.  In ``S`` the two are nearly independent.
+    """
+    names = [f"sd_{c}|{term.group}" for c in term.columns]
+    s0, s1 = pm.HalfFlat(f"sdstd_{i}_0"), pm.HalfFlat(f"sdstd_{i}_1")
+    r = pm.Uniform(f"corstd_{i}", -1.0, 1.0)
+    a = np.asarray(A, dtype=float)
+    # Sigma = A S A' entry by entry (A is a constant 2 x 2)
+    S = [[s0 * s0, r * s0 * s1], [r * s0 * s1, s1 * s1]]
+
+    def entry(j, k):
+        return sum(a[j, m] * S[m][n] * a[k, n] for m in range(2) for n in range(2))
+
+    v0, v01, v1 = entry(0, 0), entry(0, 1), entry(1, 1)
+    sd0, sd1 = pt.sqrt(v0), pt.sqrt(v1)
+    rho = v01 / (sd0 * sd1)
+    eta = priors.cors[f"{'+'.join(term.columns)}|{term.group}"].params[0]
+    log_prior = (pm.logp(priors.sds[names[0]].dist(), sd0) + pm.logp(priors.sds[names[1]].dist(), sd1)
+                 + pm.logp(pm.Beta.dist(eta, eta), (rho + 1.0) / 2.0) - np.log(2.0))
+    log_jacobian = (2.0 * (pt.log(s0) + pt.log(s1)) + 3.0 * np.log(abs(np.linalg.det(a)))
+                    - 2.0 * (pt.log(sd0) + pt.log(sd1)))
+    pm.Potential(f"prior_cov_{i}", log_prior + log_jacobian)
+    # l22 = sqrt(det Sigma) / l11 with det Sigma = det(A)^2 s0^2 s1^2 (1 - r^2): no cancellation
+    l22 = abs(np.linalg.det(a)) * s0 * s1 * pt.sqrt(1.0 - r * r) / sd0
+    return pm.Deterministic(f"L_{i}", pt.stack([pt.stack([sd0, 0.0]), pt.stack([v01 / sd0, l22])]))
 
 
 def _noncentered_effects(z, L, A, pt):
@@ -107,12 +155,16 @@ def _noncentered_effects(z, L, A, pt):
 
 
 def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "noncentered",
-                shared_response: bool = False) -> BuiltModel:
+                shared_response: bool = False, standardized: bool = True) -> BuiltModel:
     """The PyMC model of ``spec`` under ``priors``.
 
     With ``shared_response`` the parts that depend on y are ``pm.Data``
     (``y_obs``, or ``Dty``, ``yty``, ``Zty`` for the marginal model), so one
     compiled model can be refit to new responses (:class:`.refit.Refitter`).
+    ``standardized=False`` samples every covariance in the model's own sds and
+    correlations (the generative form, which prior predictive draws need); the
+    default moves on standardised columns where that helps the sampler (same
+    model, same prior).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -121,8 +173,8 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     with pm.Model(coords=coords) as model:
         mu, x_means, slope_index = _fixed_part(spec, priors, pm, pt)
         sigma = priors.sigma.variable("sigma")
-        factors = [_term_cov_factor(i, t, priors, pm, pt) for i, t in enumerate(spec.terms)]
-        transforms = column_transforms(spec) or [None] * len(spec.terms)
+        transforms = (column_transforms(spec) if standardized else None) or [None] * len(spec.terms)
+        factors = [_term_cov_factor(i, t, priors, pm, pt, A) for i, (t, A) in enumerate(zip(spec.terms, transforms))]
         if parameterization == "marginal":
             _marginal_likelihood(spec, mu, sigma, factors, slope_index, x_means, pm, pt, shared_response)
         else:

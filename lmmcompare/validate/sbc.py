@@ -29,7 +29,7 @@ def prior_draws(spec, prior_set, nsim: int, seed) -> tuple[pd.DataFrame, np.ndar
     from ..bayesian.model import build_model
     from ..bayesian.postprocess import covariance_factors, fixed_effects, variance_parameters
 
-    built = build_model(spec, prior_set, "noncentered")
+    built = build_model(spec, prior_set, "noncentered", standardized=False)   # generative: no Potentials
     with built.model, warnings.catch_warnings(), _quiet_pymc():
         warnings.simplefilter("ignore")
         idata = pm.sample_prior_predictive(draws=nsim, random_seed=seed)
