@@ -80,16 +80,15 @@ def random_effects_marginal(post, built, fixed, factors, rng, progress=False):
     spec = built.spec
     sigma = _stack(post, "sigma")
     beta = np.stack([fixed[n] for n in spec.fixed_names], axis=-1)  # (c, d, p)
-    Z = spec.Z
-    Zty = np.asarray(Z.T @ spec.y).ravel()
-    ZtX = np.asarray(Z.T @ spec.X)
     if len(spec.terms) == 1 and spec.terms[0].p <= 2:
+        Z = spec.Z
+        Zty, ZtX = np.asarray(Z.T @ spec.y).ravel(), np.asarray(Z.T @ spec.X)
         return [_single_term_draws(spec, sigma, beta, factors[0], Zty, ZtX, rng)]
     return _blocked_draws(spec, sigma, beta, factors, rng, progress)
 
 
 def _blocked_draws(spec, sigma, beta, factors, rng, progress):
-    """Several terms: one draw per posterior draw through the blocked factor (no dense q x q)."""
+    """Every model but one term with p <= 2: one draw per posterior draw through the blocked factor (no dense q x q)."""
     from ..freq.blocks import cross_products
     from ..freq.likelihood import conditional_effects
     from ..freq.relcovar import lower_index
