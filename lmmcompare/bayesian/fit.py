@@ -16,14 +16,14 @@ from .postprocess import (covariance_factors, fixed_effects, linear_predictor, n
 from .priors import PriorSet, default_priors
 from .result import BayesFit
 
-PARAMETERIZATIONS = ("noncentered", "centered", "marginal")
+PARAMETERIZATIONS = ("auto", "noncentered", "centered", "marginal")
 SAMPLERS = ("pymc", "nutpie")
 INITS = ("auto", "laplace", "jitter+adapt_diag", "adapt_diag", "jitter+adapt_full", "adapt_full")
 LAPLACE_MIN_N = 10_000   # init="auto" starts the marginal model from its mode from this many rows
 
 
 def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
-          cores: int | None = None, seed=None, sampler: str = "pymc", parameterization: str = "noncentered",
+          cores: int | None = None, seed=None, sampler: str = "pymc", parameterization: str = "auto",
           progressbar: bool = True, target_accept: float = 0.9, posterior_predictive: bool = False,
           log_likelihood: bool = True, init: str = "auto") -> BayesFit:
     """Fit the Bayesian version of an lme4 model with PyMC.
@@ -39,7 +39,13 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
         Passed to the sampler; ``seed`` makes the run reproducible.
     sampler : {"pymc", "nutpie"}
         nutpie (numba backend, faster compile-and-sample) when installed.
-    parameterization : {"noncentered", "centered", "marginal"}
+    parameterization : {"auto", "noncentered", "centered", "marginal"}
+        How the random effects are sampled; the model and prior are the same.
+        ``auto`` (default) is noncentred (``b_j = L z_j``, as brms and bambi)
+        unless the data pin down the levels of every term, then centred
+        (``b_j ~ N(0, Sigma)`` sampled directly), which removes the inverted
+        funnel of well-informed levels (Penicillin); the choice comes from the
+        REML fit of the same spec (:mod:`.forms`) and is in ``BayesFit.forms``.
         ``marginal`` integrates the random effects out (see :mod:`.model`) and
         draws them afterwards from their exact conditional.
     posterior_predictive : bool
@@ -156,9 +162,11 @@ def _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive, log_l
         groups["posterior_predictive"] = xr.Dataset({"y": xr.DataArray(yrep, dims=("chain", "draw", "obs"),
                                                                         coords=coords)})
     idata = az.InferenceData(**groups)
-    idata.posterior.attrs.update(lmmcompare_parameterization=built.parameterization, lmmcompare_sampler=sampler,
+    idata.posterior.attrs.update(lmmcompare_parameterization=built.parameterization,
+                                 lmmcompare_forms=", ".join(built.forms), lmmcompare_sampler=sampler,
                                  lmmcompare_seed=str(seed))
     fit = BayesFit(spec=spec, idata=idata, priors=built.priors, parameterization=built.parameterization,
+                   forms=dict(zip([f"{'+'.join(t.columns)}|{t.group}" for t in spec.terms], built.forms)),
                    sampler=sampler, seed=seed, seconds=seconds)
     fit.diagnostics(warn=True)
     return fit

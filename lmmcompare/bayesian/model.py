@@ -1,10 +1,13 @@
 """Build the PyMC model of a ModelSpec: y | b ~ N(X beta + Z b, sigma^2), b_ij ~ N(0, Sigma_i).
 
-Three parameterisations of the same model:
+Parameterisations of the same model (the level effects of each form are built
+in :mod:`.covariance`, on standardised columns):
 
-* ``noncentered`` (default): ``b_i = z_i L_i'`` with ``z_i ~ N(0, 1)`` and
+* ``noncentered``: ``b_i = z_i L_i'`` with ``z_i ~ N(0, 1)`` and
   ``L_i`` the Cholesky factor of ``Sigma_i`` (LKJ correlation, per-column sds).
 * ``centered``: ``b_i ~ MvNormal(0, Sigma_i)`` directly.
+* ``auto`` (the default of :func:`lmmcompare.bayes`): one of the two, chosen
+  from how much the data say about the levels (:mod:`.forms`).
 * ``marginal``: b integrated out.  With ``r = y - X beta`` and ``Lambda`` the
   block-diagonal ``I (x) L_i / sigma``, ``M = I + Lambda' Z'Z Lambda``::
 
@@ -30,6 +33,8 @@ import numpy as np
 
 from ..freq.standardize import column_transforms
 from ..spec import ModelSpec
+from .covariance import level_effects, term_factors
+from .forms import term_forms
 from .priors import PriorSet
 
 
@@ -43,6 +48,7 @@ class BuiltModel:
     parameterization: str
     x_means: np.ndarray  # means of the centred non-intercept columns
     slope_index: list    # columns of X that are not the intercept
+    forms: tuple = ()    # per term, "centered" or "noncentered" (empty for the marginal model)
 
 
 def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt):
@@ -62,136 +68,50 @@ def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt):
     return mu, x_means, slope_index
 
 
-def _is_identity(A) -> bool:
-    return A is None or np.allclose(A, np.eye(A.shape[0]), rtol=0.0, atol=1e-12)
-
-
-def _term_cov_factor(i, term, priors: PriorSet, pm, pt, A=None):
-    """Cholesky factor L_i (p x p) of Sigma_i, from per-column sds and an LKJ correlation.
-
-    With a non-trivial standardising ``A`` (p = 2), the sampler moves on the
-    standardised covariance instead (:func:`_standardized_cov_factor`), same prior.
-    """
-    if term.p == 2 and not _is_identity(A):
-        return _standardized_cov_factor(i, term, priors, A, pm, pt)
-    sd_priors = [priors.sds[f"sd_{c}|{term.group}"] for c in term.columns]
-    if term.p == 1:
-        sd = sd_priors[0].variable(f"sd_{i}_0")
-        return sd.reshape((1, 1))
-    sds = pt.stack([pr.variable(f"sd_{i}_{k}") for k, pr in enumerate(sd_priors)])
-    eta = priors.cors[f"{'+'.join(term.columns)}|{term.group}"].params[0]
-    if term.p == 2:
-        # LKJ(eta) on a 2 x 2 correlation matrix is (rho + 1) / 2 ~ Beta(eta, eta): same density,
-        # without the matrix Ops of the general LKJ (which dominate a small model's gradient)
-        rho = pm.Deterministic(f"rho_{i}", 2.0 * pm.Beta(f"corr_{i}", eta, eta) - 1.0)
-        corr_chol = pt.stack([pt.stack([1.0, 0.0]), pt.stack([rho, pt.sqrt(1.0 - rho**2)])])
-    else:
-        corr = pm.LKJCorr(f"corr_{i}", n=term.p, eta=eta, return_matrix=True)
-        corr_chol = pt.linalg.cholesky(corr)
-    return pm.Deterministic(f"L_{i}", sds[:, None] * corr_chol)
-
-
-def _standardized_cov_factor(i, term, priors: PriorSet, A, pm, pt):
-    """L_i of ``Sigma_i = A S A'``, sampling ``S`` (sds ``s_0, s_1`` and correlation ``r``) with the prior of Sigma_i.
-
-    ``S`` is the covariance of the coefficients on the standardised columns
-    ``X_i A`` (intercept at the mean of x, slope per sd of x).  The prior stays
-    on the model's sds and correlation: their log densities at the values
-    implied by ``S``, plus the log-Jacobian of ``(s_0, s_1, r) -> (sd_0, sd_1, rho)``,
-    which is ``2 log s_0 s_1 + 3 log|det A| - 2 log sd_0 sd_1`` (the map
-    ``S -> A S A'`` on symmetric 2 x 2 matrices has determinant ``det(A)^3``, and
-    ``(sd_0, sd_1, rho) -> Sigma`` has ``2 sd_0^2 sd_1^2``).  In the model's
-    parameters, with x far from 0 (Orthodont's age, 8 to 14), a wide slope sd
-    forces the intercept sd up and the correlation towards -1: a curved ridge
-    where NUTS diverged.  In ``S`` the two are nearly independent.
-    """
-    names = [f"sd_{c}|{term.group}" for c in term.columns]
-    s0, s1 = pm.HalfFlat(f"sdstd_{i}_0"), pm.HalfFlat(f"sdstd_{i}_1")
-    r = pm.Uniform(f"corstd_{i}", -1.0, 1.0)
-    a = np.asarray(A, dtype=float)
-    # Sigma = A S A' entry by entry (A is a constant 2 x 2)
-    S = [[s0 * s0, r * s0 * s1], [r * s0 * s1, s1 * s1]]
-
-    def entry(j, k):
-        return sum(a[j, m] * S[m][n] * a[k, n] for m in range(2) for n in range(2))
-
-    v0, v01, v1 = entry(0, 0), entry(0, 1), entry(1, 1)
-    sd0, sd1 = pt.sqrt(v0), pt.sqrt(v1)
-    rho = v01 / (sd0 * sd1)
-    eta = priors.cors[f"{'+'.join(term.columns)}|{term.group}"].params[0]
-    log_prior = (pm.logp(priors.sds[names[0]].dist(), sd0) + pm.logp(priors.sds[names[1]].dist(), sd1)
-                 + pm.logp(pm.Beta.dist(eta, eta), (rho + 1.0) / 2.0) - np.log(2.0))
-    log_jacobian = (2.0 * (pt.log(s0) + pt.log(s1)) + 3.0 * np.log(abs(np.linalg.det(a)))
-                    - 2.0 * (pt.log(sd0) + pt.log(sd1)))
-    pm.Potential(f"prior_cov_{i}", log_prior + log_jacobian)
-    # l22 = sqrt(det Sigma) / l11 with det Sigma = det(A)^2 s0^2 s1^2 (1 - r^2): no cancellation
-    l22 = abs(np.linalg.det(a)) * s0 * s1 * pt.sqrt(1.0 - r * r) / sd0
-    return pm.Deterministic(f"L_{i}", pt.stack([pt.stack([sd0, 0.0]), pt.stack([v01 / sd0, l22])]))
-
-
-def _noncentered_effects(z, L, A, pt):
-    """Rows ``b_j = A chol(A^-1 Sigma A^-T) z_j``: b ~ N(0, Sigma) with z on standardised columns.
-
-    ``A`` standardises the term's columns (``X_i A`` orthonormal: for ``(x | g)``
-    the intercept moves to the mean of x).  The model and the prior are those of
-    ``b_j = L z_j``; only the geometry the sampler sees changes: with ``x`` far
-    from 0 the intercept and slope of a level are strongly dependent a
-    posteriori, which in ``z = L^-1 b`` is a narrow ridge (Orthodont's age, 8 to
-    14, gave divergences), and on standardised columns it is not.
-    """
-    if A is None or A.shape[0] == 1 or np.allclose(A, np.eye(A.shape[0]), rtol=0.0, atol=1e-12):
-        return pt.dot(z, L.T)   # one column: the scaling cancels
-    A_inv = np.linalg.inv(A)
-    S = pt.dot(A_inv, pt.dot(pt.dot(L, L.T), A_inv.T))
-    if A.shape[0] == 2:   # closed form: the generic Cholesky Op costs more than the rest of a small model's gradient
-        l11 = pt.sqrt(S[0, 0])
-        l21 = S[1, 0] / l11
-        # l22 = sqrt(det S) / l11 with det S = det(A)^-2 (L00 L11)^2: no cancellation as S nears singular
-        l22 = abs(np.linalg.det(A_inv)) * L[0, 0] * L[1, 1] / l11
-        Lc = pt.stack([pt.stack([l11, 0.0]), pt.stack([l21, l22])])
-    else:
-        Lc = pt.linalg.cholesky(S)
-    return pt.dot(pt.dot(z, Lc.T), A.T)
-
-
 def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "noncentered",
-                shared_response: bool = False, standardized: bool = True) -> BuiltModel:
+                shared_response: bool = False, standardized: bool = True, forms=None) -> BuiltModel:
     """The PyMC model of ``spec`` under ``priors``.
 
-    With ``shared_response`` the parts that depend on y are ``pm.Data``
-    (``y_obs``, or ``Dty``, ``yty``, ``Zty`` for the marginal model), so one
-    compiled model can be refit to new responses (:class:`.refit.Refitter`).
-    ``standardized=False`` samples every covariance in the model's own sds and
-    correlations (the generative form, which prior predictive draws need); the
-    default moves the noncentered and centered forms on standardised columns
-    (same model, same prior).
+    ``parameterization="auto"`` chooses the centred or noncentred form term by
+    term (:func:`.forms.term_forms`, from the REML fit of the spec), or takes
+    them from ``forms``.  With ``shared_response`` the parts that depend on y
+    are ``pm.Data`` (``y_obs``, or ``Dty``, ``yty``, ``Zty`` for the marginal
+    model), so one compiled model can be refit to new responses
+    (:class:`.refit.Refitter`).  ``standardized=False`` samples every
+    covariance in the model's own sds and correlations (the generative form,
+    which prior predictive draws need); the default moves the noncentered and
+    centered forms on standardised columns (same model, same prior).
     """
     import pymc as pm
     import pytensor.tensor as pt
 
+    if parameterization == "marginal":
+        forms = ()
+    elif parameterization == "auto":
+        forms = tuple(forms) if forms is not None else tuple(term_forms(spec))
+    else:
+        forms = (parameterization,) * len(spec.terms)
     coords = {"obs": np.arange(spec.n)}
     with pm.Model(coords=coords) as model:
         mu, x_means, slope_index = _fixed_part(spec, priors, pm, pt)
         sigma = priors.sigma.variable("sigma")
         transforms = (column_transforms(spec) if standardized else None) or [None] * len(spec.terms)
-        # the marginal model has no z to decorrelate, and its raw (sd, cor) geometry samples well (Orthodont: no
-        # divergences); the extra Potential would only cost compile time there (sleepstudy ESS/s 109 -> 69)
-        cov_transforms = [None] * len(spec.terms) if parameterization == "marginal" else transforms
-        factors = [_term_cov_factor(i, t, priors, pm, pt, A) for i, (t, A) in enumerate(zip(spec.terms, cov_transforms))]
+        # the marginal model has no level effects to decorrelate, and its raw (sd, cor) geometry samples well
+        # (Orthodont: no divergences); the extra Potential would only cost compile time (sleepstudy ESS/s 109 -> 69)
         if parameterization == "marginal":
-            _marginal_likelihood(spec, mu, sigma, factors, slope_index, x_means, pm, pt, shared_response)
+            transforms = [None] * len(spec.terms)
+        factors = [term_factors(i, t, priors, pm, pt, A) for i, (t, A) in enumerate(zip(spec.terms, transforms))]
+        if parameterization == "marginal":
+            _marginal_likelihood(spec, mu, sigma, [f.L for f in factors], slope_index, x_means, pm, pt,
+                                 shared_response)
         else:
-            for i, (t, L) in enumerate(zip(spec.terms, factors)):
-                if parameterization == "noncentered":
-                    z = pm.Normal(f"z_{i}", 0.0, 1.0, shape=(t.n_levels, t.p))
-                    b = pm.Deterministic(f"b_{i}", _noncentered_effects(z, L, transforms[i], pt))
-                else:
-                    b = pm.MvNormal(f"b_{i}", mu=np.zeros(t.p), chol=L, shape=(t.n_levels, t.p))
+            for i, (t, f, form) in enumerate(zip(spec.terms, factors, forms)):
+                b = level_effects(i, t, f, form, pm, pt)
                 mu = mu + pt.sum(t.design.matrix * b[t.codes], axis=1)
             observed = pm.Data("y_obs", spec.y, dims="obs") if shared_response else spec.y
             pm.Normal("y", mu=mu, sigma=sigma, observed=observed, dims="obs")
     return BuiltModel(model=model, spec=spec, priors=priors, parameterization=parameterization,
-                      x_means=x_means, slope_index=slope_index)
+                      x_means=x_means, slope_index=slope_index, forms=forms)
 
 
 RESPONSE_PARTS = ("Dty", "yty", "Zty")   # the entries of marginal_data that depend on y

@@ -29,7 +29,7 @@ class Refitter:
         The design; its response only sets data-scaled default priors, which
         stay fixed for every refit.
     priors : dict or PriorSet, optional
-    parameterization : {"marginal", "noncentered", "centered"}
+    parameterization : {"marginal", "auto", "noncentered", "centered"}
     target_accept : float
     sampler : {"pymc", "nutpie"}
         nutpie compiles longer (numba) but samples a small model tens of

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+import dataclasses
 from dataclasses import dataclass
 
 import arviz as az
@@ -28,6 +29,10 @@ class BayesFit:
         ``observed_data`` and, on request, ``posterior_predictive``.
     priors : PriorSet
     parameterization, sampler : str
+    forms : dict
+        Per term (``"Days+(Intercept)|Subject"`` style keys), how its level
+        effects were sampled: ``"centered"`` or ``"noncentered"``; empty for
+        the marginal parameterisation.
     seed : int or None
     seconds : float
         Wall time including model building, compilation and sampling.
@@ -40,6 +45,14 @@ class BayesFit:
     sampler: str
     seed: object
     seconds: float
+    forms: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def sampled_as(self) -> str:
+        """The parameterisation as run: ``"auto: centered"`` names the form ``"auto"`` chose."""
+        if self.parameterization != "auto":
+            return self.parameterization
+        return "auto: " + ", ".join(sorted(set(self.forms.values())))
 
     @property
     def parameter_names(self) -> list[str]:
@@ -119,12 +132,15 @@ class BayesFit:
             if low_ess:
                 problems.append(f"bulk or tail ESS < 400 for {', '.join(low_ess)}")
             if divergent:
-                problems.append(f"{divergent} divergent transitions (raise target_accept or reparameterise)")
+                hint = ("raise target_accept" if self.parameterization == "marginal"
+                        else "try parameterization='marginal', which has no level effects to funnel, "
+                             "or raise target_accept")
+                problems.append(f"{divergent} divergent transitions ({hint})")
             if problems:
                 warnings.warn("; ".join(problems), SamplingWarning, stacklevel=3)
         return table
 
     def __repr__(self):
         post = self.idata.posterior
-        return (f"<BayesFit {self.parameterization} ({self.sampler}): {self.spec.formula} | "
+        return (f"<BayesFit {self.sampled_as} ({self.sampler}): {self.spec.formula} | "
                 f"{post.sizes['chain']} chains x {post.sizes['draw']} draws, {self.seconds:.1f} s>")

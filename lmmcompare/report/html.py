@@ -79,7 +79,7 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
     parts.append(f"<li>frequentist: {'REML' if cmp.freq.reml else 'ML'}, criterion {cmp.freq.objective:.4f}, "
                  f"{cmp.freq.n_evals} evaluations, {'converged' if cmp.freq.converged else 'NOT converged'}"
                  f"{', singular fit' if cmp.freq.singular else ''}</li>")
-    parts.append(f"<li>Bayesian: {cmp.bayes.parameterization} parameterisation, {cmp.bayes.sampler} sampler, "
+    parts.append(f"<li>Bayesian: {cmp.bayes.sampled_as} parameterisation, {cmp.bayes.sampler} sampler, "
                  f"{post.sizes['chain']} chains x {post.sizes['draw']} draws, {cmp.bayes.seconds:.1f} s</li></ul>")
     parts.append(f"<h2>Side by side ({int(level * 100)}% intervals; frequentist: {html.escape(ci)})</h2>")
     parts.append(_table_html(table[TABLE_COLUMNS]))
@@ -107,7 +107,7 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
     parts += [study.html_section() for study in studies]
     parts.append("<h2>Reproduce</h2><ul>")
     parts.append(f"<li>seed: {html.escape(str(cmp.bayes.seed))}; sampler {cmp.bayes.sampler}; "
-                 f"parameterization {cmp.bayes.parameterization}</li>")
+                 f"parameterization {cmp.bayes.sampled_as}</li>")
     parts += [f"<li>{k} {html.escape(v)}</li>" for k, v in software_versions().items()]
     parts.append("</ul></body></html>")
     with open(path, "w", encoding="utf-8") as fh:

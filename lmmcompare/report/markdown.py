@@ -33,7 +33,7 @@ def comparison_markdown(cmp, ci: str = "profile", level: float = 0.95) -> str:
     lines = [f"### {spec.formula}", "",
              f"{spec.n} observations; " + ", ".join(f"{g}: {f.n_levels} levels" for g, f in spec.factors.items())
              + f". Frequentist: {'REML' if cmp.freq.reml else 'ML'}, {ci} intervals; Bayesian: "
-               f"{cmp.bayes.parameterization} ({cmp.bayes.sampler}); {int(level * 100)}% intervals.", "",
+               f"{cmp.bayes.sampled_as} ({cmp.bayes.sampler}); {int(level * 100)}% intervals.", "",
              frame_markdown(table[TABLE_COLUMNS], "parameter"), ""]
     flags = cmp.flags(ci, level)
     if flags:

@@ -1,0 +1,128 @@
+"""Each term's covariance ``Sigma_i`` and its level effects ``b_i``, in the centred or noncentred form.
+
+A term's columns are sampled on standardised columns ``X_i A_i`` (``A_i`` from
+:func:`lmmcompare.freq.standardize.column_transforms`; for ``(x | g)`` the
+intercept moves to the mean of x).  :func:`term_factors` returns two Cholesky
+factors of the same covariance: ``L`` of ``Sigma_i`` and ``L_std`` of
+``S_i = A_i^{-1} Sigma_i A_i^{-T}``, the covariance of the level effects
+``c_j = A_i^{-1} b_j`` on the standardised columns.  :func:`level_effects` then
+draws ``c_j`` (``z_j L_std'`` noncentred, or ``N(0, S_i)`` centred) and returns
+``b_j = A_i c_j``.  The model and the prior are those of ``b_j ~ N(0, Sigma_i)``
+either way; only the geometry the sampler sees changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .priors import PriorSet
+
+
+@dataclass(frozen=True)
+class TermFactors:
+    """``L`` (Cholesky factor of ``Sigma_i``) and ``L_std`` (of ``A^{-1} Sigma_i A^{-T}``), PyTensor expressions."""
+
+    L: object
+    L_std: object
+    A: np.ndarray | None   # None: the columns are sampled as they are (L_std is L)
+
+
+def is_identity(A) -> bool:
+    return A is None or np.allclose(A, np.eye(A.shape[0]), rtol=0.0, atol=1e-12)
+
+
+def term_factors(i, term, priors: PriorSet, pm, pt, A=None) -> TermFactors:
+    """``Sigma_i`` of term ``i`` from per-column sds and an LKJ correlation, as :class:`TermFactors`.
+
+    With a non-trivial standardising ``A`` (p = 2), the sampler moves on the
+    standardised covariance instead (:func:`_standardized_factors`), same prior.
+    """
+    A = None if is_identity(A) else np.asarray(A, dtype=float)
+    if term.p == 2 and A is not None:
+        return _standardized_factors(i, term, priors, A, pm, pt)
+    sd_priors = [priors.sds[f"sd_{c}|{term.group}"] for c in term.columns]
+    if term.p == 1:
+        L = sd_priors[0].variable(f"sd_{i}_0").reshape((1, 1))
+        return TermFactors(L, L, None)   # one column: the scaling cancels
+    sds = pt.stack([pr.variable(f"sd_{i}_{k}") for k, pr in enumerate(sd_priors)])
+    eta = priors.cors[f"{'+'.join(term.columns)}|{term.group}"].params[0]
+    if term.p == 2:
+        # LKJ(eta) on a 2 x 2 correlation matrix is (rho + 1) / 2 ~ Beta(eta, eta): same density,
+        # without the matrix Ops of the general LKJ (which dominate a small model's gradient)
+        rho = pm.Deterministic(f"rho_{i}", 2.0 * pm.Beta(f"corr_{i}", eta, eta) - 1.0)
+        corr_chol = pt.stack([pt.stack([1.0, 0.0]), pt.stack([rho, pt.sqrt(1.0 - rho**2)])])
+    else:
+        corr = pm.LKJCorr(f"corr_{i}", n=term.p, eta=eta, return_matrix=True)
+        corr_chol = pt.linalg.cholesky(corr)
+    L = pm.Deterministic(f"L_{i}", sds[:, None] * corr_chol)
+    if A is None:
+        return TermFactors(L, L, None)
+    A_inv = np.linalg.inv(A)
+    return TermFactors(L, pt.linalg.cholesky(pt.dot(A_inv, pt.dot(pt.dot(L, L.T), A_inv.T))), A)
+
+
+def _standardized_factors(i, term, priors: PriorSet, A, pm, pt) -> TermFactors:
+    """Factors of ``Sigma_i = A S A'``, sampling ``S`` (sds ``s_0, s_1``, correlation ``r``) with the prior of Sigma_i.
+
+    ``S`` is the covariance of the coefficients on the standardised columns
+    ``X_i A``.  The prior stays on the model's sds and correlation: their log
+    densities at the values implied by ``S``, plus the log-Jacobian of
+    ``(s_0, s_1, r) -> (sd_0, sd_1, rho)``, which is
+    ``2 log s_0 s_1 + 3 log|det A| - 2 log sd_0 sd_1`` (the map ``S -> A S A'``
+    on symmetric 2 x 2 matrices has determinant ``det(A)^3``, and
+    ``(sd_0, sd_1, rho) -> Sigma`` has ``2 sd_0^2 sd_1^2``).  In the model's
+    parameters, with x far from 0 (Orthodont's age, 8 to 14), a wide slope sd
+    forces the intercept sd up and the correlation towards -1: a curved ridge
+    where NUTS diverged.  In ``S`` the two are nearly independent.
+    """
+    names = [f"sd_{c}|{term.group}" for c in term.columns]
+    s0, s1 = pm.HalfFlat(f"sdstd_{i}_0"), pm.HalfFlat(f"sdstd_{i}_1")
+    r = pm.Uniform(f"corstd_{i}", -1.0, 1.0)
+    # Sigma = A S A' entry by entry (A is a constant 2 x 2)
+    S = [[s0 * s0, r * s0 * s1], [r * s0 * s1, s1 * s1]]
+
+    def entry(j, k):
+        return sum(A[j, m] * S[m][n] * A[k, n] for m in range(2) for n in range(2))
+
+    v0, v01, v1 = entry(0, 0), entry(0, 1), entry(1, 1)
+    sd0, sd1 = pt.sqrt(v0), pt.sqrt(v1)
+    rho = v01 / (sd0 * sd1)
+    eta = priors.cors[f"{'+'.join(term.columns)}|{term.group}"].params[0]
+    log_prior = (pm.logp(priors.sds[names[0]].dist(), sd0) + pm.logp(priors.sds[names[1]].dist(), sd1)
+                 + pm.logp(pm.Beta.dist(eta, eta), (rho + 1.0) / 2.0) - np.log(2.0))
+    abs_det = abs(np.linalg.det(A))
+    log_jacobian = 2.0 * (pt.log(s0) + pt.log(s1)) + 3.0 * np.log(abs_det) - 2.0 * (pt.log(sd0) + pt.log(sd1))
+    pm.Potential(f"prior_cov_{i}", log_prior + log_jacobian)
+    # l22 = sqrt(det Sigma) / l11 with det Sigma = det(A)^2 s0^2 s1^2 (1 - r^2): no cancellation
+    root = pt.sqrt(1.0 - r * r)
+    L = pm.Deterministic(f"L_{i}", pt.stack([pt.stack([sd0, 0.0]),
+                                             pt.stack([v01 / sd0, abs_det * s0 * s1 * root / sd0])]))
+    L_std = pt.stack([pt.stack([s0, 0.0]), pt.stack([r * s1, root * s1])])
+    return TermFactors(L, L_std, A)
+
+
+def level_effects(i, term, factors: TermFactors, form: str, pm, pt):
+    """``b_i`` (levels x p) with rows ``b_j ~ N(0, Sigma_i)``, in ``form`` ("noncentered" or "centered").
+
+    Noncentred: ``c_j = L_std z_j`` with ``z_j ~ N(0, I)``.  Centred: ``c_j`` is
+    sampled itself, ``c_j ~ N(0, S_i)``; for p <= 2 as a chain of normals
+    (``c_j0 ~ N(0, l11)``, ``c_j1 | c_j0 ~ N(l21 c_j0 / l11, l22)``), which is
+    ``MvNormal(0, L_std L_std')`` without a triangular solve per gradient.
+    Either way ``b_j = A c_j``.
+    """
+    shape = (term.n_levels, term.p)
+    Ls = factors.L_std
+    if form == "noncentered":
+        z = pm.Normal(f"z_{i}", 0.0, 1.0, shape=shape)
+        c = pt.dot(z, Ls.T)
+    elif term.p == 1:
+        c = pm.Normal(f"c_{i}", 0.0, Ls[0, 0], shape=shape)
+    elif term.p == 2:
+        c0 = pm.Normal(f"c_{i}_0", 0.0, Ls[0, 0], shape=term.n_levels)
+        c1 = pm.Normal(f"c_{i}_1", Ls[1, 0] / Ls[0, 0] * c0, Ls[1, 1], shape=term.n_levels)
+        c = pt.stack([c0, c1], axis=1)
+    else:
+        c = pm.MvNormal(f"c_{i}", mu=np.zeros(term.p), chol=Ls, shape=shape)
+    b = c if factors.A is None else pt.dot(c, factors.A.T)
+    return pm.Deterministic(f"b_{i}", b)
