@@ -12,6 +12,7 @@ group-specific terms, so it is given the formula with ``||`` semantics noted.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
@@ -46,6 +47,13 @@ def ours(formula, data, parameterization, draws, tune, chains, sampler="pymc"):
     return wall, smallest, div
 
 
+def auto_choice(formula, data):
+    """The form ``parameterization="auto"`` (the default) picks for this model."""
+    from lmmcompare.bayesian.forms import term_forms
+
+    return term_forms(lc.ModelSpec.from_formula(formula, data))[0]
+
+
 def bambi_run(formula, data, draws, tune, chains):
     try:
         import bambi as bmb
@@ -60,35 +68,54 @@ def bambi_run(formula, data, draws, tune, chains):
     return wall, min(float(ess[v]) for v in names), int(idata.sample_stats["diverging"].sum())
 
 
+def bambi_version():
+    import bambi
+
+    return bambi.__version__
+
+
+def pm_version():
+    import pymc
+
+    return pymc.__version__
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-large", action="store_true")
     args = parser.parse_args(argv)
-    draws, tune, chains = (300, 300, 2) if args.quick else (1000, 1000, 4)
-    cases = [("sleepstudy", "Reaction ~ Days + (Days | Subject)", lc.load_dataset("sleepstudy"))]
+    small = (300, 300, 2) if args.quick else (1000, 1000, 4)
+    large = (300, 300, 2)   # the noncentred and centred forms take minutes per 1,000 draws here
+    cases = [("sleepstudy", "Reaction ~ Days + (Days | Subject)", lc.load_dataset("sleepstudy"), small)]
     if not args.skip_large:
-        cases.append(("simulated 20,000 rows", "y ~ x + (x | g)", simulated_large()))
+        cases.append(("simulated 20,000 rows, (x | g), 400 groups", "y ~ x + (x | g)", simulated_large(), large))
     try:
         import nutpie  # noqa: F401
 
         samplers = ("pymc", "nutpie")
     except ImportError:
         samplers = ("pymc",)
-    rows = ["| model | sampler | wall s | smallest bulk ESS | ESS/s | divergences |", "|---|---|---|---|---|---|"]
-    for name, formula, data in cases:
+    rows = ["| model | sampler | chains x (tune + draws) | wall s | smallest bulk ESS | ESS/s | divergences |",
+            "|---|---|---|---|---|---|---|"]
+    for name, formula, data, (draws, tune, chains) in cases:
+        setting = f"{chains} x ({tune} + {draws})"
+        default = auto_choice(formula, data)
+        print(f"{name}: the default (parameterization='auto') samples it {default}", flush=True)
         for sampler in samplers:
-            for par in ("noncentered", "marginal"):
+            for par in ("noncentered", "centered", "marginal"):
                 wall, ess, div = ours(formula, data, par, draws, tune, chains, sampler)
-                rows.append(f"| {name} | lmmcompare {par} ({sampler}) | {wall:.1f} | {ess:.0f} | {ess / wall:.1f} "
-                            f"| {div} |")
+                label = f"{par}, the default" if par == default else par
+                rows.append(f"| {name} | lmmcompare {label} ({sampler}) | {setting} | {wall:.1f} | {ess:.0f} "
+                            f"| {ess / wall:.1f} | {div} |")
                 print(rows[-1], flush=True)
         res = bambi_run(formula, data, draws, tune, chains)
         if res is not None:
             wall, ess, div = res
-            rows.append(f"| {name} | bambi (uncorrelated terms) | {wall:.1f} | {ess:.0f} | {ess / wall:.1f} | {div} |")
+            rows.append(f"| {name} | bambi {bambi_version()} (uncorrelated terms) | {setting} | {wall:.1f} | {ess:.0f} "
+                        f"| {ess / wall:.1f} | {div} |")
             print(rows[-1], flush=True)
-    print(f"\n{chains} chains x ({tune} tune + {draws} draws), 2 cores\n")
+    print(f"\nPyMC {pm_version()}, {os.cpu_count()} cores\n")
     print("\n".join(rows))
 
 

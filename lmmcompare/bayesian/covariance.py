@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .elementwise import matmul
 from .priors import PriorSet
 
 
@@ -115,7 +116,7 @@ def level_effects(i, term, factors: TermFactors, form: str, pm, pt):
     Ls = factors.L_std
     if form == "noncentered":
         z = pm.Normal(f"z_{i}", 0.0, 1.0, shape=shape)
-        c = pt.dot(z, Ls.T)
+        c = matmul(z, Ls.T)
     elif term.p == 1:
         c = pm.Normal(f"c_{i}", 0.0, Ls[0, 0], shape=shape)
     elif term.p == 2:
@@ -124,5 +125,5 @@ def level_effects(i, term, factors: TermFactors, form: str, pm, pt):
         c = pt.stack([c0, c1], axis=1)
     else:
         c = pm.MvNormal(f"c_{i}", mu=np.zeros(term.p), chol=Ls, shape=shape)
-    b = c if factors.A is None else pt.dot(c, factors.A.T)
+    b = c if factors.A is None else matmul(c, factors.A.T)
     return pm.Deterministic(f"b_{i}", b)

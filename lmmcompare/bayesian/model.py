@@ -34,6 +34,7 @@ import numpy as np
 from ..freq.standardize import column_transforms
 from ..spec import ModelSpec
 from .covariance import level_effects, term_factors
+from .elementwise import matvec, vecdot
 from .forms import term_forms
 from .priors import PriorSet
 
@@ -61,7 +62,7 @@ def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt):
     mu = 0.0
     if slope_index:
         beta = pt.stack([priors.fixed[names[j]].variable(f"beta_{k}") for k, j in enumerate(slope_index)])
-        mu = pt.dot(Xc, beta)
+        mu = matvec(Xc, beta)
     if has_intercept:
         alpha = priors.intercept.variable("alpha")
         mu = mu + alpha
@@ -107,11 +108,26 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
         else:
             for i, (t, f, form) in enumerate(zip(spec.terms, factors, forms)):
                 b = level_effects(i, t, f, form, pm, pt)
-                mu = mu + pt.sum(t.design.matrix * b[t.codes], axis=1)
+                mu = mu + _level_part(t, b)
             observed = pm.Data("y_obs", spec.y, dims="obs") if shared_response else spec.y
             pm.Normal("y", mu=mu, sigma=sigma, observed=observed, dims="obs")
     return BuiltModel(model=model, spec=spec, priors=priors, parameterization=parameterization,
                       x_means=x_means, slope_index=slope_index, forms=forms)
+
+
+def _level_part(term, b):
+    """``(Z_i b_i)`` row by row, ``sum_k X_ik b_i[g(row), k]``, one column at a time.
+
+    Gathering whole rows (``b[codes]``) has a gradient that PyTensor runs in
+    Python (2-D ``AdvancedIncSubtensor1``, 31 us of sleepstudy's 147 us); a
+    column at a time it is C.
+    """
+    X = term.design.matrix
+    parts = []
+    for k in range(term.p):
+        gathered = b[:, k][term.codes]
+        parts.append(gathered if np.all(X[:, k] == 1.0) else X[:, k] * gathered)
+    return sum(parts[1:], parts[0])
 
 
 RESPONSE_PARTS = ("Dty", "yty", "Zty")   # the entries of marginal_data that depend on y
@@ -154,8 +170,8 @@ def marginal_loglik(spec: ModelSpec, data: dict, gamma, sigma, factors):
     import pytensor.tensor as pt
 
     n = data["n"]
-    rtr = data["yty"] - 2 * pt.dot(gamma, data["Dty"]) + pt.dot(gamma, pt.dot(data["DtD"], gamma))
-    Ztr = data["Zty"] - pt.dot(data["ZtD"], gamma)
+    rtr = data["yty"] - 2 * vecdot(gamma, data["Dty"]) + vecdot(gamma, matvec(data["DtD"], gamma))
+    Ztr = data["Zty"] - matvec(data["ZtD"], gamma)
     s2 = sigma**2
     if _closed_form(spec):
         t = spec.terms[0]
