@@ -1,7 +1,10 @@
 """Penicillin: fully crossed random effects, diameter ~ 1 + (1 | plate) + (1 | sample).
 
 Shows: with only 6 samples the sample sd is poorly determined; the profile
-interval and the posterior (noncentered parameterisation) both say so, in different ways.
+interval and the posterior both say so, in different ways.  The default
+parameterisation ("auto") samples it centred: the 24 plates (6 rows each) and
+6 samples (24 rows each) are pinned down by the data, and the noncentred form
+had 1-4 divergent transitions in 4,000 on every seed tried.
 Run: python3 case_studies/penicillin.py
 """
 from _common import interval_finding, run
