@@ -89,7 +89,7 @@ def main(argv=None):
     large = (300, 300, 2)   # the noncentred and centred forms take minutes per 1,000 draws here
     cases = [("sleepstudy", "Reaction ~ Days + (Days | Subject)", lc.load_dataset("sleepstudy"), small)]
     if not args.skip_large:
-        cases.append(("simulated 20,000 rows, (x | g), 400 groups", "y ~ x + (x | g)", simulated_large(), large))
+        cases.append(("simulated 20,000 rows, (x \\| g), 400 groups", "y ~ x + (x | g)", simulated_large(), large))
     try:
         import nutpie  # noqa: F401
 
