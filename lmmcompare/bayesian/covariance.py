@@ -37,7 +37,7 @@ def term_factors(i, term, priors: PriorSet, pm, pt, A=None) -> TermFactors:
     """``Sigma_i`` of term ``i`` from per-column sds and an LKJ correlation, as :class:`TermFactors`.
 
     With a non-trivial standardising ``A`` (p = 2), the sampler moves on the
-    standardised covariance instead (:func:`_standardized_factors`), same prior.
+    standardised covariance instead (``_standardized_factors``), same prior.
     """
     A = None if is_identity(A) else np.asarray(A, dtype=float)
     if term.p == 2 and A is not None:
