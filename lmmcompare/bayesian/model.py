@@ -70,12 +70,12 @@ def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt):
 
 
 def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "noncentered",
-                shared_response: bool = False, standardized: bool = True, forms=None) -> BuiltModel:
+                shared_response: bool = False, standardized: bool = True) -> BuiltModel:
     """The PyMC model of ``spec`` under ``priors``.
 
-    ``parameterization="auto"`` chooses the centred or noncentred form term by
-    term (:func:`.forms.term_forms`, from the REML fit of the spec), or takes
-    them from ``forms``.  With ``shared_response`` the parts that depend on y
+    ``parameterization="auto"`` chooses the centred or noncentred form for the
+    model (:func:`.forms.term_forms`, from the REML fit of the spec).  With
+    ``shared_response`` the parts that depend on y
     are ``pm.Data`` (``y_obs``, or ``Dty``, ``yty``, ``Zty`` for the marginal
     model), so one compiled model can be refit to new responses
     (:class:`.refit.Refitter`).  ``standardized=False`` samples every
@@ -89,7 +89,7 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     if parameterization == "marginal":
         forms = ()
     elif parameterization == "auto":
-        forms = tuple(forms) if forms is not None else tuple(term_forms(spec))
+        forms = tuple(term_forms(spec))
     else:
         forms = (parameterization,) * len(spec.terms)
     coords = {"obs": np.arange(spec.n)}
