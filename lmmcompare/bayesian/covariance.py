@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..freq.standardize import is_identity
 from .elementwise import matmul
 from .priors import PriorSet
 
@@ -27,10 +28,6 @@ class TermFactors:
     L: object
     L_std: object
     A: np.ndarray | None   # None: the columns are sampled as they are (L_std is L)
-
-
-def is_identity(A) -> bool:
-    return A is None or np.allclose(A, np.eye(A.shape[0]), rtol=0.0, atol=1e-12)
 
 
 def term_factors(i, term, priors: PriorSet, pm, pt, A=None) -> TermFactors:
@@ -47,7 +44,7 @@ def term_factors(i, term, priors: PriorSet, pm, pt, A=None) -> TermFactors:
         L = sd_priors[0].variable(f"sd_{i}_0").reshape((1, 1))
         return TermFactors(L, L, None)   # one column: the scaling cancels
     sds = pt.stack([pr.variable(f"sd_{i}_{k}") for k, pr in enumerate(sd_priors)])
-    eta = priors.cors[f"{'+'.join(term.columns)}|{term.group}"].params[0]
+    eta = priors.cors[term.label].params[0]
     if term.p == 2:
         # LKJ(eta) on a 2 x 2 correlation matrix is (rho + 1) / 2 ~ Beta(eta, eta): same density,
         # without the matrix Ops of the general LKJ (which dominate a small model's gradient)
@@ -89,7 +86,7 @@ def _standardized_factors(i, term, priors: PriorSet, A, pm, pt) -> TermFactors:
     v0, v01, v1 = entry(0, 0), entry(0, 1), entry(1, 1)
     sd0, sd1 = pt.sqrt(v0), pt.sqrt(v1)
     rho = v01 / (sd0 * sd1)
-    eta = priors.cors[f"{'+'.join(term.columns)}|{term.group}"].params[0]
+    eta = priors.cors[term.label].params[0]
     log_prior = (pm.logp(priors.sds[names[0]].dist(), sd0) + pm.logp(priors.sds[names[1]].dist(), sd1)
                  + pm.logp(pm.Beta.dist(eta, eta), (rho + 1.0) / 2.0) - np.log(2.0))
     abs_det = abs(np.linalg.det(A))

@@ -166,7 +166,7 @@ def _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive, log_l
                                  lmmcompare_forms=", ".join(built.forms), lmmcompare_sampler=sampler,
                                  lmmcompare_seed=str(seed))
     fit = BayesFit(spec=spec, idata=idata, priors=built.priors, parameterization=built.parameterization,
-                   forms=dict(zip([f"{'+'.join(t.columns)}|{t.group}" for t in spec.terms], built.forms)),
+                   forms=dict(zip([t.label for t in spec.terms], built.forms)),
                    sampler=sampler, seed=seed, seconds=seconds)
     fit.diagnostics(warn=True)
     return fit

@@ -162,8 +162,7 @@ def default_priors(spec, priors: dict | None = None) -> PriorSet:
             if pname.startswith("sd_"):
                 sds[pname] = pick([pname, f"sd_{t.group}", "sd"], Prior("half_student_t", (3.0, sy)), positive=True)
         if t.p > 1:
-            label = f"{'+'.join(t.columns)}|{t.group}"
-            cors[label] = pick([f"cor_{t.group}", "cor"], Prior("lkj", (2.0,)), lkj=True)
+            cors[t.label] = pick([f"cor_{t.group}", "cor"], Prior("lkj", (2.0,)), lkj=True)
     sigma = pick(["sigma"], Prior("half_student_t", (3.0, sy)), positive=True)
     unknown = set(priors) - used
     if unknown:

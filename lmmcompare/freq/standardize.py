@@ -24,6 +24,11 @@ from .relcovar import T_to_theta, theta_to_T
 _MAX_CONDITION = 1e12
 
 
+def is_identity(A) -> bool:
+    """Whether a standardising ``A`` is absent or the identity (to 1e-12)."""
+    return A is None or np.allclose(A, np.eye(A.shape[0]), rtol=0.0, atol=1e-12)
+
+
 def column_transforms(spec) -> list[np.ndarray] | None:
     """``A_i`` for every term, or None when every ``A_i`` is the identity (or one is ill-defined)."""
     out, trivial = [], True
@@ -35,7 +40,7 @@ def column_transforms(spec) -> list[np.ndarray] | None:
         if d.min() <= d.max() / _MAX_CONDITION:  # (numerically) collinear columns: keep them as they are
             return None
         A = scipy.linalg.solve_triangular(R, np.eye(t.p))
-        trivial = trivial and np.allclose(A, np.eye(t.p), rtol=0.0, atol=1e-12)
+        trivial = trivial and is_identity(A)
         out.append(A)
     return None if trivial else out
 

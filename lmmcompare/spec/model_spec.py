@@ -61,6 +61,11 @@ class RandomTerm:
         return self.design.names
 
     @property
+    def label(self) -> str:
+        """``"(Intercept)+Days|Subject"``: the term's columns and grouping factor (keys of priors and forms)."""
+        return f"{'+'.join(self.columns)}|{self.group}"
+
+    @property
     def n_levels(self) -> int:
         return self.factor.n_levels
 
