@@ -502,7 +502,7 @@ def test_calendar_year_slope_beats_lme4_and_warns_about_precision():
     columns is reported in a PrecisionWarning that says to centre them."""
     data = _calendar_year()
     assert (data["y"].iloc[0], data["y"].sum()) == pytest.approx((2.2629093698512586, 756.4667148117417), rel=1e-14)
-    with pytest.warns(PrecisionWarning, match=r"covariates far from 0 in random-effects terms \(year\); centre them"):
+    with pytest.warns(PrecisionWarning, match=r"covariates far from 0 relative to their spread in random-effects terms \(year\); centre them"):
         fit = lc.lmer("y ~ year + (year | g)", data)
     centred, _ = _fit("y ~ yc + (yc | g)", data.assign(yc=data["year"] - 2005))
     assert fit.objective < 469.3489160415 - 100 and not fit.singular and not centred.singular
@@ -603,8 +603,33 @@ def test_affine_map_of_the_response(seed, reml, s, log_a, b):
                                rtol=1e-3, atol=1e-4 * ref.sigma)
 
 
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("log_c", range(-9, 10))
+def test_slope_covariate_at_any_scale_gives_the_same_fit(log_c, reml):
+    """sleepstudy with ``D = Days * 10^k``: the same optimum for k = -9 .. 9, and no warning.
+
+    Before the fix, k <= -7 converged silently to 1752.0089 (ML) with correlation 0 because the
+    map back from standardised columns took the intercept's variance for zero next to a slope
+    variance 1e14 times larger; k >= 6 warned of non-convergence and a singular fit that only the
+    units raised.  The ML deviance is unchanged and the REML criterion gains 2 log c
+    (log|X'V^-1 X| changes by the Jacobian); the slope's sd scales by 1 / c."""
+    c = 10.0**log_c
+    data = lc.load_dataset("sleepstudy")
+    ref = lc.lmer("Reaction ~ Days + (Days | Subject)", data, reml=reml)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = lc.lmer("Reaction ~ D + (D | Subject)", data.assign(D=data["Days"] * c), reml=reml)
+    assert fit.objective == pytest.approx(ref.objective + (2 * np.log(c) if reml else 0.0), abs=1e-7)
+    assert fit.converged and not fit.singular
+    a, b = fit.variance_parameters().to_numpy(), ref.variance_parameters().to_numpy()
+    # sd_(Intercept), sd_D and sigma to 1e-5; the correlation moves the criterion by ~1e-9 per 1e-5
+    np.testing.assert_allclose(a[[0, 2, 3]] * [1.0, c, 1.0], b[[0, 2, 3]], rtol=1e-5)
+    assert a[1] == pytest.approx(b[1], abs=2e-5)
+    assert fit.fixef["D"] * c == pytest.approx(ref.fixef["Days"], rel=1e-5)
+
+
 @INVARIANCE
-@given(seed=seeds, reml=st.booleans(), s=sign, log_c=st.floats(-1, 1), d=st.floats(-5, 5))
+@given(seed=seeds, reml=st.booleans(), s=sign, log_c=st.floats(-9, 9), d=st.floats(-5, 5))
 # x - 1 on seed 230 (ML): lme4 stops at 307.1157 (T11 = 0, T22 = 0); the optimum is 306.7726.
 # Both diagonals were on their bounds with T21 > 0, where the way inwards goes up; with T21 < 0
 # (the same covariance) it goes down, so the saddle check tries both signs.
@@ -612,11 +637,25 @@ def test_affine_map_of_the_response(seed, reml, s, log_a, b):
 def test_affine_map_of_a_covariate_with_a_random_slope(seed, reml, s, log_c, d):
     """x -> c x + d: slope beta_x / c, intercept beta_0 - beta_x d / c, the (intercept, slope)
     covariance A Sigma A' with A = [[1, -d/c], [0, 1/c]], sigma unchanged; the ML criterion is
-    unchanged and the REML criterion gains 2 log|c| (log|X'V^-1 X| changes by the Jacobian)."""
+    unchanged and the REML criterion gains 2 log|c| (log|X'V^-1 X| changes by the Jacobian).
+
+    Where x is far from 0 relative to its spread (|d / c| up to 5e9) the criterion cannot be
+    evaluated to full precision in the model's columns: then the fit must say which covariate to
+    centre (a PrecisionWarning, or a DataError where it cannot be evaluated at all)."""
     c = s * 10**log_c
     data = _invariance_data(seed)
     ref = _quiet_fit(FORMULA, data, reml)
-    fit = _quiet_fit(FORMULA, data.assign(x=c * data["x"] + d), reml)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = lc.lmer(FORMULA, data.assign(x=c * data["x"] + d), reml=reml)
+        except DataError as error:
+            assert "(x); centre them" in str(error)
+            return
+    told = [w for w in caught if issubclass(w.category, PrecisionWarning)]
+    if told:
+        assert "(x); centre them" in str(told[0].message)
+        return
     assert fit.objective == pytest.approx(ref.objective + (2 * np.log(abs(c)) if reml else 0.0), abs=1e-6)
     assert fit.fixef["x"] == pytest.approx(ref.fixef["x"] / c, rel=1e-5, abs=1e-6)
     assert fit.fixef["(Intercept)"] == pytest.approx(ref.fixef["(Intercept)"] - ref.fixef["x"] * d / c,

@@ -14,18 +14,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..arguments import check_bool, check_int, check_number, check_options
-from ..errors import ArgumentError, ConvergenceWarning, PrecisionWarning, SingularFitWarning
+from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarning, SingularFitWarning
 from ..spec import ModelSpec
 from .blocks import CrossProducts, cross_products
 from .factor import factorize, objective
 from .gradient import objective_and_gradient
-from .optimize import OptSummary, optimize_theta
+from .optimize import OptSummary, gradient_small, optimize_theta, projected_gradient
 from .relcovar import apply_lambda, theta_start
 from .result import LmerFit
 from .solve import diagonal_blocks, inverse_blocks, solve_modes
 from .start import intercepts_only, moment_start
 from .threads import single_blas_thread
-from .standardize import column_transforms, standardized_spec, theta_from_standardized, theta_to_standardized
+from .standardize import (column_transforms, is_singular, standardized_spec, theta_from_standardized,
+                          theta_to_standardized)
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +65,9 @@ def make_devfun(spec: ModelSpec, reml: bool = True) -> Devfun:
 def _positive(name, value):
     return check_number(name, value, 0.0)
 
+
+# relative disagreement of the criterion in the model's and in standardised columns that is lost precision
+PRECISION_RTOL = 1e-9
 
 # trailing blocks (m x m, see .blocks) up to this size are optimised with one BLAS thread (see .threads)
 ONE_BLAS_THREAD_UP_TO = 256
@@ -124,20 +128,48 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
         warnings.simplefilter("ignore", ConvergenceWarning)
         first = optimize_theta(inner.with_gradient, inner.start, inner.lower, **options)
     start = np.maximum(theta_from_standardized(first.theta, transforms, sizes), devfun.lower)
-    polished = optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
+    what = "REML criterion" if devfun.reml else "deviance"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        try:
+            polished = optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
+        except np.linalg.LinAlgError:
+            polished = None
+    if polished is None or not polished.objective < 1e300:  # optimize_theta's stand-in for inf
+        raise DataError(f"the {what} cannot be evaluated in the model's own random-effects columns at the "
+                        f"optimum found with them centred and scaled ({first.objective:.6f}): "
+                        f"{_far_from_zero(devfun.spec)}")
     log = tuple((theta_from_standardized(th, transforms, sizes), v) for th, v in first.log) + polished.log
-    check = inner(theta_to_standardized(polished.theta, transforms, sizes))
-    if not abs(check - polished.objective) <= 1e-6 * max(1.0, abs(check)):
-        names = sorted({c for t in devfun.spec.terms for c in t.columns if c != "(Intercept)"})
+    theta_s = theta_to_standardized(polished.theta, transforms, sizes)
+    check = inner(theta_s)
+    if not polished.converged:
+        # The gradient in lme4's theta scales as 1 / (covariate scale): judge convergence where the
+        # columns are standardised, as lme4's rule would judge a model fitted on rescaled covariates.
+        value, grad = inner.with_gradient(theta_s)
+        grad = projected_gradient(theta_s, grad, inner.lower)
+        if gradient_small(inner.with_gradient, theta_s, grad, inner.lower, options.get("conv_tol", 0.002)):
+            polished = dataclasses.replace(polished, converged=True)
+            caught = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    # precision is lost when the model's columns and the standardised ones disagree on the criterion
+    # at the same covariance, or when mapping the standardised optimum back lost ground
+    tol = PRECISION_RTOL * max(1.0, abs(check))
+    if abs(check - polished.objective) > tol or check > first.objective + tol:
         warnings.warn(
-            f"the {'REML criterion' if devfun.reml else 'deviance'} at the optimum is {polished.objective:.6f} "
-            f"in the model's columns but {check:.6f} with the random-effects columns centred and scaled: "
-            "precision is lost to covariates far from 0 in random-effects terms "
-            f"({', '.join(names) or 'see the terms'}); centre them (x - mean(x)) and refit", PrecisionWarning,
-            stacklevel=4)
+            f"the {what} at the optimum is {polished.objective:.6f} in the model's columns but {check:.6f} "
+            f"with the random-effects columns centred and scaled (optimum there: {first.objective:.6f}): "
+            f"{_far_from_zero(devfun.spec)}", PrecisionWarning, stacklevel=4)
     return dataclasses.replace(
         polished, method="L-BFGS-B on standardised columns, polished", log=log, n_evals=len(log),
         theta_start=theta_from_standardized(inner.start, transforms, sizes), seconds=first.seconds + polished.seconds)
+
+
+def _far_from_zero(spec) -> str:
+    """The advice of a precision warning: which random-slope covariates to centre."""
+    names = sorted({c for t in spec.terms for c in t.columns if c != "(Intercept)"})
+    return ("precision is lost to covariates far from 0 relative to their spread in random-effects terms "
+            f"({', '.join(names) or 'see the terms'}); centre them (x - mean(x)) and refit")
 
 
 def make_fit(devfun: Devfun, opt: OptSummary, singular_tol: float = 1e-4) -> LmerFit:
@@ -154,7 +186,7 @@ def make_fit(devfun: Devfun, opt: OptSummary, singular_tol: float = 1e-4) -> Lme
     LX_inv = np.linalg.inv(LX) if p else np.zeros((0, 0))
     vcov = sigma**2 * (LX_inv.T @ LX_inv)
     cond_blocks = _conditional_blocks(f, sigma)
-    singular = bool(np.any(opt.theta[spec.theta_lower == 0] < singular_tol))
+    singular = is_singular(spec, opt.theta, singular_tol)
     if singular:
         warnings.warn("boundary (singular) fit: see help('isSingular')", SingularFitWarning, stacklevel=3)
     return LmerFit(spec=spec, reml=reml, theta=opt.theta, beta=beta, sigma=sigma, u=u, b=b,

@@ -104,7 +104,7 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
     grad = projected_gradient(theta, grad, lower)
     # a line search that cannot improve at machine precision (ABNORMAL) is judged by the
     # gradient alone, as lme4 judges every optimizer
-    converged = res.status != 1 and _gradient_small(fun_grad, theta, grad, lower, conv_tol,
+    converged = res.status != 1 and gradient_small(fun_grad, theta, grad, lower, conv_tol,
                                                    getattr(res, "hess_inv", None))
     seconds = time.perf_counter() - t0
     summary = OptSummary(method="L-BFGS-B", theta_start=np.asarray(start, float), lower=np.asarray(lower),
@@ -163,7 +163,7 @@ def _escape_boundary(fun_grad, theta, value, grad, lower, res_options, steps=(1e
     return theta, value, grad
 
 
-def _gradient_small(fun_grad, theta, grad, lower, tol, hess_inv=None):
+def gradient_small(fun_grad, theta, grad, lower, tol, hess_inv=None):
     """lme4's rule: max over free components of min(|g|, |scaled g|) < tol.
 
     The scaled gradient ``C'g`` with ``C C' = H^{-1}`` is first taken from the

@@ -55,15 +55,18 @@ def standardized_spec(spec, transforms):
 def cholesky_psd(S: np.ndarray, tol: float = 1e-12) -> np.ndarray:
     """Lower-triangular ``L`` with non-negative diagonal and ``L L' = S`` for a PSD ``S``.
 
-    A pivot below ``tol`` times the largest diagonal element is a zero column
-    (lme4's representation of a singular covariance: a zero diagonal theta).
+    A pivot below ``tol`` times its own diagonal element ``S_jj`` is a zero
+    column (lme4's representation of a singular covariance: a zero diagonal
+    theta).  The test is relative to ``S_jj`` and not to the largest diagonal,
+    so that it is invariant to the scale of each column: a covariate measured
+    in units 1e7 times too large must not make the intercept's variance look
+    like zero.
     """
     p = S.shape[0]
     L = np.zeros((p, p))
-    scale = max(float(np.max(np.diag(S))), 0.0)
     for j in range(p):
         d = S[j, j] - L[j, :j] @ L[j, :j]
-        if d > tol * scale:
+        if d > tol * S[j, j]:
             L[j, j] = np.sqrt(d)
             L[j + 1 :, j] = (S[j + 1 :, j] - L[j + 1 :, :j] @ L[j, :j]) / L[j, j]
     return L
@@ -83,3 +86,24 @@ def theta_to_standardized(theta: np.ndarray, transforms, sizes) -> np.ndarray:
         B = np.linalg.inv(A)
         out.append(cholesky_psd(B @ T @ T.T @ B.T))
     return T_to_theta(out)
+
+
+def is_singular(spec, theta: np.ndarray, tol: float = 1e-4) -> bool:
+    """lme4's ``isSingular`` (a diagonal theta below ``tol``), made invariant to covariate scale.
+
+    lme4 tests ``theta_jj < tol`` in the model's own columns, so a slope
+    covariate in units 1e6 times too large (theta_jj ~ 1e-7 for the same
+    fitted variance) is called singular.  Here the test must also hold for
+    the standardised columns ``X_i A_i`` (see :func:`column_transforms`),
+    whose covariance has the same rank: a covariance that is really (near)
+    rank deficient is flagged in both, and a flag that only the units of a
+    covariate raise is not.
+    """
+    lower = spec.theta_lower
+    if not np.any(theta[lower == 0] < tol):
+        return False
+    transforms = column_transforms(spec)
+    if transforms is None:
+        return True
+    standardized = theta_to_standardized(theta, transforms, [t.p for t in spec.terms])
+    return bool(np.any(standardized[lower == 0] < tol))
