@@ -12,6 +12,7 @@
 * nothing lost or mutated: the caller's DataFrame is unchanged after every call,
   and dropped rows are counted in a warning.
 """
+import dataclasses
 import time
 import tracemalloc
 import warnings
@@ -832,3 +833,24 @@ def test_wrong_argument_types_on_fitted_bayesian_objects(call, fragment, hostile
     with pytest.raises(ArgumentError) as info:
         call(hostile_comparison[2])
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("term, advice", [("(z | Subject)", r"remove it from the term, e.g. \(1 \| Subject\)"),
+                                          ("(Days + z | Subject)", r"e.g. \(Days \| Subject\)"),
+                                          ("(0 + z | Subject)", "remove the term"),
+                                          ("(z || Subject)", "remove the term")])
+def test_an_all_zero_random_slope_column_is_refused(term, advice):
+    """A column that is 0 in every row leaves X_i Sigma_i X_i' unchanged for any value of its
+    variance: before the fix its sd was reported as the optimizer's start, silently."""
+    data = lc.load_dataset("sleepstudy").assign(z=0.0)
+    with pytest.raises(DataError, match=r"column 'z' of the random-effects term .* is 0 in every row.*" + advice):
+        lc.lmer(f"Reaction ~ Days + {term}", data)
+    # the criterion is flat in that sd: zero the column of a spec built around it, and the deviance
+    # is the same whatever theta says for it
+    spec = lc.ModelSpec.from_formula("Reaction ~ Days + (0 + Days + z | Subject)", data.assign(z=1.0))
+    (term,) = spec.terms
+    zeroed = term.design.matrix * [1.0, 0.0]
+    spec = dataclasses.replace(spec, terms=(dataclasses.replace(term, design=dataclasses.replace(term.design, matrix=zeroed)),))
+    devfun = make_devfun(spec, reml=False)
+    assert devfun([1.0, 0.0, 0.5]) == pytest.approx(devfun([1.0, 0.0, 2.0]), rel=1e-14)
+    assert devfun([1.0, 0.0, 0.5]) != pytest.approx(devfun([2.0, 0.0, 0.5]), rel=1e-3)

@@ -257,6 +257,7 @@ class ModelSpec:
         fixed = build_design(parsed.fixed, frame, "the fixed-effects model matrix")
         keep, dropped = _full_rank_columns(fixed)
         terms = _random_terms(parsed, frame)
+        _check_zero_columns(terms)
         spec = cls(formula=formula, response=parsed.response, y=y, fixed=fixed, terms=terms,
                    frame=frame, data_name=data_name, n_dropped=n_dropped,
                    dropped_fixed=dropped, keep_fixed=keep,
@@ -381,6 +382,27 @@ def _random_terms(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[RandomTer
             terms.append(RandomTerm(factor=factor, design=des, expr=expr, double_bar=bar.double))
     order = sorted(range(len(terms)), key=lambda i: -terms[i].n_levels)  # stable, as R's order()
     return tuple(terms[i] for i in order)
+
+
+def _check_zero_columns(terms) -> None:
+    """A random-effects column that is 0 in every row has a variance the likelihood does not depend on.
+
+    ``Var(Z_i b_i) = X_i Sigma_i X_i'`` (per level) is the same for every value
+    of that column's variance and correlations, so the profiled deviance is flat
+    in them and any estimate is the optimizer's start (lme4 fits it and warns
+    that the parameters are not uniquely determined).
+    """
+    for t in terms:
+        zero = [c for c, col in zip(t.columns, t.design.matrix.T) if not np.any(col)]
+        if zero:
+            rest = [c for c in t.columns if c not in zero]
+            keep = " + ".join(["0"] * ("(Intercept)" not in rest) + [c for c in rest if c != "(Intercept)"])
+            advice = (f"remove it from the term, e.g. ({keep or '1'} | {t.group})" if rest
+                      else "remove the term")
+            raise DataError(
+                f"column {zero[0]!r} of the random-effects term ({t.expr} | {t.group}) is 0 in every "
+                "row, so the likelihood does not depend on its variance and correlations and they cannot be "
+                f"estimated: {advice}")
 
 
 def _check_sizes(spec: ModelSpec) -> None:
