@@ -26,6 +26,7 @@ from ...params import sd_cor_from_cov, variance_parameter_names
 from ..factor import LOG_2PI
 from ..gradient import deviance_pieces
 from ..relcovar import lower_index, T_to_theta
+from .profile_inner import InnerParameters
 from .varpar import fit_cross_products
 
 
@@ -175,6 +176,8 @@ class _VarianceScale:
                 J[pos, pos] = 1.0 / sigma
                 J[pos + 1, pos + 1], J[pos + 1, pos + 2] = s2 / sigma, rho / sigma
                 J[pos + 2, pos + 1], J[pos + 2, pos + 2] = -s2 * rho / (sigma * root), root / sigma
+            elif (exact := _cholesky_jacobian(s[pos : pos + k], p, sigma)) is not None:
+                J[pos : pos + k, pos : pos + k] = exact
             else:
                 for j in range(pos, pos + k):
                     up = s.copy()
@@ -200,6 +203,43 @@ class _VarianceScale:
                 lo.append(0.0 if i == j else -1.0)
                 hi.append(np.inf if i == j else 1.0)
         return np.array(lo + [0.0]), np.array(hi + [np.inf])
+
+
+def _cholesky_jacobian(values, p, sigma):
+    """d theta / d (sds, correlations) of one term by the derivative of the Cholesky factor.
+
+    With ``Sigma = D C D / sigma^2 = T T'``, a change ``dSigma`` moves ``T`` by
+    ``dT = T Phi(T^-1 dSigma T^-T)``, ``Phi`` the lower triangle with half the
+    diagonal (Murray 2016, eq. 11).  None when T is (nearly) singular, where the
+    caller falls back to differences.
+    """
+    rows, cols = lower_index(p)
+    sd, cor = np.zeros(p), np.eye(p)
+    for v, i, j in zip(values, rows, cols):
+        if i == j:
+            sd[i] = v
+        else:
+            cor[i, j] = cor[j, i] = v
+    try:
+        T = np.linalg.cholesky(np.outer(sd, sd) * cor / sigma**2)
+    except np.linalg.LinAlgError:
+        return None
+    d = np.diag(T)
+    if d.min() <= 1e-8 * d.max():
+        return None
+    T_inv = np.linalg.inv(T)
+    out = np.empty((rows.size, rows.size))
+    for k, (i, j) in enumerate(zip(rows, cols)):
+        dS = np.zeros((p, p))
+        if i == j:  # d/d sd_i of sd_i sd_m cor_im, row and column i
+            dS[i, :] = sd * cor[i, :]
+            dS[:, i] += sd * cor[:, i]
+        else:
+            dS[i, j] = dS[j, i] = sd[i] * sd[j]
+        M = T_inv @ (dS / sigma**2) @ T_inv.T
+        Phi = np.tril(M) - 0.5 * np.diag(np.diag(M))
+        out[:, k] = (T @ Phi)[rows, cols]
+    return out
 
 
 def _cholesky_psd(cov):
@@ -306,11 +346,12 @@ def _roots(zeta, trace, z, lo, hi):
 
 
 def _variance_zeta(scale, s_hat, i, base, lo, hi):
-    free = np.arange(s_hat.size) != i
+    """zeta for the variance parameter ``s_i``; the others are minimised over :class:`InnerParameters`."""
     lo = lo.copy()
     lo[-1] = s_hat[-1] * 1e-2  # sigma > 0: a finite floor keeps the line search away from sigma = 0
-    bounds = [(lo[j], None if np.isinf(hi[j]) else hi[j]) for j in np.flatnonzero(free)]
-    state = {"points": [(s_hat[i], s_hat[free].copy())]}
+    inner = InnerParameters(scale.sizes, i, lo, hi)
+    phi_hat = inner.start(s_hat)
+    state = {"points": [(s_hat[i], phi_hat)]}
 
     def warm_start(x):
         """Linear extrapolation of the inner solution from the two nearest profiled points."""
@@ -319,26 +360,27 @@ def _variance_zeta(scale, s_hat, i, base, lo, hi):
             return pts[0][1]
         (x0, z0), (x1, z1) = pts
         guess = z0 + (x - x0) * (z1 - z0) / (x1 - x0)
-        return np.clip(guess, lo[free], np.where(np.isinf(hi[free]), np.inf, hi[free]))
+        low = np.array([-np.inf if b[0] is None else b[0] for b in inner.bounds])
+        high = np.array([np.inf if b[1] is None else b[1] for b in inner.bounds])
+        return np.clip(guess, low, high)
 
     def zeta(x):
-        def f(z):
-            s = s_hat.copy()
-            s[i] = x
-            s[free] = z
-            value, grad = scale.deviance_and_gradient(s)
-            return value, grad[free]
+        def f(phi):
+            value, grad = scale.deviance_and_gradient(inner.full(phi, x, s_hat))
+            return value, inner.gradient(grad, phi, x)
 
         def solve(start):
-            return scipy.optimize.minimize(f, start, jac=True, method="L-BFGS-B", bounds=bounds,
+            return scipy.optimize.minimize(f, start, jac=True, method="L-BFGS-B", bounds=inner.bounds,
                                            options=dict(ftol=1e-12, gtol=1e-7, maxcor=20))
 
         best = solve(warm_start(x))
         # a warm start stuck on a bound must not make the profile too steep: retry
         # from the estimate whenever the solution touches a bound
-        on_bound = np.any(np.isclose(best.x, lo[free]) | np.isclose(best.x, hi[free]))
+        n_box = inner.direct.size
+        box_lo, box_hi = lo[inner.direct], hi[inner.direct]
+        on_bound = np.any(np.isclose(best.x[:n_box], box_lo) | np.isclose(best.x[:n_box], box_hi))
         if on_bound or not np.isfinite(best.fun):
-            other = solve(s_hat[free])
+            other = solve(inner.start(s_hat))
             if other.fun < best.fun:
                 best = other
         state["points"].append((x, best.x))
