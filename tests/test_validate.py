@@ -1,5 +1,7 @@
 """Validation studies: the REML/posterior identity, coverage, SBC (issue 7)."""
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -15,6 +17,19 @@ from lmmcompare.validate.sbc import prior_draws
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 TINY_BAYES = {"draws": 100, "tune": 150, "chains": 1}
+
+
+def test_validate_is_an_attribute_of_the_package():
+    """``import lmmcompare as lc; lc.validate.coverage(...)`` works as ``lc.bayes`` does, in a fresh
+    interpreter (here another test's import would have set the attribute), without importing PyMC."""
+    script = ("import sys, lmmcompare as lc\n"
+              "functions = lc.validate.coverage, lc.validate.sbc, lc.validate.reml_posterior_identity\n"
+              "print(sorted(m for m in ('pymc', 'pytensor', 'arviz') if m in sys.modules))\n"
+              "from lmmcompare.validate import coverage, reml_posterior_identity, sbc\n"   # only after the access
+              "assert functions == (coverage, sbc, reml_posterior_identity)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("case, formula, data", [
