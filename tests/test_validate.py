@@ -81,6 +81,15 @@ def test_wald_coverage_of_fixed_effects_is_nominal(sleep_fit, tmp_path):
         assert abs(row["coverage"] - 0.95) < 3.5 * mc_se
         # mean width is about 2 z se: the se of a refit varies little around the fit's
         assert row["mean_width"] == pytest.approx(2 * 1.959964 * sleep_fit.se[name], rel=0.15)
+    # the figure: coverage +- 2 MC se per parameter, a line at the nominal level
+    fig = res.plot()
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["(Intercept)", "Days"]
+    line, _, (bars,) = ax.containers[0].lines
+    np.testing.assert_allclose(np.asarray(line.get_xdata(), float), table["coverage"], rtol=1e-12)
+    segments = np.array(bars.get_segments())
+    np.testing.assert_allclose(segments[:, 1, 0] - segments[:, 0, 0], 4 * table["mc_se"], rtol=1e-9)
+    assert [list(l.get_xdata()) for l in ax.lines if l.get_linestyle() == "--"] == [[0.95, 0.95]]
     html = open(res.report(tmp_path / "coverage.html"), encoding="utf-8").read()
     assert "Coverage study" in html and "data:image/png;base64," in html
     assert f"{table.loc[('Days', 'wald'), 'coverage']:.4g}" in html
