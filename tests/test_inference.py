@@ -203,12 +203,13 @@ def test_contrast_single_row_is_the_t_test_and_rows_combine():
     two = fit.contrast(np.eye(6)[[1, 2]])
     est, V = fit.beta[[1, 2]], fit.vcov_beta[np.ix_([1, 2], [1, 2])]
     assert two["F value"].iloc[0] == pytest.approx(est @ np.linalg.solve(V, est) / 2, rel=1e-10)
-    assert two["NumDF"].iloc[0] == 2 and 200 < two["DenDF"].iloc[0] < 260
+    assert two["NumDF"].iloc[0] == 2
     kr1 = fit.contrast(L, ddf="kenward-roger")
     assert kr1["DenDF"].iloc[0] == pytest.approx(fit.coef_table("kenward-roger").loc["temp", "df"], rel=1e-8)
     terms = lc.anova(fit)
     assert list(terms.index) == ["recipe", "temp", "recipe:temp"]
     assert terms.loc["recipe", "F value"] == pytest.approx(two["F value"].iloc[0], rel=1e-10)
+    assert terms.loc["recipe", "DenDF"] == pytest.approx(two["DenDF"].iloc[0], rel=1e-8)   # the same hypothesis
 
 
 def test_inference_argument_errors():
