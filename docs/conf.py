@@ -21,6 +21,7 @@ extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",   # MathJax 3 from the package, copied to _static/mathjax: no CDN, works offline
     "numpydoc",
 ]
 

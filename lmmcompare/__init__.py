@@ -5,11 +5,12 @@ from .spec import ModelSpec
 from .freq import LmerFit, lmer
 from .freq.anova import anova
 from .compare import Comparison, compare, fit_both
+from . import validate  # lc.validate.coverage(...) without a second import; it imports PyMC only when it samples
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelSpec", "lmer", "LmerFit", "anova", "bayes", "BayesFit", "compare", "fit_both", "Comparison", "load_dataset", "list_datasets",
-           "LmmError", "FormulaError", "DataError", "ArgumentError", "DatasetNotFoundError", "__version__"]
+__all__ = ["ModelSpec", "lmer", "LmerFit", "anova", "bayes", "BayesFit", "compare", "fit_both", "Comparison", "validate",
+           "load_dataset", "list_datasets", "LmmError", "FormulaError", "DataError", "ArgumentError", "DatasetNotFoundError", "__version__"]
 
 
 def __getattr__(name):

@@ -101,7 +101,14 @@ def test_ranef_layout_matches_lmerfit_and_shrinks_like_the_blups(sleep_nc, sleep
 
 def test_loo_and_posterior_predictive(sleep_nc):
     loo = sleep_nc.loo(pointwise=True)
-    assert np.isfinite(loo.elpd_loo) and loo.loo_i.shape == (180,)
+    assert loo.loo_i.shape == (180,) and float(loo.loo_i.sum()) == pytest.approx(loo.elpd_loo, rel=1e-12)
+    # p_loo = lppd - elpd_loo, lppd = sum_i log mean_s p(y_i | theta_s) from the stored pointwise log-likelihood
+    import scipy.special
+
+    loglik = sleep_nc.idata.log_likelihood["y"].values.reshape(-1, 180)
+    lppd = float(np.sum(scipy.special.logsumexp(loglik, axis=0) - np.log(loglik.shape[0])))
+    assert lppd - loo.elpd_loo == pytest.approx(loo.p_loo, rel=1e-6)
+    assert 2 < loo.p_loo < 2 + 36 + 4   # fixed effects + shrunken subject effects + variance parameters
     yrep = sleep_nc.posterior_predictive(seed=5)
     assert yrep.shape == (2, 500, 180)
     # replicated data have about the observed spread

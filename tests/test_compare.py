@@ -4,9 +4,10 @@ import subprocess
 import sys
 import warnings
 
-import matplotlib.figure
 import numpy as np
+import pandas as pd
 import pytest
+import scipy.special
 
 import lmmcompare as lc
 from lmmcompare.errors import ArgumentError, SamplingWarning
@@ -84,18 +85,118 @@ def test_ranef_table_and_shrinkage(sleep_cmp):
 def test_ppc_statistics_and_fit_statistics(sleep_cmp):
     ppc = sleep_cmp.ppc(seed=1)
     assert list(ppc.index) == ["mean", "sd", "min", "max", "sd of Subject means"]
-    assert ppc.loc["mean", "observed"] == pytest.approx(np.mean(sleep_cmp.spec.y))
-    assert ((ppc["p_value"] >= 0) & (ppc["p_value"] <= 1)).all()
+    y = sleep_cmp.spec.y
+    assert ppc.loc["mean", "observed"] == pytest.approx(np.mean(y))
+    # P(T(y_rep) >= T(y)) over the same replicated data sets, by hand
+    yrep = sleep_cmp.bayes.posterior_predictive(seed=1).values.reshape(-1, y.size)
+    subject = lc.load_dataset("sleepstudy")["Subject"].to_numpy()
+    by_hand = {"mean": (yrep.mean(axis=1), y.mean()), "sd": (yrep.std(axis=1, ddof=1), y.std(ddof=1)),
+               "min": (yrep.min(axis=1), y.min()), "max": (yrep.max(axis=1), y.max()),
+               "sd of Subject means": (pd.DataFrame(yrep.T).groupby(subject).mean().std(ddof=1).to_numpy(),
+                                       pd.Series(y).groupby(subject).mean().std(ddof=1))}
+    for name, (rep, observed) in by_hand.items():
+        assert ppc.loc[name, "observed"] == pytest.approx(observed, rel=1e-12), name
+        assert ppc.loc[name, "replicated_mean"] == pytest.approx(rep.mean(), rel=1e-12), name
+        assert ppc.loc[name, "p_value"] == np.mean(rep >= observed), name
     assert 0.05 < ppc.loc["mean", "p_value"] < 0.95  # a well-fitting model reproduces the mean
     fs = sleep_cmp.fit_statistics()
     assert fs.loc["AIC", "frequentist"] == pytest.approx(sleep_cmp.freq.aic)
-    assert np.isfinite(fs.loc["elpd_loo", "bayesian"])
+    # PSIS-LOO: p_loo = lppd - elpd_loo, with lppd = sum_i log mean_s p(y_i | theta_s) by hand
+    loglik = sleep_cmp.bayes.idata.log_likelihood["y"].values.reshape(-1, y.size)
+    lppd = float(np.sum(scipy.special.logsumexp(loglik, axis=0) - np.log(loglik.shape[0])))
+    elpd, p_loo = fs.loc["elpd_loo", "bayesian"], fs.loc["p_loo", "bayesian"]
+    assert lppd - elpd == pytest.approx(p_loo, rel=1e-6)
+    assert 2 < p_loo < 2 + 36 + 4   # fixed effects + shrunken subject effects + variance parameters
 
 
-def test_every_plot_returns_a_figure(sleep_cmp):
-    for fig in (forest_plot(sleep_cmp, "wald"), caterpillar_plot(sleep_cmp), shrinkage_plot(sleep_cmp),
-                ppc_plot(sleep_cmp, seed=0), trace_plot(sleep_cmp.bayes)):
-        assert isinstance(fig, matplotlib.figure.Figure) and fig.axes
+def drawn_lines(ax):
+    """(x, y) of every line with data (legend proxies are empty)."""
+    return [(line.get_xdata().tolist(), line.get_ydata().tolist()) for line in ax.lines if len(line.get_xdata())]
+
+
+def test_forest_plot_draws_the_table_s_estimates_and_intervals(sleep_cmp):
+    table = sleep_cmp.table("wald")
+    fig = forest_plot(sleep_cmp, "wald")
+    assert [ax.get_ylabel() for ax in fig.axes] == list(table.index)
+    for ax, (name, t) in zip(fig.axes, table.iterrows()):
+        expected = [([t["lower"], t["upper"]], [1, 1])] if np.isfinite(t["lower"]) else []  # Wald: fixed effects
+        expected += [([t["estimate"]], [1]), ([t["eti_lower"], t["eti_upper"]], [0, 0]), ([t["post_median"]], [0])]
+        assert drawn_lines(ax) == expected, name
+    assert sum(np.isfinite(table["lower"])) == 2
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["frequentist (wald)",
+                                                                           "posterior median, ETI"]
+    assert fig._suptitle.get_text() == "Reaction ~ Days + (Days | Subject): 95% intervals"
+
+
+def errorbar_data(container):
+    """x, y and the half-widths of the horizontal error bars of an errorbar container."""
+    line, _, (bars,) = container.lines
+    segments = np.array(bars.get_segments())
+    x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+    return x, y, (segments[:, 1, 0] - segments[:, 0, 0]) / 2
+
+
+def test_caterpillar_plot_draws_modes_and_posterior_means(sleep_cmp):
+    rt = sleep_cmp.ranef_table()
+    fig = caterpillar_plot(sleep_cmp)
+    assert [ax.get_title() for ax in fig.axes] == ["(Intercept) | Subject", "Days | Subject"]
+    for ax, coef in zip(fig.axes, ["(Intercept)", "Days"]):
+        d = rt[rt["coef"] == coef].sort_values("mode")
+        assert [t.get_text() for t in ax.get_yticklabels()] == list(d["level"])
+        pos = np.arange(18)
+        for container, (centre, sd, shift) in zip(ax.containers, [("mode", "cond_sd", 0.15),
+                                                                  ("post_mean", "post_sd", -0.15)]):
+            x, y, half = errorbar_data(container)
+            np.testing.assert_allclose(x, d[centre], rtol=1e-12)
+            np.testing.assert_allclose(y, pos + shift, rtol=1e-12)
+            np.testing.assert_allclose(half, 1.96 * d[sd], rtol=1e-9)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["REML mode", "posterior mean"]
+
+
+def test_shrinkage_plot_draws_ols_blups_and_posterior_means(sleep_cmp):
+    s = sleep_cmp.shrinkage()
+    fig = shrinkage_plot(sleep_cmp)
+    (ax,) = fig.axes
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("(Intercept)", "Days", "shrinkage: Subject")
+    wide = {k: s.pivot(index="level", columns="coef", values=k) for k in ("ols", "reml", "bayes")}
+    for points, (kind, label) in zip(ax.collections, [("ols", "per-group OLS"), ("reml", "REML BLUP"),
+                                                      ("bayes", "posterior mean")]):
+        assert points.get_label() == label
+        np.testing.assert_allclose(points.get_offsets(), wide[kind][["(Intercept)", "Days"]], rtol=1e-12)
+    arrows = ax.texts
+    assert len(arrows) == 18
+    for arrow, level in zip(arrows, wide["ols"].index):   # from the OLS estimate to the BLUP
+        np.testing.assert_allclose(arrow.xy, wide["reml"].loc[level, ["(Intercept)", "Days"]], rtol=1e-12)
+        np.testing.assert_allclose(arrow.xyann, wide["ols"].loc[level, ["(Intercept)", "Days"]], rtol=1e-12)
+
+
+def test_ppc_plot_draws_the_densities_of_observed_and_replicated_data(sleep_cmp):
+    from scipy.stats import gaussian_kde
+
+    y = sleep_cmp.spec.y
+    yrep = sleep_cmp.bayes.posterior_predictive(seed=0).values.reshape(-1, y.size)
+    fig = ppc_plot(sleep_cmp, seed=0)
+    (ax,) = fig.axes
+    lines = [line for line in ax.lines if len(line.get_xdata())]
+    assert len(lines) == 50 + 1 and lines[-1].get_label() == "observed" and ax.get_xlabel() == "Reaction"
+    grid = lines[-1].get_xdata()
+    np.testing.assert_allclose(grid[[0, -1]], [min(y.min(), np.quantile(yrep, 0.001)),
+                                               max(y.max(), np.quantile(yrep, 0.999))], rtol=1e-12)
+    np.testing.assert_allclose(lines[-1].get_ydata(), gaussian_kde(y)(grid), rtol=1e-10)
+    rows = np.random.default_rng(0).choice(yrep.shape[0], size=50, replace=False)   # the replicates drawn
+    for line, row in list(zip(lines, rows))[:5]:
+        np.testing.assert_allclose(line.get_ydata(), gaussian_kde(yrep[row])(grid), rtol=1e-10)
+
+
+def test_trace_plot_draws_each_chain_of_each_parameter(sleep_cmp):
+    post = sleep_cmp.bayes.idata.posterior
+    names = sleep_cmp.bayes.parameter_names
+    fig = trace_plot(sleep_cmp.bayes)
+    assert [ax.get_title() for ax in fig.axes] == [n for n in names for _ in (0, 1)]   # density, trace
+    for k, name in enumerate(names):
+        traces = [line.get_ydata() for line in fig.axes[2 * k + 1].lines
+                  if len(line.get_ydata()) == post.sizes["draw"]]   # not the divergence ticks, if any
+        np.testing.assert_array_equal(np.array(traces), post[name].values)
 
 
 def test_caterpillar_of_many_levels_shows_the_extremes(sleep_cmp):
@@ -122,7 +223,7 @@ def test_html_report_is_self_contained(sleep_cmp, tmp_path):
     text = open(path, encoding="utf-8").read()
     assert text.startswith("<!DOCTYPE html>")
     assert len(re.findall(r'src="data:image/png;base64,', text)) >= 5
-    assert "http://" not in text.replace("http://www.w3.org", "") and "<script" not in text
+    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', text) and "<script" not in text   # nothing remote
     assert "sd_(Intercept)|Subject" in text and "Side by side" in text and "seed: 4" in text
     assert "pymc" in text and "Posterior predictive test statistics" in text
 

@@ -61,7 +61,8 @@ def display_options():
 def built_html(tmp_path_factory):
     import importlib.util
 
-    missing = [m for m in ("sphinx", "myst_parser", "numpydoc") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("sphinx", "myst_parser", "numpydoc", "sphinx-mathjax-offline")
+               if importlib.util.find_spec(m) is None]
     if missing:
         pytest.fail(f"{', '.join(missing)} not installed: python3 -m pip install -e '.[dev]'")
     out = tmp_path_factory.mktemp("docs")
@@ -76,6 +77,35 @@ def test_docs_build_without_warnings(built_html):
     for page in ["index.html", "theory.html", "api/index.html", "guide/first_fit.html", "guide/r_users.html"]:
         assert (built_html / page).is_file(), page
     assert "eq-reml-criterion" in (built_html / "theory.html").read_text(encoding="utf-8")
+
+
+ASSET = re.compile(r'<script\b[^>]*\bsrc="([^"]*)"|<link\b(?=[^>]*\brel="stylesheet")[^>]*\bhref="([^"]*)"')
+
+
+def page_assets(html: str) -> list[str]:
+    """The src of every <script> and the href of every stylesheet <link> of a page."""
+    return [a or b for a, b in ASSET.findall(html)]
+
+
+def test_asset_pattern_finds_scripts_and_stylesheets():
+    html = ('<script src="https://cdn.example/mathjax.js"></script><link rel="stylesheet" href="_static/a.css" />'
+            '<link rel="next" href="b.html" /><script>inline()</script>')
+    assert page_assets(html) == ["https://cdn.example/mathjax.js", "_static/a.css"]
+
+
+def test_pages_load_no_remote_assets_and_mathjax_is_bundled(built_html):
+    """Offline, a page with a CDN script shows its equations as raw LaTeX: every script and
+    stylesheet is a file of the build, MathJax (with its fonts and TeX extensions) included."""
+    for page in sorted(built_html.rglob("*.html")):
+        for url in page_assets(page.read_text(encoding="utf-8")):
+            assert not re.match(r"(?i)(https?:)?//", url), f"{page.relative_to(built_html)} loads {url}"
+            assert (page.parent / url.split("?")[0]).is_file(), f"{page.relative_to(built_html)}: {url} missing"
+    theory = (built_html / "theory.html").read_text(encoding="utf-8")
+    mathjax = [url for url in page_assets(theory) if "mathjax" in url.lower()]
+    assert mathjax == ["_static/mathjax/tex-chtml.js"]
+    bundle = built_html / "_static" / "mathjax"
+    assert (bundle / "output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff").is_file()
+    assert (bundle / "input/tex/extensions/boldsymbol.js").is_file()   # autoloaded from the bundle too
 
 
 def test_api_reference_lists_public_api(built_html):

@@ -114,7 +114,12 @@ def test_with_response_keeps_the_design():
     spec = ModelSpec.from_formula("Reaction ~ Days + (Days | Subject)", "sleepstudy")
     other = spec.with_response(spec.y * 2)
     np.testing.assert_array_equal(other.y, spec.y * 2)
-    assert other.X is not None and other.terms is spec.terms
+    np.testing.assert_array_equal(other.X, spec.X)
+    assert other.terms is spec.terms and other.fixed_names == spec.fixed_names
+    assert (other.Z != spec.Z).nnz == 0 and other.n == spec.n
+    np.testing.assert_array_equal(spec.y, lc.load_dataset("sleepstudy")["Reaction"])   # the original kept its y
+    with pytest.raises(DataError, match=r"new response has shape \(179,\), the spec has \(180,\)"):
+        spec.with_response(spec.y[1:])
 
 
 def test_repr_says_what_the_spec_holds():

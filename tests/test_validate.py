@@ -1,5 +1,7 @@
 """Validation studies: the REML/posterior identity, coverage, SBC (issue 7)."""
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -15,6 +17,19 @@ from lmmcompare.validate.sbc import prior_draws
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 TINY_BAYES = {"draws": 100, "tune": 150, "chains": 1}
+
+
+def test_validate_is_an_attribute_of_the_package():
+    """``import lmmcompare as lc; lc.validate.coverage(...)`` works as ``lc.bayes`` does, in a fresh
+    interpreter (here another test's import would have set the attribute), without importing PyMC."""
+    script = ("import sys, lmmcompare as lc\n"
+              "functions = lc.validate.coverage, lc.validate.sbc, lc.validate.reml_posterior_identity\n"
+              "print(sorted(m for m in ('pymc', 'pytensor', 'arviz') if m in sys.modules))\n"
+              "from lmmcompare.validate import coverage, reml_posterior_identity, sbc\n"   # only after the access
+              "assert functions == (coverage, sbc, reml_posterior_identity)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("case, formula, data", [
@@ -66,6 +81,15 @@ def test_wald_coverage_of_fixed_effects_is_nominal(sleep_fit, tmp_path):
         assert abs(row["coverage"] - 0.95) < 3.5 * mc_se
         # mean width is about 2 z se: the se of a refit varies little around the fit's
         assert row["mean_width"] == pytest.approx(2 * 1.959964 * sleep_fit.se[name], rel=0.15)
+    # the figure: coverage +- 2 MC se per parameter, a line at the nominal level
+    fig = res.plot()
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["(Intercept)", "Days"]
+    line, _, (bars,) = ax.containers[0].lines
+    np.testing.assert_allclose(np.asarray(line.get_xdata(), float), table["coverage"], rtol=1e-12)
+    segments = np.array(bars.get_segments())
+    np.testing.assert_allclose(segments[:, 1, 0] - segments[:, 0, 0], 4 * table["mc_se"], rtol=1e-9)
+    assert [list(l.get_xdata()) for l in ax.lines if l.get_linestyle() == "--"] == [[0.95, 0.95]]
     html = open(res.report(tmp_path / "coverage.html"), encoding="utf-8").read()
     assert "Coverage study" in html and "data:image/png;base64," in html
     assert f"{table.loc[('Days', 'wald'), 'coverage']:.4g}" in html
@@ -129,23 +153,90 @@ def test_coverage_arguments(sleep_fit, kwargs, match):
         coverage("Reaction ~ Days + (1 | Subject)")
 
 
-def test_sbc_ranks_are_in_range_and_the_test_is_the_chi_square():
-    spec = lc.ModelSpec.from_formula("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+DYESTUFF = "Yield ~ 1 + (1 | Batch)"
+SBC_RUN = dict(nsim=20, draws=60, tune=150, chains=1, thin=2, seed=4, progress=False)
+
+
+def run_sbc(spec):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = sbc(spec, nsim=5, draws=60, tune=150, chains=1, thin=2, seed=4, progress=False)
+        return sbc(spec, **SBC_RUN)
+
+
+@pytest.fixture(scope="module")
+def dyestuff_sbc():
+    spec = lc.ModelSpec.from_formula(DYESTUFF, "Dyestuff")
+    return spec, run_sbc(spec)
+
+
+def test_sbc_ranks_are_in_range_and_the_test_is_the_chi_square(dyestuff_sbc):
+    spec, res = dyestuff_sbc
     assert res.n_draws == 30
     assert list(res.ranks.columns) == ["sd_(Intercept)|Batch", "sigma", "(Intercept)"]
-    assert res.ranks.shape == (5, 3)
+    assert res.ranks.shape == (20, 3)
     assert ((res.ranks >= 0) & (res.ranks <= 30)).all().all()
     # the prior draws are reproducible and are the ones the data came from
-    truth, ys = prior_draws(spec, default_priors(spec), 5, 4)
+    truth, ys = prior_draws(spec, default_priors(spec), 20, 4)
     pd.testing.assert_frame_equal(truth, res.truth)
     assert (truth["sigma"] > 0).all() and (truth["sd_(Intercept)|Batch"] > 0).all()
-    assert ys.shape == (5, spec.n)
+    assert ys.shape == (20, spec.n)
     # the uniformity test is Pearson's chi-square on equal bins of 0..L, computed by hand here
     table = res.uniformity(bins=2)
     counts = np.histogram(res.ranks["sigma"], bins=np.linspace(0, 31, 3))[0]
-    chi2 = ((counts - 2.5) ** 2 / 2.5).sum()
+    chi2 = ((counts - 10) ** 2 / 10).sum()
     assert table.loc["sigma", "chi2"] == pytest.approx(chi2)
     assert table.loc["sigma", "p_value"] == pytest.approx(scipy.stats.chi2.sf(chi2, 1))
+
+
+def test_sbc_of_the_calibrated_model_gives_uniform_ranks(dyestuff_sbc):
+    """Data simulated from the priors the model is fit with: no parameter's ranks depart from uniform
+    (4 bins of 20 ranks; seed 4 gives p = 0.75, 0.36, 0.11, seed 7 gives 0.16, 0.16, 0.85)."""
+    spec, res = dyestuff_sbc
+    table = res.uniformity()
+    assert table["df"].tolist() == [3, 3, 3]
+    assert (table["p_value"] > 0.01).all(), table
+    assert ((table["mean_rank_fraction"] - 0.5).abs() < 0.15).all(), table
+    assert "no parameter's ranks depart from uniform" in res.html_section()
+
+
+def test_sbc_detects_a_posterior_fit_with_another_prior(dyestuff_sbc, monkeypatch):
+    """Miscalibration: the data come from a prior with batch sd ~ HalfNormal(1) (Yield's sd is 62),
+    the fits use the default HalfStudentT(3, 63). The posterior sits above the true sd, so the
+    ranks pile up at 0: seed 4 gives p = 6e-13 and a mean rank of 0.03 L, seed 7 p = 7e-10, 0.10 L."""
+    import importlib
+
+    spec, calibrated = dyestuff_sbc
+    sbc_module = importlib.import_module("lmmcompare.validate.sbc")   # lmmcompare.validate.sbc is the function
+    real_prior_draws = sbc_module.prior_draws
+    small_sd = default_priors(spec, {"sd": ("half_normal", 1.0)})
+    fitted_with = []
+
+    def draws_from_another_prior(spec, prior_set, nsim, seed):
+        fitted_with.append(prior_set)
+        return real_prior_draws(spec, small_sd, nsim, seed)
+
+    monkeypatch.setattr(sbc_module, "prior_draws", draws_from_another_prior)
+    res = run_sbc(spec)
+    assert fitted_with == [default_priors(spec)]
+    assert res.truth["sd_(Intercept)|Batch"].max() < 5 < calibrated.truth["sd_(Intercept)|Batch"].median()
+    table = res.uniformity()
+    assert table.loc["sd_(Intercept)|Batch", "p_value"] < 1e-6, table
+    assert table.loc["sd_(Intercept)|Batch", "mean_rank_fraction"] < 0.2, table
+    assert "ranks depart from uniform (p < 0.01) for sd_(Intercept)|Batch" in res.html_section()
+
+
+def test_sbc_plot_shows_the_rank_histograms(dyestuff_sbc):
+    _, res = dyestuff_sbc
+    fig = res.plot()
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == list(res.ranks.columns)
+    edges = np.linspace(0, 31, 5)   # 20 fits: 4 bins of 0..L
+    lo, hi = scipy.stats.binom.ppf([0.005, 0.995], 20, 1 / 4)
+    for ax, name in zip(visible, res.ranks.columns):
+        bars = ax.containers[0]
+        assert [b.get_height() for b in bars] == np.histogram(res.ranks[name], bins=edges)[0].tolist()
+        np.testing.assert_allclose([b.get_x() for b in bars], edges[:-1])
+        band = ax.patches[0]   # the 99% band of a uniform histogram, drawn first
+        band_y = band.get_patch_transform().transform(band.get_path().vertices)[:, 1]
+        assert (band_y.min(), band_y.max()) == pytest.approx((lo, hi))
+    assert "SBC ranks (20 fits, L = 30)" in fig._suptitle.get_text()

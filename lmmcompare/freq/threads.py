@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 _LOCK = threading.Lock()
 _CONTROLLER = {}
+_HOLDER = threading.Lock()   # held by the one block whose limit is in force
 
 
 def _controller():
@@ -38,14 +39,22 @@ def _controller():
 def single_blas_thread(enabled: bool = True):
     """Limit BLAS to one thread inside the block (when ``enabled``).
 
+    One block at a time holds the limit: it saves the counts, sets one thread
+    and restores the saved counts when it ends.  A block entered while another
+    holds it (nested, or in another Python thread) changes nothing, so no block
+    can save the limited count of another and restore that as the original.
+
     Parameters
     ----------
     enabled : bool
         False makes the block run with the thread counts as they are.
     """
     controller = _controller() if enabled else None
-    if controller is None:
+    if controller is None or not _HOLDER.acquire(blocking=False):
         yield
         return
-    with controller.limit(limits=1, user_api="blas"):
-        yield
+    try:
+        with controller.limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        _HOLDER.release()
