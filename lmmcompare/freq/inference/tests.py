@@ -8,12 +8,8 @@ import scipy.stats
 
 from ...errors import ArgumentError
 from .anova_contrasts import anova_contrasts, check_type
-from .ddf import (
-    kenward_roger_df,
-    kenward_roger_df_scaling,
-    kenward_roger_vcov,
-    satterthwaite_df,
-)
+from .ddf import satterthwaite_df
+from .kenward_roger import kenward_roger_fit, reml_fit
 
 DDF_METHODS = ("satterthwaite", "kenward-roger", "none")
 
@@ -28,14 +24,17 @@ def coef_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
     """Estimate, se, df, t and p for every fixed effect.
 
     ``ddf="none"`` gives z-based (normal) p-values with ``df = inf``;
-    Kenward-Roger uses its adjusted covariance for the standard errors.
+    Kenward-Roger uses its adjusted covariance for the standard errors (an ML
+    fit is refitted by REML first, as pbkrtest does, with a warning).
     """
     ddf = _check_ddf(ddf)
+    fit = reml_fit(fit) if ddf == "kenward-roger" else fit
     p = fit.spec.p
     beta = fit.beta
     if ddf == "kenward-roger":
-        se = np.sqrt(np.diag(kenward_roger_vcov(fit)[0]))
-        df = np.array([kenward_roger_df(fit, np.eye(p)[i]) for i in range(p)])
+        kr = kenward_roger_fit(fit)
+        se = np.sqrt(np.diag(kr.vcov_adjusted))
+        df = np.array([kr.df(np.eye(p)[i]) for i in range(p)])
     else:
         se = np.sqrt(np.diag(fit.vcov_beta))
         df = (np.array([satterthwaite_df(fit, np.eye(p)[i]) for i in range(p)]) if ddf == "satterthwaite"
@@ -54,6 +53,7 @@ def contrast(fit, L, ddf: str = "satterthwaite") -> pd.DataFrame:
         Contrast rows over the fixed effects (``fit.spec.fixed_names`` order).
     """
     ddf = _check_ddf(ddf)
+    fit = reml_fit(fit) if ddf == "kenward-roger" else fit
     p = fit.spec.p
     try:
         L = np.atleast_2d(np.asarray(L, dtype=float))
@@ -75,14 +75,15 @@ def _f_test(fit, L, ddf):
     Kenward-Roger uses the adjusted covariance and reports pbkrtest's scaled
     ``F = scaling * W / q``; ``F_unscaled = W / q`` gives lmerTest's mean square.
     """
-    V = kenward_roger_vcov(fit)[0] if ddf == "kenward-roger" else fit.vcov_beta
+    kr = kenward_roger_fit(fit) if ddf == "kenward-roger" else None
+    V = kr.vcov_adjusted if kr is not None else fit.vcov_beta
     est = L @ fit.beta
     q = L.shape[0]
     F0 = F = float(est @ np.linalg.solve(L @ V @ L.T, est)) / q
     if ddf == "satterthwaite":
         df = satterthwaite_df(fit, L)
     elif ddf == "kenward-roger":
-        df, scaling = kenward_roger_df_scaling(fit, L)
+        df, scaling = kr.df_scaling(L)
         F = F0 * scaling
     else:
         df = np.inf
@@ -138,6 +139,7 @@ def anova_terms(fit, ddf: str = "satterthwaite", type: str = "III") -> pd.DataFr
     """
     ddf = _check_ddf(ddf)
     type = check_type(type)
+    fit = reml_fit(fit) if ddf == "kenward-roger" else fit
     contrasts = anova_contrasts(fit.spec, type)
     rows, labels, empty = [], [], []
     for label, L in contrasts.items():

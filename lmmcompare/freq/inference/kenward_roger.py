@@ -1,0 +1,239 @@
+"""Kenward-Roger (pbkrtest's ``vcovAdj`` and ``Lb_ddf``) with no n x n matrix.
+
+As pbkrtest, the marginal covariance of y is written linear in the variance
+components ``gamma``: for each term the lower triangle of its covariance
+``Sigma_i`` (column by column, lme4's order), then ``sigma^2``::
+
+    Sigma = sum_r gamma_r G_r,   G_r = Z E_r Z',   E_r = I_l (x) (e_a e_b' + e_b e_a')  (e_a e_a' if a = b),
+    G_last = I_n
+
+so second derivatives of ``Sigma`` vanish, and with ``S = Sigma^{-1}`` and
+``Phi = (X'SX)^{-1}`` (Kenward and Roger 1997; Halekoh and Hojsgaard 2014)::
+
+    P_r  = -X'S G_r S X,        Q_rs = X'S G_r S G_s S X,
+    I_rs = tr(S G_r S G_s) - 2 tr(Phi Q_rs) + tr(Phi P_r Phi P_s),   W = 2 I^{-1},
+    U    = sum_rs W_rs (Q_rs - P_r Phi P_s),   Phi_A = Phi + 2 Phi U Phi.
+
+``E_r`` pairs effect ``alpha_g`` with effect ``beta_g`` for every level g (one
+matching, two when a != b), so with ``K = Z'SZ`` and ``F = Z'SX`` from
+:mod:`.marginal_inverse` every term is a sum over matchings of small blocks::
+
+    tr(S G_r S G_s) = sum_{(alpha,beta) in r, (gamma,delta) in s} sum(K[beta, gamma] * K[alpha, delta])
+    tr(S G_r S^2)   = sum_{(alpha,beta) in r} sum_g (Z'S^2Z)[beta_g, alpha_g]
+    P_r = -sum F[alpha]' F[beta],   Q_rs = sum F[alpha]' K[beta, gamma] F[delta],
+    Q_r,last = sum F[alpha]' (Z'S^2X)[beta],   P_last = -X'S^2X,   Q_last,last = X'S^3X.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import LmmWarning
+from ..threads import single_blas_thread
+from .marginal_inverse import block, inner, marginal_inverse
+
+ONE_BLAS_THREAD_UP_TO = 1000  # q below which BLAS threads cost more than they save on a busy machine
+
+
+class RefitREMLWarning(LmmWarning):
+    """An ML fit was refitted by REML for Kenward-Roger (as pbkrtest does)."""
+
+
+@dataclass(frozen=True, eq=False)
+class KenwardRoger:
+    """pbkrtest's ``vcovAdj`` with the pieces of its df.
+
+    Attributes
+    ----------
+    vcov : ndarray (p, p)
+        ``Phi = (X' Sigma^{-1} X)^{-1}``, the unadjusted covariance of beta.
+    vcov_adjusted : ndarray (p, p)
+        ``Phi_A = Phi + 2 Phi U Phi``.
+    P : ndarray (k, p, p)
+        ``P_r = -X' S G_r S X`` per variance component (``sigma^2`` last).
+    W : ndarray (k, k)
+        ``2 I^{-1}``, the asymptotic covariance of the components.
+    """
+
+    vcov: np.ndarray
+    vcov_adjusted: np.ndarray
+    P: np.ndarray
+    W: np.ndarray
+
+    def df(self, L) -> float:
+        """pbkrtest's ``Lb_ddf``: denominator df of the Wald F-test of ``L beta = 0``."""
+        return self.df_scaling(L)[0]
+
+    def df_scaling(self, L) -> tuple[float, float]:
+        """Denominator df and F scaling (pbkrtest's ``.KR_adjust``) for a full-row-rank ``L``.
+
+        With ``Theta = L'(L Phi L')^{-1} L`` and ``u_r = Theta Phi P_r Phi``::
+
+            A1 = sum_rs W_rs tr(u_r) tr(u_s),   A2 = sum_rs W_rs tr(u_r u_s),
+            B = (A1 + 6 A2) / 2q,   g = ((q + 1) A1 - (q + 4) A2) / ((q + 2) A2),
+            c1, c2, c3 = (g, q - g, q + 2 - g) / (3q + 2(1 - g)),
+            rho = ((1 - A2/q) / (1 - c2 B))^2 (1 + c1 B) / (q (1 - c3 B)),
+            df = 4 + (q + 2) / (q rho - 1),
+
+        and the reported ``F = scaling W / q`` with ``scaling = df (1 - A2/q) / (df - 2)``
+        (1 when ``|df - 2| < 0.01``; exactly 1 for one row).
+        """
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+        V0 = self.vcov
+        Theta = L.T @ np.linalg.solve(L @ V0 @ L.T, L)
+        u = Theta @ V0 @ self.P @ V0  # (k, p, p)
+        traces = np.trace(u, axis1=1, axis2=2)
+        A1 = float(traces @ self.W @ traces)
+        A2 = float(np.einsum("rs,rij,sji->", self.W, u, u))
+        q = L.shape[0]
+        B = (A1 + 6 * A2) / (2 * q)
+        g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
+        denom = 3 * q + 2 * (1 - g)
+        c1, c2, c3 = g / denom, (q - g) / denom, (q + 2 - g) / denom
+        v0, v1, v2 = 1 + c1 * B, 1 - c2 * B, 1 - c3 * B
+        v0 = 0.0 if abs(v0) < 1e-10 else v0
+        x = 1 - A2 / q
+        ratio = 1.0 if abs(x) < 1e-14 and abs(v1) < 1e-14 else x / v1  # pbkrtest's .divZero
+        rho = ratio**2 * v0 / v2 / q
+        df = float(4 + (q + 2) / (q * rho - 1))
+        scaling = 1.0 if abs(df - 2) < 0.01 else df * x / (df - 2)
+        return df, float(scaling)
+
+
+def variance_components(spec) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Per random-effects component r (pbkrtest's order): the matchings ``(alpha, beta)``,
+    index arrays into the columns of Z with ``E_r = sum_matchings sum_g e_alpha_g e_beta_g'``."""
+    out, offset = [], 0
+    for t in spec.terms:
+        base = offset + t.p * np.arange(t.n_levels)
+        for b in range(t.p):
+            for a in range(b, t.p):
+                ia, ib = base + a, base + b
+                out.append([(ia, ib)] if a == b else [(ia, ib), (ib, ia)])
+        offset += t.q
+    return out
+
+
+def kenward_roger(spec, theta, sigma: float, dense: bool | None = None) -> KenwardRoger:
+    """pbkrtest's ``vcovAdj`` for ``spec`` at the variance parameters ``(theta, sigma)``.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    theta : array_like
+        Relative covariance parameters, lme4's order (term covariances
+        ``sigma^2 T_i T_i'``).
+    sigma : float
+        Residual standard deviation.
+    dense : bool, optional
+        Passed to :func:`.marginal_inverse.marginal_inverse` (the default chooses).
+
+    Returns
+    -------
+    KenwardRoger
+        See the module docstring for the formulas.  pbkrtest evaluates them at
+        the REML estimates; any ``(theta, sigma)`` is accepted here.
+
+    Raises
+    ------
+    ArgumentError
+        When the random effects are too many to hold their connected blocks
+        dense (:func:`.marginal_inverse.marginal_inverse`).
+    """
+    with single_blas_thread(spec.q <= ONE_BLAS_THREAD_UP_TO):
+        return _kenward_roger(marginal_inverse(spec, theta, float(sigma), dense), spec)
+
+
+def _kenward_roger(m, spec) -> KenwardRoger:
+    K, F1, F2 = m.ZSZ, m.ZSX, m.ZS2X
+    p = spec.p
+    comps = variance_components(spec)
+    k = len(comps) + 1
+    trace = np.empty((k, k))
+    P = np.empty((k, p, p))
+    Q = np.empty((k, k, p, p))
+    for r, pairs_r in enumerate(comps):
+        P[r] = -sum(F1[a].T @ F1[b] for a, b in pairs_r)
+        for s in range(r, k - 1):
+            t, Qrs = 0.0, np.zeros((p, p))
+            for a, b in pairs_r:
+                for c, d in comps[s]:
+                    Kbc = block(K, b, c)
+                    t += inner(Kbc, block(K, a, d))
+                    Qrs += F1[a].T @ np.asarray(Kbc @ F1[d])
+            trace[r, s] = trace[s, r] = t
+            Q[r, s] = Qrs
+        trace[r, -1] = trace[-1, r] = sum(np.sum(m.ZS2Z_entries(b, a)) for a, b in pairs_r)
+        Q[r, -1] = sum(F1[a].T @ F2[b] for a, b in pairs_r)
+    P[-1] = -m.XSX[1]
+    Q[-1, -1] = m.XSX[2]
+    trace[-1, -1] = m.trace_S2
+    return _adjusted(np.linalg.inv(m.XSX[0]), P, Q, trace)
+
+
+def _adjusted(Phi, P, Q, trace) -> KenwardRoger:
+    """``W`` and ``Phi_A`` from the traces, ``P_r`` and ``Q_rs`` (r <= s), as pbkrtest's ``vcovAdj_internal``."""
+    k = P.shape[0]
+    Phi = 0.5 * (Phi + Phi.T)
+    PhiP = Phi @ P
+    info = np.empty((k, k))
+    for r in range(k):
+        for s in range(r, k):
+            info[r, s] = info[s, r] = (trace[r, s] - 2 * np.sum(Phi * Q[r, s])
+                                       + np.sum(PhiP[r] * (P[s] @ Phi)))
+    if np.min(np.abs(np.linalg.eigvalsh(info))) > 1e-10:
+        W = 2 * np.linalg.inv(info)
+    else:  # MASS::ginv's tolerance
+        W = 2 * np.linalg.pinv(info, rcond=np.sqrt(np.finfo(float).eps))
+    W = 0.5 * (W + W.T)
+    U = np.zeros_like(Phi)
+    for r in range(k - 1):
+        for s in range(r + 1, k):
+            U += W[r, s] * (Q[r, s] - P[r] @ Phi @ P[s])
+    U = U + U.T
+    for r in range(k):
+        U += W[r, r] * (Q[r, r] - P[r] @ Phi @ P[r])
+    return KenwardRoger(vcov=Phi, vcov_adjusted=Phi + 2 * Phi @ U @ Phi, P=P, W=W)
+
+
+# ---- on a fit ------------------------------------------------------------------------------
+def reml_fit(fit):
+    """The fit itself if REML; else its REML refit, once per fit, with a :class:`RefitREMLWarning`
+    (pbkrtest's ``vcovAdj`` and ``KRmodcomp`` refit ML fits by REML)."""
+    if fit.reml:
+        return fit
+    cache = fit.__dict__.setdefault("_inference_cache", {})
+    if "reml_fit" not in cache:
+        from ..fit import lmer
+
+        warnings.warn("Kenward-Roger is defined for REML: refitting the model by REML (as pbkrtest does); "
+                      "estimates and tests are the REML fit's", RefitREMLWarning, stacklevel=4)
+        cache["reml_fit"] = lmer(fit.spec, reml=True)
+    return cache["reml_fit"]
+
+
+def kenward_roger_fit(fit) -> KenwardRoger:
+    """:func:`kenward_roger` at the fit's REML estimates (an ML fit is refitted by REML), once per fit."""
+    fit = reml_fit(fit)
+    cache = fit.__dict__.setdefault("_inference_cache", {})
+    if "kr" not in cache:
+        cache["kr"] = kenward_roger(fit.spec, fit.theta, fit.sigma)
+    return cache["kr"]
+
+
+def kenward_roger_vcov(fit):
+    """``(Phi_A, P, W)``: pbkrtest's ``vcovAdj(fit)`` and the pieces of its df (see :class:`KenwardRoger`)."""
+    kr = kenward_roger_fit(fit)
+    return kr.vcov_adjusted, kr.P, kr.W
+
+
+def kenward_roger_df(fit, L) -> float:
+    """pbkrtest's ``Lb_ddf``: denominator df of the Wald F-test of ``L beta = 0``."""
+    return kenward_roger_fit(fit).df(L)
+
+
+def kenward_roger_df_scaling(fit, L) -> tuple[float, float]:
+    """Denominator df and F scaling of the Kenward-Roger F-test (:meth:`KenwardRoger.df_scaling`)."""
+    return kenward_roger_fit(fit).df_scaling(L)
