@@ -209,7 +209,8 @@ class GroupingFactor:
 
     def codes_for(self, frame: pd.DataFrame) -> np.ndarray:
         """Codes of new rows; -1 where the level was not seen in the fit."""
-        labels = frame[list(self.columns)].astype(object).map(_level_label).agg(":".join, axis=1)
+        # zip over columns, not DataFrame.agg(axis=1), which returns the wrong length for zero rows
+        labels = map(":".join, zip(*(frame[c].astype(object).map(_level_label) for c in self.columns)))
         lookup = {lev: i for i, lev in enumerate(self.levels)}
         return np.array([lookup.get(v, -1) for v in labels], dtype=np.int64)
 
