@@ -208,6 +208,7 @@ def lmer(formula, data=None, reml: bool = True, start=None, **options) -> LmerFi
     LmerFit
     """
     check_bool("reml", reml)
+    check_options("lmer", options, dict(_OPTIONS), also=("formula", "data", "reml", "start"))
     spec = as_spec(formula, data)
     devfun = make_devfun(spec, reml)
     return make_fit(devfun, optimize_lmer(devfun, start=start, **options))

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from ...arguments import check_bool, check_int, check_n_jobs, check_seed
+from ...arguments import check_bool, check_int, check_level, check_n_jobs, check_seed
 from ...errors import ArgumentError
 from ...params import variance_parameter_names
 
@@ -22,8 +22,7 @@ def confint(fit, method: str = "profile", level: float = 0.95, nsim: int = 500, 
     """
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise ArgumentError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if not isinstance(level, (float, int)) or isinstance(level, bool) or not 0 < level < 1:
-        raise ArgumentError(f"level must be a number between 0 and 1, got {level!r}")
+    level = check_level("level", level)
     check_int("nsim", nsim, 2)
     check_n_jobs("n_jobs", n_jobs)
     check_seed("seed", seed)
