@@ -1,11 +1,13 @@
 """Confidence intervals for every parameter, as lme4's ``confint(fit, oldNames = FALSE)``."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import pandas as pd
 import scipy.stats
 
-from ...arguments import check_bool, check_int, check_level, check_n_jobs, check_seed
+from ...arguments import check_bool, check_int, check_n_jobs, check_seed, shown
 from ...errors import ArgumentError
 from ...params import variance_parameter_names
 
@@ -22,7 +24,8 @@ def confint(fit, method: str = "profile", level: float = 0.95, nsim: int = 500, 
     """
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise ArgumentError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    level = check_level("level", level)
+    if not isinstance(level, numbers.Real) or isinstance(level, (bool, np.bool_)) or not 0 < level < 1:
+        raise ArgumentError(f"level must be a number between 0 and 1, got {shown(level)}")
     check_int("nsim", nsim, 2)
     check_n_jobs("n_jobs", n_jobs)
     check_seed("seed", seed)
