@@ -353,7 +353,7 @@ ARGUMENTS = [
     pytest.param(_bayes(parameterization=1), ArgumentError, "parameterization must be one of",
                  id="bayes-parameterization-int"),
     pytest.param(_bayes(progressbar="no"), ArgumentError, "progressbar must be True or False", id="bayes-progressbar"),
-    pytest.param(_bayes(target_accept=1), ArgumentError, "target_accept must be a float in (0, 1)",
+    pytest.param(_bayes(target_accept=1), ArgumentError, "target_accept must be a finite number > 0.0 and < 1.0, got 1",
                  id="bayes-target_accept-int"),
     pytest.param(_bayes(posterior_predictive="yes"), ArgumentError, "posterior_predictive must be True or False",
                  id="bayes-posterior_predictive-str"),
