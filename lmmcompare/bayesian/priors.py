@@ -115,7 +115,8 @@ def as_prior(value, where: str, positive: bool = False, lkj: bool = False) -> Pr
         except ArgumentError as exc:
             raise ArgumentError(f"prior for {where!r}: {exc}") from None
     else:
-        raise ArgumentError(f"prior for {where!r} must be a Prior or a tuple like ('normal', 0, 10), got {value!r}")
+        raise ArgumentError(f"prior for {where!r} must be a Prior or a tuple like ('normal', 0, 10), "
+                            f"got {shown(value)}")
     if lkj and prior.family != "lkj":
         raise ArgumentError(f"prior for {where!r} must be ('lkj', eta)")
     if positive and prior.family not in _POSITIVE:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arguments import check_bool, check_int, check_number, check_options
+from ..arguments import check_bool, check_int, check_number, check_options, shown
 from ..errors import ArgumentError, ConvergenceWarning, PrecisionWarning, SingularFitWarning
 from ..spec import ModelSpec
 from .blocks import CrossProducts, cross_products
@@ -96,11 +96,11 @@ def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
             start = np.asarray(start, dtype=float)
         except (TypeError, ValueError):
             raise ArgumentError(f"start must be a sequence of {devfun.lower.size} numbers (theta), "
-                                f"got {start!r}") from None
+                                f"got {shown(start)}") from None
         if start.shape != devfun.lower.shape:
             raise ArgumentError(f"start must have {devfun.lower.size} theta values, got shape {start.shape}")
         if not np.all(np.isfinite(start)):
-            raise ArgumentError(f"start must hold finite numbers, got {start!r}")
+            raise ArgumentError(f"start must hold finite numbers, got {shown(start)}")
         start = np.maximum(start, devfun.lower)
         return optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
 

@@ -23,7 +23,7 @@ def confint(fit, method: str = "profile", level: float = 0.95, nsim: int = 500, 
     after refitting by ML); ``boot`` the percentiles of a parametric bootstrap.
     """
     if not isinstance(method, str) or method.lower() not in METHODS:
-        raise ArgumentError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise ArgumentError(f"method must be one of {', '.join(METHODS)}, got {shown(method)}")
     if not isinstance(level, numbers.Real) or isinstance(level, (bool, np.bool_)) or not 0 < level < 1:
         raise ArgumentError(f"level must be a number between 0 and 1, got {shown(level)}")
     check_int("nsim", nsim, 2)
