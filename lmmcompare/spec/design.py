@@ -20,8 +20,8 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 from .checks import check_magnitude, drop_unused_levels
-from .formula_checks import formula_error
 from .formula import _split_top
+from .formula_checks import formula_error
 from .terms import direct_columns
 
 _CONTEXT = {"np": np, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
@@ -198,7 +198,8 @@ def rebuild_design(design: Design, frame: pd.DataFrame, where: str) -> np.ndarra
     try:
         mm = design.model_spec.get_model_matrix(frame, na_action="raise", context=_CONTEXT)
     except Exception as exc:
-        raise formula_error(f"cannot build {where} for the new data from", design.expr, exc, frame.columns) from exc
+        raise formula_error(f"cannot build {where} for the new data from", design.expr, exc,
+                            frame.columns) from exc
     return np.asarray(mm.to_numpy(), dtype=float)
 
 

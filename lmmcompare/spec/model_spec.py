@@ -18,9 +18,9 @@ import scipy.sparse as sp
 
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
 from .checks import check_column_values, check_columns, check_frame, complete_rows, response_vector
-from .formula_checks import check_formula_terms, check_functions, formula_error, strip_comments, transform_variables
 from .design import _CONTEXT, Design, GroupingFactor, build_design, grouping_factor, quote_names, r_expression
 from .formula import ParsedFormula, parse_formula, variables_of
+from .formula_checks import check_formula_terms, check_functions, formula_error, strip_comments, transform_variables
 from .terms import simple_terms
 
 
