@@ -9,6 +9,7 @@ import dataclasses
 import sys
 
 from .errors import LmmError
+from .spec.formula_checks import plain_text
 
 
 def _load(data: str):
@@ -22,10 +23,61 @@ def _load(data: str):
         return load_dataset(data), data
     if os.path.exists(data):
         try:
-            return pd.read_csv(data), os.path.basename(data)
+            frame = pd.read_csv(data)
+            sep = _separator(frame)
+            if sep:
+                frame = _read_separated(data, sep)
         except Exception as exc:  # pandas raises many types for unreadable files
-            raise LmmError(f"cannot read --data {data!r} as CSV: {exc}") from exc
+            raise LmmError(f"cannot read --data {data!r} as CSV: {plain_text(str(exc))}") from exc
+        return frame, os.path.basename(data)
     raise LmmError(f"--data {data!r} is neither a shipped dataset ({', '.join(list_datasets())}) nor a CSV file")
+
+
+def _separator(frame) -> str | None:
+    """';', tab or '|' when a comma-separated read gave one column whose name holds it."""
+    if frame.shape[1] != 1:
+        return None
+    header = str(frame.columns[0])
+    return next((sep for sep in (";", "\t", "|") if sep in header), None)
+
+
+def _read_separated(path: str, sep: str):
+    """Read a ``sep``-separated file, with decimal commas when that gives more numeric columns (R's read.csv2)."""
+    import pandas as pd
+
+    frame, decimal = pd.read_csv(path, sep=sep), ""
+    if sep == ";":
+        commas = pd.read_csv(path, sep=sep, decimal=",")
+        if commas.select_dtypes("number").shape[1] > frame.select_dtypes("number").shape[1]:
+            frame, decimal = commas, " with decimal commas"
+    name = {";": "semicolons", "\t": "tabs", "|": "'|'"}[sep] + decimal
+    print(f"lmmcompare: note: {path} is separated by {name}, not commas; read it so "
+          f"({frame.shape[1]} columns: {', '.join(map(str, frame.columns[:10]))})", file=sys.stderr)
+    return frame
+
+
+def _check_flags(args) -> None:
+    """Every flag of ``compare`` is checked before any data is read or model fitted."""
+    import os
+
+    from .arguments import check_int
+
+    check_int("--draws", args.draws, 1)
+    check_int("--tune", args.tune, 0)
+    check_int("--chains", args.chains, 1)
+    if args.seed is not None:
+        check_int("--seed", args.seed, 0)
+    if args.report:
+        folder = os.path.dirname(os.path.abspath(args.report))
+        if os.path.isdir(args.report):
+            raise LmmError(f"--report {args.report!r} is a folder; give a file name such as "
+                           f"{os.path.join(args.report, 'report.html')!r}")
+        if not os.path.isdir(folder):
+            raise LmmError(f"--report {args.report!r}: the folder {folder!r} does not exist; create it first "
+                           "(mkdir -p) or write the report elsewhere")
+        if not os.access(folder, os.W_OK):
+            raise LmmError(f"--report {args.report!r}: the folder {folder!r} is not writable; write the report "
+                           "elsewhere")
 
 
 def _parser():
@@ -63,6 +115,8 @@ def main(argv=None) -> int:
         from .freq import lmer
         from .spec import ModelSpec
 
+        if args.command == "compare":
+            _check_flags(args)
         frame, name = _load(args.data)
         spec = ModelSpec.from_formula(args.formula, frame)
         spec = dataclasses.replace(spec, data_name=name)
@@ -83,7 +137,7 @@ def main(argv=None) -> int:
             print(f"report written to {cmp.report(args.report, ci=args.ci)}", file=sys.stderr)
         return 0
     except LmmError as exc:
-        print(f"lmmcompare: error: {exc}", file=sys.stderr)
+        print(f"lmmcompare: error: {plain_text(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -8,7 +8,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from ..arguments import check_bool, check_choice, check_int, check_seed
+from ..arguments import check_bool, check_choice, check_int, check_number, check_seed, shown
 from ..errors import ArgumentError, SamplingWarning
 from .model import build_model
 from .postprocess import (covariance_factors, fixed_effects, linear_predictor, named_posterior,
@@ -69,15 +69,15 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     from ..freq.fit import as_spec
 
     if parameterization not in PARAMETERIZATIONS:
-        raise ArgumentError(f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, got {parameterization!r}")
+        raise ArgumentError(f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, "
+                            f"got {shown(parameterization)}")
     if sampler not in SAMPLERS:
-        raise ArgumentError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        raise ArgumentError(f"sampler must be one of {', '.join(SAMPLERS)}, got {shown(sampler)}")
     for name, value, minimum in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
         check_int(name, value, minimum)
     if cores is not None:
         check_int("cores", cores, 1)
-    if not isinstance(target_accept, float) or not 0 < target_accept < 1:
-        raise ArgumentError(f"target_accept must be a float in (0, 1), got {target_accept!r}")
+    target_accept = check_number("target_accept", target_accept, 0.0, 1.0)
     check_seed("seed", seed)
     check_bool("progressbar", progressbar)
     check_bool("posterior_predictive", posterior_predictive)

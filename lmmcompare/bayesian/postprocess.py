@@ -33,6 +33,13 @@ def fixed_effects(post, built):
     return {n: out[n] for n in names}
 
 
+def beta_draws(fixed, names, draw_shape):
+    """The fixed effects ``names`` stacked along a last axis: (chain, draw, p), p = 0 when there are none."""
+    if not names:  # y ~ 0 + (x | g): lme4 fits it too
+        return np.zeros(tuple(draw_shape) + (0,))
+    return np.stack([fixed[n] for n in names], axis=-1)
+
+
 def covariance_factors(post, built):
     """Per term, the Cholesky factor L_i of Sigma_i for every draw: (chain, draw, p, p)."""
     out = []
@@ -79,7 +86,7 @@ def random_effects_marginal(post, built, fixed, factors, rng, progress=False):
     """Exact conditional draws of b for each posterior draw."""
     spec = built.spec
     sigma = _stack(post, "sigma")
-    beta = np.stack([fixed[n] for n in spec.fixed_names], axis=-1)  # (c, d, p)
+    beta = beta_draws(fixed, spec.fixed_names, sigma.shape)  # (c, d, p)
     if len(spec.terms) == 1 and spec.terms[0].p <= 2:
         Z = spec.Z
         Zty, ZtX = np.asarray(Z.T @ spec.y).ravel(), np.asarray(Z.T @ spec.X)
@@ -148,7 +155,7 @@ def random_effects_from_posterior(post, spec):
 
 def linear_predictor(spec, fixed, b_terms):
     """``X beta + Z b`` for every draw: (chain, draw, obs)."""
-    beta = np.stack([fixed[n] for n in spec.fixed_names], axis=-1)
+    beta = beta_draws(fixed, spec.fixed_names, b_terms[0].shape[:2])
     mu = np.einsum("np,cdp->cdn", spec.X, beta)
     for t, b in zip(spec.terms, b_terms):
         mu += np.einsum("nk,cdnk->cdn", t.design.matrix, b[:, :, t.codes, :])

@@ -16,11 +16,13 @@ whose values are :class:`Prior` objects or tuples such as ``("normal", 0, 10)``,
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from ..arguments import shown
 from ..errors import ArgumentError
 from ..params import term_parameter_names
 
@@ -35,19 +37,40 @@ _FAMILIES = {
 _POSITIVE = {"half_normal", "half_student_t", "exponential"}
 
 
+_SCALES = {"sigma", "nu", "lam", "eta"}   # parameters that must be > 0 (PyMC fails inside the sampler otherwise)
+
+
 @dataclass(frozen=True)
 class Prior:
-    """A prior family and its parameters, e.g. ``Prior("normal", mu=0.0, sigma=10.0)``."""
+    """A prior family and its parameters, e.g. ``Prior("normal", (0.0, 10.0))`` (mu, sigma).
+
+    The parameters are checked here: finite real numbers (numpy scalars too), and
+    the scales ``sigma``, the degrees of freedom ``nu``, the rate ``lam`` and the
+    LKJ shape ``eta`` strictly positive.
+    """
 
     family: str
     params: tuple
 
     def __post_init__(self):
-        if self.family not in _FAMILIES:
-            raise ArgumentError(f"unknown prior family {self.family!r}; use one of {', '.join(_FAMILIES)}")
-        if len(self.params) != len(_FAMILIES[self.family]):
-            raise ArgumentError(f"prior {self.family!r} takes {', '.join(_FAMILIES[self.family])}, "
-                                f"got {len(self.params)} values")
+        if not isinstance(self.family, str) or self.family not in _FAMILIES:
+            raise ArgumentError(f"unknown prior family {shown(self.family)}; use one of {', '.join(_FAMILIES)}")
+        names = _FAMILIES[self.family]
+        usage = f"{self.family}({', '.join(names)})"
+        if not isinstance(self.params, (tuple, list)):
+            example = repr(tuple([1.0] * len(names)))
+            raise ArgumentError(f"the parameters of prior {usage} must be a tuple of {len(names)} number(s), "
+                                f"e.g. Prior({self.family!r}, {example}), got {shown(self.params)}")
+        if len(self.params) != len(names):
+            raise ArgumentError(f"prior {usage} takes {len(names)} parameter(s), got {len(self.params)}: "
+                                f"{', '.join(map(shown, self.params))}")
+        for name, value in zip(names, self.params):
+            ok = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+                  and np.isfinite(value) and (name not in _SCALES or value > 0))
+            if not ok:
+                need = "a finite number > 0" if name in _SCALES else "a finite number"
+                raise ArgumentError(f"{name} of prior {usage} must be {need}, got {shown(value)}")
+        object.__setattr__(self, "params", tuple(float(v) for v in self.params))
 
     @property
     def kwargs(self) -> dict:
@@ -83,12 +106,17 @@ _PYMC = _Lazy()
 
 
 def as_prior(value, where: str, positive: bool = False, lkj: bool = False) -> Prior:
+    """The :class:`Prior` of ``value`` (a Prior or a tuple ``(family, *parameters)``) for prior key ``where``."""
     if isinstance(value, Prior):
         prior = value
     elif isinstance(value, tuple) and value and isinstance(value[0], str):
-        prior = Prior(value[0], tuple(float(v) for v in value[1:]))
+        try:
+            prior = Prior(value[0], tuple(value[1:]))
+        except ArgumentError as exc:
+            raise ArgumentError(f"prior for {where!r}: {exc}") from None
     else:
-        raise ArgumentError(f"prior for {where!r} must be a Prior or a tuple like ('normal', 0, 10), got {value!r}")
+        raise ArgumentError(f"prior for {where!r} must be a Prior or a tuple like ('normal', 0, 10), "
+                            f"got {shown(value)}")
     if lkj and prior.family != "lkj":
         raise ArgumentError(f"prior for {where!r} must be ('lkj', eta)")
     if positive and prior.family not in _POSITIVE:
@@ -131,6 +159,7 @@ def _key_used(row, user):
 def default_priors(spec, priors: dict | None = None) -> PriorSet:
     """Data-scaled defaults, with the user's overrides applied (a PriorSet is used as it is)."""
     if isinstance(priors, PriorSet):   # fixed priors, e.g. the same for every simulated data set of an SBC
+        _check_prior_set(priors, default_priors(spec))
         return priors
     if priors is not None and not isinstance(priors, dict):
         raise ArgumentError(f"priors must be a dict, e.g. {{'sigma': ('half_normal', 10)}}, got {priors!r}")
@@ -169,3 +198,18 @@ def default_priors(spec, priors: dict | None = None) -> PriorSet:
         raise ArgumentError(f"unknown prior key(s) {', '.join(sorted(unknown))}; use Intercept, b, b_<name>, sd, "
                             "sd_<group>, sd_<col>|<group>, cor, cor_<group> or sigma")
     return PriorSet(intercept=intercept, fixed=fixed, sds=sds, cors=cors, sigma=sigma, user=tuple(sorted(used)))
+
+
+def _check_prior_set(given: PriorSet, expected: PriorSet) -> None:
+    """A PriorSet passed as ``priors`` must name exactly this model's parameters."""
+    def names(ps):
+        return ({"(Intercept)"} if ps.intercept is not None else set()) | set(ps.fixed) | set(ps.sds) \
+            | {f"cor of {label}" for label in ps.cors}
+
+    lacks, extra = sorted(names(expected) - names(given)), sorted(names(given) - names(expected))
+    if lacks or extra:
+        detail = "; ".join(part for part in (f"it lacks {', '.join(lacks)}" if lacks else "",
+                                             f"it has {', '.join(extra)}, which this model does not" if extra else "")
+                           if part)
+        raise ArgumentError(f"priors is a PriorSet made for another model ({detail}); pass a dict of overrides "
+                            "such as {'sd': ('half_normal', 10)}, or default_priors(spec, ...) of this model")

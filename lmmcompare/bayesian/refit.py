@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from ..arguments import check_int, check_seed
+from ..arguments import check_int, check_seed, shown
 from ..errors import ArgumentError
 from .fit import PARAMETERIZATIONS, SAMPLERS, _to_fit
 from .model import RESPONSE_PARTS, build_model, marginal_data
@@ -47,9 +47,9 @@ class Refitter:
 
         if parameterization not in PARAMETERIZATIONS:
             raise ArgumentError(f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, "
-                                f"got {parameterization!r}")
+                                f"got {shown(parameterization)}")
         if sampler not in SAMPLERS:
-            raise ArgumentError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+            raise ArgumentError(f"sampler must be one of {', '.join(SAMPLERS)}, got {shown(sampler)}")
         self.spec, self.sampler, self.target_accept = spec, sampler, target_accept
         self.built = build_model(spec, default_priors(spec, priors), parameterization, shared_response=True)
         with self.built.model, warnings.catch_warnings():

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..arguments import check_bool, check_choice, check_level
+from ..arguments import check_bool, check_choice, check_level, did_you_mean
 from ..errors import ArgumentError
 from .checks import fit_statistics, ppc_statistics
 from .table import comparison_table
@@ -143,7 +143,8 @@ def fit_both(formula, data=None, reml: bool = True, **bayes_options) -> Comparis
     accepted = [k for k in inspect.signature(bayes).parameters if k not in ("formula", "data")]
     for key in bayes_options:
         if key not in accepted:
-            raise ArgumentError(f"unknown keyword argument {key!r} for fit_both; it passes {', '.join(accepted)} "
-                                "to bayes (and reml to lmer)")
+            hint = did_you_mean(key, ["reml"] + accepted)
+            raise ArgumentError(f"unknown keyword argument {key!r} for fit_both{hint} "
+                                f"(it passes {', '.join(accepted)} to bayes, and reml to lmer)")
     spec = as_spec(formula, data)
     return Comparison(lmer(spec, reml=reml), bayes(spec, **bayes_options))

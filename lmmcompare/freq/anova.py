@@ -15,6 +15,21 @@ class RefitMLWarning(LmmWarning):
     """REML fits were refitted by ML before a likelihood-ratio test."""
 
 
+def _by_name(text: str) -> str:
+    """Advice for a string passed where anova expects a fit."""
+    from .inference.anova_contrasts import ANOVA_TYPES, check_type
+    from .inference.tests import DDF_METHODS
+
+    try:
+        return f"pass the test type by name: anova(fit, type={check_type(text)!r})"
+    except ArgumentError:
+        pass
+    if text.lower() in DDF_METHODS:
+        return f"pass the degrees-of-freedom method by name: anova(fit, ddf={text.lower()!r})"
+    return (f"pass options by name: type= one of {', '.join(ANOVA_TYPES)}, ddf= one of {', '.join(DDF_METHODS)}; "
+            "to compare models pass two or more fits")
+
+
 def anova(*fits: LmerFit, refit: bool = True, ddf: str = "satterthwaite", type: str = "III") -> pd.DataFrame:
     """Likelihood-ratio test table for two or more nested fits of the same data.
 
@@ -39,16 +54,19 @@ def anova(*fits: LmerFit, refit: bool = True, ddf: str = "satterthwaite", type: 
     from .inference.tests import _check_ddf
 
     check_bool("refit", refit)
-    ddf, type = _check_ddf(ddf), check_type(type)
-    if len(fits) == 1 and isinstance(fits[0], LmerFit):
+    for i, f in enumerate(fits):
+        if isinstance(f, str) and i > 0:  # anova(fit, "II"): lmerTest takes type and ddf by name only
+            raise ArgumentError(f"argument {i + 1} of anova is the string {f!r}, not an LmerFit; "
+                                f"{_by_name(f)}")
+        if not isinstance(f, LmerFit):
+            raise ArgumentError(f"argument {i + 1} of anova is a {f.__class__.__name__}, not an LmerFit")
+    ddf, test_type = _check_ddf(ddf), check_type(type)
+    if len(fits) == 1:
         from .inference import anova_terms
 
-        return anova_terms(fits[0], ddf, type)
-    if len(fits) < 2:
+        return anova_terms(fits[0], ddf, test_type)
+    if not fits:
         raise ArgumentError("anova needs one fit (term F-tests) or two or more fits (likelihood-ratio test)")
-    for i, f in enumerate(fits):
-        if not isinstance(f, LmerFit):
-            raise ArgumentError(f"argument {i + 1} of anova is a {type(f).__name__}, not an LmerFit")
     n = {f.nobs for f in fits}
     same_y = all(np.array_equal(fits[0].spec.y, f.spec.y) for f in fits[1:])
     if len(n) > 1 or not same_y:

@@ -81,7 +81,8 @@ def summary_text(fit) -> str:
     lines += random_effects_lines(fit)
     groups = ", ".join(f"{name}, {f.n_levels}" for name, f in spec.factors.items())
     lines.append(f"Number of obs: {spec.n}, groups:  {groups}")
-    lines += ["", "Fixed effects:"] + [line[1:] for line in fixed_effects_lines(fit)]
+    if spec.p:  # lme4's summary has no fixed-effects section for y ~ 0 + (x | g)
+        lines += ["", "Fixed effects:"] + [line[1:] for line in fixed_effects_lines(fit)]
     lines += correlation_lines(fit)
     if spec.dropped_fixed:
         lines += ["", f"fixed-effect model matrix is rank deficient so dropping {len(spec.dropped_fixed)} "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arguments import check_bool, check_int, check_number, check_options
+from ..arguments import check_bool, check_int, check_number, check_options, shown
 from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarning, SingularFitWarning
 from ..spec import ModelSpec
 from .blocks import CrossProducts, cross_products
@@ -100,11 +100,11 @@ def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
             start = np.asarray(start, dtype=float)
         except (TypeError, ValueError):
             raise ArgumentError(f"start must be a sequence of {devfun.lower.size} numbers (theta), "
-                                f"got {start!r}") from None
+                                f"got {shown(start)}") from None
         if start.shape != devfun.lower.shape:
             raise ArgumentError(f"start must have {devfun.lower.size} theta values, got shape {start.shape}")
         if not np.all(np.isfinite(start)):
-            raise ArgumentError(f"start must hold finite numbers, got {start!r}")
+            raise ArgumentError(f"start must hold finite numbers, got {shown(start)}")
         start = np.maximum(start, devfun.lower)
         return optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
 
@@ -240,6 +240,7 @@ def lmer(formula, data=None, reml: bool = True, start=None, **options) -> LmerFi
     LmerFit
     """
     check_bool("reml", reml)
+    check_options("lmer", options, dict(_OPTIONS), also=("formula", "data", "reml", "start"))
     spec = as_spec(formula, data)
     devfun = make_devfun(spec, reml)
     return make_fit(devfun, optimize_lmer(devfun, start=start, **options))

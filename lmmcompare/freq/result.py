@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..arguments import check_bool, check_seed
+from ..arguments import check_bool, check_seed, shown
 from ..errors import ArgumentError, DataError, NewLevelError
 from ..params import sd_cor_from_cov, term_parameter_names
 from ..spec import ModelSpec
@@ -256,7 +256,7 @@ class LmerFit:
             ``n x nsim``, columns ``sim_1 ... sim_nsim``.
         """
         if not isinstance(nsim, (int, np.integer)) or isinstance(nsim, bool) or nsim < 1:
-            raise ArgumentError(f"nsim must be a positive integer, got {nsim!r}")
+            raise ArgumentError(f"nsim must be a positive integer, got {shown(nsim)}")
         check_seed("seed", seed)
         rng = np.random.default_rng(seed)
         Z = self.spec.Z

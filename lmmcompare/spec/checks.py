@@ -207,7 +207,7 @@ def response_vector(values, name: str) -> np.ndarray:
     y = series.to_numpy(dtype=float)
     check_magnitude(y, f"response {name!r}")
     if np.ptp(y) == 0:
-        raise DataError(f"response {name!r} is constant (every value is {y[0]!r}); there is nothing to model")
+        raise DataError(f"response {name!r} is constant (every value is {y[0]:g}); there is nothing to model")
     return y
 
 
@@ -250,3 +250,4 @@ def prediction_frame(spec, newdata: pd.DataFrame, with_groups: bool) -> tuple[pd
             if isinstance(frame[c].dtype, pd.CategoricalDtype):  # the fit's levels decide, not newdata's
                 frame[c] = frame[c].astype(object)
     return frame, complete
+

@@ -21,6 +21,7 @@ import pandas as pd
 from ..errors import DataError, FormulaError
 from .checks import check_magnitude, drop_unused_levels
 from .formula import _split_top
+from .formula_checks import formula_error
 from .terms import direct_columns
 
 _CONTEXT = {"np": np, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
@@ -46,7 +47,7 @@ def quote_names(expr: str) -> str:
     """
     def repl(m):
         name = m.group(1)
-        if name is None or name.startswith("np."):
+        if name is None or name.startswith(("np.", "contr.")):  # contr.sum & co. are formulaic's, as R's
             return m.group(0)
         return f"`{name}`"
 
@@ -65,6 +66,32 @@ def lme4_name(column: str, power_written: bool = False) -> str:
         name = _SYNTACTIC_QUOTED.sub(r"\1", name)  # R writes I(my.var^2), not I(`my.var`^2)
         parts.append(name.replace(" ** ", "^") if power_written else name)
     return ":".join(parts)
+
+
+_NUMBERED_CONTRAST = re.compile(r"^(.*)\[([SH])\.(.*)\]$")
+
+
+def r_contrast_names(columns) -> list[str]:
+    """Number the columns of sum and Helmert contrasts as R does.
+
+    formulaic names them by level (``C(f, contr.sum)[S.p]``); R's
+    ``contr.sum`` and ``contr.helmert`` matrices have no column names, so R
+    numbers them (``C(f, contr.sum)1``): the k-th column of a factor's contrasts
+    is number k, in formulaic's column order.
+    """
+    seen: dict = {}
+    out = []
+    for column in columns:
+        parts = []
+        for part in _split_top(str(column), ":"):
+            match = _NUMBERED_CONTRAST.match(part)
+            if match:
+                levels = seen.setdefault(match.group(1), {})
+                number = levels.setdefault(match.group(3), len(levels) + 1)
+                part = f"{match.group(1)}[{number}]"
+            parts.append(part)
+        out.append(":".join(parts))
+    return out
 
 
 @dataclass(frozen=True)
@@ -139,13 +166,13 @@ def formulaic_design(expr: str, frame: pd.DataFrame, where: str) -> Design:
             mm = formulaic.model_matrix(r_expression(quote_names(expr)), frame, na_action="ignore",
                                         context=_CONTEXT)
     except Exception as exc:  # formulaic raises many types; the user needs one message
-        raise FormulaError(f"cannot build {where} from {expr!r}: {exc}") from exc
+        raise formula_error(f"cannot build {where} from", expr, exc, frame.columns) from exc
     ms = mm.model_spec
     terms = [(term, sl) for term, sl in ms.term_slices.items() if sl.stop > sl.start]
     variables = tuple(tuple(f.expr for f in term.factors) for term, _ in terms)
     kinds = {e: ms.encoder_state.get(e, (None,))[0] for v in variables for e in v}
     return Design(matrix=np.asarray(mm.to_numpy(), dtype=float),
-                  names=tuple(lme4_name(str(c), "^" in expr) for c in mm.columns),
+                  names=tuple(lme4_name(c, "^" in expr) for c in r_contrast_names(mm.columns)),
                   term_columns=tuple((str(term), tuple(range(sl.start, sl.stop))) for term, sl in terms),
                   term_variables=variables,
                   categorical=frozenset(e for e, k in kinds.items() if getattr(k, "value", k) == "categorical"),
@@ -171,7 +198,8 @@ def rebuild_design(design: Design, frame: pd.DataFrame, where: str) -> np.ndarra
     try:
         mm = design.model_spec.get_model_matrix(frame, na_action="raise", context=_CONTEXT)
     except Exception as exc:
-        raise FormulaError(f"cannot build {where} for the new data: {exc}") from exc
+        raise formula_error(f"cannot build {where} for the new data from", design.expr, exc,
+                            frame.columns) from exc
     return np.asarray(mm.to_numpy(), dtype=float)
 
 
@@ -209,7 +237,8 @@ class GroupingFactor:
 
     def codes_for(self, frame: pd.DataFrame) -> np.ndarray:
         """Codes of new rows; -1 where the level was not seen in the fit."""
-        labels = frame[list(self.columns)].astype(object).map(_level_label).agg(":".join, axis=1)
+        # zip over columns, not DataFrame.agg(axis=1), which returns the wrong length for zero rows
+        labels = map(":".join, zip(*(frame[c].astype(object).map(_level_label) for c in self.columns)))
         lookup = {lev: i for i, lev in enumerate(self.levels)}
         return np.array([lookup.get(v, -1) for v in labels], dtype=np.int64)
 

@@ -20,6 +20,7 @@ from ..errors import DataError, FormulaError, RankDeficiencyWarning
 from .checks import check_column_values, check_columns, check_frame, complete_rows, response_vector
 from .design import _CONTEXT, Design, GroupingFactor, build_design, grouping_factor, quote_names, r_expression
 from .formula import ParsedFormula, parse_formula, variables_of
+from .formula_checks import check_formula_terms, check_functions, formula_error, strip_comments, transform_variables
 from .terms import simple_terms
 
 
@@ -243,6 +244,7 @@ class ModelSpec:
 
             data = load_dataset(data)
         check_frame(data)
+        formula = strip_comments(formula)
         parsed = parse_formula(formula)
         if not parsed.bars:
             raise FormulaError(
@@ -281,11 +283,15 @@ def _required(expr: str, where: str, columns: set[str]) -> set[str]:
     simple = simple_terms(expr)
     if simple is not None:
         return {v for term in simple[1] for v in term}
+    check_formula_terms(expr, where, columns)
     quoted = quote_names(expr)
     try:
-        names = {str(v) for v in formulaic.Formula(r_expression(quoted)).required_variables} - set(_CONTEXT)
+        parsed = formulaic.Formula(r_expression(quoted))
+        found = parsed.required_variables
+        names = ({str(v) for v in found} | transform_variables(parsed, _CONTEXT)) - set(_CONTEXT)
     except Exception as exc:
-        raise FormulaError(f"cannot parse {where} {expr!r}: {exc}") from exc
+        raise formula_error(f"cannot parse {where}", expr, exc, columns) from exc
+    check_functions(found, columns, where, expr, known=_CONTEXT)
     # formulaic reports a backquoted `a.b` as the variable 'a': name the dotted column instead
     dotted = {v for v in variables_of(quoted) if "." in v}
     out = set()
@@ -406,7 +412,7 @@ def _check_zero_columns(terms) -> None:
 
 
 def _check_sizes(spec: ModelSpec) -> None:
-    """lme4's checks: levels < observations for every term, q < n; and p < n."""
+    """lme4's checks: levels < observations and ``l_i p_i`` < observations for every term; and p < n."""
     if spec.p >= spec.n:
         raise DataError(
             f"the fixed-effects model matrix has {spec.p} columns ({', '.join(spec.fixed_names[:6])}"
@@ -419,8 +425,9 @@ def _check_sizes(spec: ModelSpec) -> None:
                 f"grouping factor {t.group!r} has {t.n_levels} levels for {spec.n} observations; "
                 "the number of levels of each grouping factor must be < the number of observations "
                 "(one observation per level makes the random effect indistinguishable from the residual)")
-    if spec.q >= spec.n:
-        raise DataError(
-            f"number of observations (={spec.n}) <= number of random effects (={spec.q}); "
-            "the random-effects parameters and the residual variance are not identifiable: "
-            "simplify the random-effects terms")
+    for t in spec.terms:  # lme4's check.nobs.vs.nRE = "stop", term by term (checkZdims)
+        if t.q >= spec.n:
+            raise DataError(
+                f"number of observations (={spec.n}) <= number of random effects (={t.q}) for term "
+                f"({t.expr} | {t.group}); the random-effects parameters and the residual variance (or scale "
+                "parameter) are probably unidentifiable: simplify the term or use a grouping factor with fewer levels")

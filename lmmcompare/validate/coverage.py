@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..arguments import check_bool, check_int, check_level, check_n_jobs, check_seed
+from ..arguments import check_bool, check_int, check_level, check_n_jobs, check_seed, shown
 from ..errors import ArgumentError
 from ..progress import Progress
 
@@ -35,7 +35,7 @@ def _check_methods(methods) -> tuple:
     methods = tuple(methods)
     bad = [m for m in methods if m not in METHODS]
     if not methods or bad:
-        raise ArgumentError(f"methods must be a non-empty subset of {', '.join(METHODS)}, got {methods!r}")
+        raise ArgumentError(f"methods must be a non-empty subset of {', '.join(METHODS)}, got {shown(methods)}")
     return methods
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
+from ..arguments import shown
 from ..errors import ArgumentError
 from ..freq.factor import LOG_2PI, factorize
 from ..freq.fit import as_spec, make_devfun
@@ -110,7 +111,7 @@ def reml_posterior_identity(spec, data=None, thetas=None, sigma_scales=(0.8, 1.2
     """
     spec = as_spec(spec, data)
     if not all(np.isfinite(s) and s > 0 for s in sigma_scales):
-        raise ArgumentError(f"sigma_scales must be positive numbers, got {sigma_scales!r}")
+        raise ArgumentError(f"sigma_scales must be positive numbers, got {shown(sigma_scales)}")
     if thetas is None:
         thetas = _default_thetas(spec, seed)
     cp = make_devfun(spec).cp

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from ..arguments import check_bool, check_int, check_n_jobs, check_seed
+from ..arguments import check_bool, check_int, check_n_jobs, check_seed, shown
 from ..errors import ArgumentError
 from ..params import variance_parameter_names
 from ..progress import Progress
@@ -170,7 +170,8 @@ def sbc(spec, data=None, nsim: int = 100, draws: int = 200, tune: int = 500, cha
     check_seed("seed", seed)
     check_bool("progress", progress)
     if parameterization not in ("marginal", "noncentered", "centered"):
-        raise ArgumentError(f"parameterization must be marginal, noncentered or centered, got {parameterization!r}")
+        raise ArgumentError("parameterization must be marginal, noncentered or centered, "
+                            f"got {shown(parameterization)}")
     seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else seed
     prior_set = default_priors(spec, priors)
     truth, ys = prior_draws(spec, prior_set, nsim, seed)

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ...arguments import shown
 from ...errors import ArgumentError, LmmWarning
 
 ANOVA_TYPES = ("III", "II", "I")
@@ -89,7 +90,7 @@ def check_type(value) -> str:
             return _TYPE_ALIASES[key]
         if key in ANOVA_TYPES:
             return key
-    raise ArgumentError(f"type must be one of III, II, I (or 3, 2, 1), got {value!r}")
+    raise ArgumentError(f"type must be one of III, II, I (or 3, 2, 1), got {shown(value)}")
 
 
 def model_terms(spec) -> tuple[bool, list[ModelTerm]]:

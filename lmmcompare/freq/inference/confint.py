@@ -1,11 +1,13 @@
 """Confidence intervals for every parameter, as lme4's ``confint(fit, oldNames = FALSE)``."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import pandas as pd
 import scipy.stats
 
-from ...arguments import check_bool, check_int, check_n_jobs, check_seed
+from ...arguments import check_bool, check_int, check_n_jobs, check_seed, shown
 from ...errors import ArgumentError
 from ...params import variance_parameter_names
 
@@ -21,9 +23,9 @@ def confint(fit, method: str = "profile", level: float = 0.95, nsim: int = 500, 
     after refitting by ML); ``boot`` the percentiles of a parametric bootstrap.
     """
     if not isinstance(method, str) or method.lower() not in METHODS:
-        raise ArgumentError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if not isinstance(level, (float, int)) or isinstance(level, bool) or not 0 < level < 1:
-        raise ArgumentError(f"level must be a number between 0 and 1, got {level!r}")
+        raise ArgumentError(f"method must be one of {', '.join(METHODS)}, got {shown(method)}")
+    if not isinstance(level, numbers.Real) or isinstance(level, (bool, np.bool_)) or not 0 < level < 1:
+        raise ArgumentError(f"level must be a number between 0 and 1, got {shown(level)}")
     check_int("nsim", nsim, 2)
     check_n_jobs("n_jobs", n_jobs)
     check_seed("seed", seed)

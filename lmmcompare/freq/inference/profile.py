@@ -267,7 +267,7 @@ def profile(fit, which=None, level: float = 0.95, progress=None) -> Profile:
     progress : callable, optional
         Called with (done, total) after each parameter.
     """
-    from ...arguments import check_level
+    from ...arguments import check_level, shown
     from ...errors import ArgumentError
     from ..fit import lmer
 
@@ -275,7 +275,7 @@ def profile(fit, which=None, level: float = 0.95, progress=None) -> Profile:
     if isinstance(which, str):
         which = [which]
     elif which is not None and (not hasattr(which, "__iter__") or not all(isinstance(w, str) for w in which)):
-        raise ArgumentError(f"which must be None, a parameter name or a list of parameter names, got {which!r}")
+        raise ArgumentError(f"which must be None, a parameter name or a list of parameter names, got {shown(which)}")
     fit_ml = fit if not fit.reml else lmer(fit.spec, reml=False)
     scale = _VarianceScale(fit_ml)
     s_hat = scale.from_fit()

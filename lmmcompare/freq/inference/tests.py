@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from ...arguments import shown
 from ...errors import ArgumentError
 from .anova_contrasts import anova_contrasts, check_type
 from .ddf import satterthwaite_df
@@ -16,7 +17,7 @@ DDF_METHODS = ("satterthwaite", "kenward-roger", "none")
 
 def _check_ddf(ddf):
     if not isinstance(ddf, str) or ddf.lower() not in DDF_METHODS:
-        raise ArgumentError(f"ddf must be one of {', '.join(DDF_METHODS)}, got {ddf!r}")
+        raise ArgumentError(f"ddf must be one of {', '.join(DDF_METHODS)}, got {shown(ddf)}")
     return ddf.lower()
 
 
