@@ -315,7 +315,7 @@ def _required(expr: str, where: str, columns: set[str]) -> set[str]:
 
 def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str], set[str]]:
     """Columns the model uses (in the frame's order) and those used as predictors (not groups)."""
-    columns = {str(c) for c in data.columns}
+    columns = {c for c in data.columns if isinstance(c, str)}
     resp = variables_of(parsed.response)
     resp_cols = {v for v in resp if v in columns}
     if not resp_cols:
@@ -326,6 +326,13 @@ def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str],
         in_term = _required(bar.expr, "random term", columns)
         predictors |= in_term
         needed[f"random term {bar.text}"] = in_term | set(bar.group)
+    labels = {str(c): c for c in data.columns if not isinstance(c, str)}
+    for where, names in {"the response": resp, **needed}.items():
+        for name in sorted(set(names) & set(labels) - columns):
+            raise DataError(
+                f"column {labels[name]!r} of data (named {name!r} in {where}) has a label of type "
+                f"{type(labels[name]).__name__}, not str; a formula names columns by text, as R's data frames do: "
+                "give the data string labels, e.g. data.rename(columns=str)")
     for where, names in needed.items():
         check_columns(names, data, where)
     used = resp_cols.union(*needed.values())
