@@ -238,4 +238,7 @@ def test_cli_compare_writes_a_report(tmp_path):
                   "--draws", "200", "--tune", "200", "--chains", "2", "--seed", "3", "--ci", "wald",
                   "--parameterization", "marginal")
     assert out.returncode == 0, out.stderr[-2000:]
-    assert report.exists() and "| sd_(Intercept)|Batch |" in out.stdout
+    assert report.exists()
+    (rows,), _ = markdown_tables(out.stdout)  # the CLI prints to_markdown()
+    assert [r[0] for r in rows] == ["parameter", "(Intercept)", "sd_(Intercept)|Batch", "sigma"]
+    assert [len(r) for r in rows] == [14] * 4
