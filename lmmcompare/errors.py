@@ -49,6 +49,11 @@ class RankDeficiencyWarning(LmmWarning):
     """Aliased fixed-effect columns were dropped (as lme4 does)."""
 
 
+class UnidentifiableTermsWarning(LmmWarning):
+    """Two random-effects terms on one grouping factor share a column (``(x | g) + (1 | g)``):
+    how a variance splits between them is not identifiable."""
+
+
 class ConvergenceWarning(LmmWarning):
     """The optimizer stopped at a point whose gradient is not small."""
 

@@ -4,7 +4,9 @@ Names follow lme4's ``confint(..., oldNames = FALSE)``: for a term with
 columns ``c_1..c_p`` and grouping factor ``g``, the entries of the lower
 triangle of its covariance, column by column (theta's order), are named
 ``sd_c_j|g`` on the diagonal and ``cor_c_i.c_j|g`` below it; the residual
-standard deviation is ``sigma``.
+standard deviation is ``sigma``.  Where two terms on one factor would repeat a
+name (``(x | g) + (1 | g)``, which lme4 labels alike), the later term's names
+carry lme4's ``VarCorr`` label ``g.1`` instead (:attr:`lmmcompare.spec.RandomTerm.parameter_group`).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ def variance_parameter_names(spec) -> list[str]:
     """All sd/cor names of a spec in theta's order, then ``sigma``."""
     names = []
     for t in spec.terms:
-        names.extend(term_parameter_names(t.columns, t.group))
+        names.extend(term_parameter_names(t.columns, t.parameter_group))
     return names + ["sigma"]
 
 

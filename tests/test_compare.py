@@ -228,10 +228,44 @@ def test_html_report_is_self_contained(sleep_cmp, tmp_path):
     assert "pymc" in text and "Posterior predictive test statistics" in text
 
 
+def markdown_tables(md):
+    """The rows of every table in ``md`` as a CommonMark + GFM-tables parser reads them (lists of cell texts)."""
+    markdown_it = pytest.importorskip("markdown_it")
+    tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse(md)
+    rows, tables = None, []
+    for tok in tokens:
+        if tok.type == "table_open":
+            tables.append([])
+        elif tok.type == "tr_open":
+            rows = []
+        elif tok.type == "inline" and rows is not None:
+            rows.append(tok.content)  # the cell's text, an escaped \\| read as |
+        elif tok.type == "tr_close":
+            tables[-1].append(rows)
+            rows = None
+    return tables, tokens
+
+
 def test_markdown(sleep_cmp):
+    """Parsed as Markdown: the formula heading, one row per parameter with 14 cells (the names of
+    variance parameters hold a '|'), the numbers of the table, and the flags of :meth:`flags`."""
     md = sleep_cmp.to_markdown("wald")
-    assert md.startswith("### Reaction ~ Days + (Days | Subject)")
-    assert "| Days |" in md and ("No flags" in md or "**Flags**" in md)
+    (rows,), tokens = markdown_tables(md)
+    table = sleep_cmp.table("wald")
+    heading = next(t for i, t in enumerate(tokens) if i and tokens[i - 1].type == "heading_open")
+    assert heading.children[0].type == "code_inline" and heading.content == "`Reaction ~ Days + (Days | Subject)`"
+    assert rows[0] == ["parameter", "estimate", "se", "lower", "upper", "post_median", "post_sd", "eti_lower",
+                       "eti_upper", "r_hat", "ess_bulk", "shift", "overlap", "flag"]
+    assert [len(r) for r in rows] == [14] * 7
+    assert [r[0] for r in rows[1:]] == list(table.index)
+    sd = rows[1 + list(table.index).index("sd_Days|Subject")]
+    assert float(sd[1]) == pytest.approx(table.loc["sd_Days|Subject", "estimate"], rel=1e-3)
+    assert float(sd[5]) == pytest.approx(table.loc["sd_Days|Subject", "post_median"], rel=1e-3)
+    assert sd[2] == sd[3] == sd[4] == ""  # Wald: no se or interval for a standard deviation
+    flags = sleep_cmp.flags("wald")
+    items = [t.content for t in tokens if t.type == "inline" and t.level == 3]  # list items: "`name` (flag): text"
+    assert items == [f"`{name}` ({flag}): {text}" for name, flag, text in flags]
+    assert ("No flags: the two paradigms agree on every parameter." in md) == (not flags)
 
 
 def test_compare_rejects_mismatched_fits(sleep_cmp, dyestuff2_cmp):
@@ -239,6 +273,43 @@ def test_compare_rejects_mismatched_fits(sleep_cmp, dyestuff2_cmp):
         lc.compare(sleep_cmp.freq, dyestuff2_cmp.bayes)
     with pytest.raises(ArgumentError, match="takes an LmerFit and a BayesFit"):
         lc.compare(sleep_cmp.bayes, sleep_cmp.freq)
+
+
+def test_compare_checks_the_data_not_the_formula_text(sleep_cmp):
+    """Same formula, n and y but another x or grouping column: a typed error naming the part that differs.
+    The same model written with other spacing, an explicit 1, or the rows in another order: accepted,
+    with the same table."""
+    data = lc.load_dataset("sleepstudy")
+    formula = "Reaction ~ Days + (Days | Subject)"
+    shifted = data.assign(Days=data["Days"] + 1.0)
+    relabelled = data.assign(Subject=data["Subject"].to_numpy()[np.r_[10:180, 0:10]])  # same levels, other rows
+    for other, part in [(shifted, "fixed-effects model matrix X"),
+                        (relabelled, r"random-effects term \(\(Intercept\) \+ Days \| Subject\)")]:
+        with pytest.raises(ArgumentError, match=f"not of the same model and data: their {part}"):
+            lc.compare(lc.lmer(formula, other), sleep_cmp.bayes)
+    with pytest.raises(ArgumentError, match="their response values y differ"):
+        lc.compare(lc.lmer(formula, data.assign(Reaction=data["Reaction"] + 1.0)), sleep_cmp.bayes)
+    with pytest.raises(ArgumentError, match=r"their fixed-effects model matrix X \(row by row, with y\) differ"):
+        lc.compare(lc.lmer(formula, data.assign(Reaction=data["Reaction"][::-1].to_numpy())), sleep_cmp.bayes)
+    reference = sleep_cmp.table("wald")
+    for same in (lc.lmer("Reaction~1+Days+( Days|Subject )", "sleepstudy"),
+                 lc.lmer(formula, data.sample(frac=1.0, random_state=3))):
+        table = lc.compare(same, sleep_cmp.bayes).table("wald")
+        np.testing.assert_allclose(table[["estimate", "lower", "upper"]], reference[["estimate", "lower", "upper"]],
+                                   rtol=1e-6)
+
+
+def test_intervals_are_kept_per_setting(sleep_cmp):
+    """A second bootstrap with other nsim/seed is computed, not the first one returned; the same one is kept."""
+    small = sleep_cmp.table("boot", nsim=20, seed=1)
+    large = sleep_cmp.table("boot", nsim=40, seed=2)
+    expected = sleep_cmp.freq.confint("boot", nsim=40, seed=2, progress=False)
+    np.testing.assert_allclose(large[["lower", "upper"]], expected.loc[large.index, ["lower", "upper"]])
+    assert not np.allclose(small["upper"], large["upper"])
+    assert sleep_cmp.intervals("boot", nsim=20, seed=1) is sleep_cmp.intervals("boot", nsim=20, seed=1)
+    profile = sleep_cmp.table(ci="profile", progress=False)
+    np.testing.assert_allclose(profile["lower"], sleep_cmp.freq.confint("profile", progress=False).loc[profile.index,
+                                                                                                         "lower"])
 
 
 def run_cli(*args):
@@ -268,4 +339,7 @@ def test_cli_compare_writes_a_report(tmp_path):
                   "--draws", "200", "--tune", "200", "--chains", "2", "--seed", "3", "--ci", "wald",
                   "--parameterization", "marginal")
     assert out.returncode == 0, out.stderr[-2000:]
-    assert report.exists() and "| sd_(Intercept)|Batch |" in out.stdout
+    assert report.exists()
+    (rows,), _ = markdown_tables(out.stdout)  # the CLI prints to_markdown()
+    assert [r[0] for r in rows] == ["parameter", "(Intercept)", "sd_(Intercept)|Batch", "sigma"]
+    assert [len(r) for r in rows] == [14] * 4

@@ -39,7 +39,7 @@ def term_factors(i, term, priors: PriorSet, pm, pt, A=None) -> TermFactors:
     A = None if is_identity(A) else np.asarray(A, dtype=float)
     if term.p == 2 and A is not None:
         return _standardized_factors(i, term, priors, A, pm, pt)
-    sd_priors = [priors.sds[f"sd_{c}|{term.group}"] for c in term.columns]
+    sd_priors = [priors.sds[f"sd_{c}|{term.parameter_group}"] for c in term.columns]
     if term.p == 1:
         L = sd_priors[0].variable(f"sd_{i}_0").reshape((1, 1))
         return TermFactors(L, L, None)   # one column: the scaling cancels
@@ -74,7 +74,7 @@ def _standardized_factors(i, term, priors: PriorSet, A, pm, pt) -> TermFactors:
     forces the intercept sd up and the correlation towards -1: a curved ridge
     where NUTS diverged.  In ``S`` the two are nearly independent.
     """
-    names = [f"sd_{c}|{term.group}" for c in term.columns]
+    names = [f"sd_{c}|{term.parameter_group}" for c in term.columns]
     s0, s1 = pm.HalfFlat(f"sdstd_{i}_0"), pm.HalfFlat(f"sdstd_{i}_1")
     r = pm.Uniform(f"corstd_{i}", -1.0, 1.0)
     # Sigma = A S A' entry by entry (A is a constant 2 x 2)

@@ -57,7 +57,7 @@ def variance_parameters(post, built, factors):
     for t, L in zip(built.spec.terms, factors):
         cov = L @ np.swapaxes(L, -1, -2)
         sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
-        for name in term_parameter_names(t.columns, t.group):
+        for name in term_parameter_names(t.columns, t.parameter_group):
             if name.startswith("sd_"):
                 col = name[3:].rsplit("|", 1)[0]
                 out[name] = sd[..., t.columns.index(col)]
@@ -147,9 +147,9 @@ def random_effects_from_posterior(post, spec):
     """Per term, its (chain, draw, levels, p) slice of the named ``r_<group>`` variables."""
     out, used = [], {}
     for t in spec.terms:
-        start = used.get(t.group, 0)
-        out.append(post[f"r_{t.group}"].values[..., start : start + t.p])
-        used[t.group] = start + t.p
+        start = used.get(t.parameter_group, 0)
+        out.append(post[f"r_{t.parameter_group}"].values[..., start : start + t.p])
+        used[t.parameter_group] = start + t.p
     return out
 
 
@@ -163,7 +163,11 @@ def linear_predictor(spec, fixed, b_terms):
 
 
 def named_posterior(post, built, b_terms, fixed, variances):
-    """xarray Dataset with the shared names; random effects grouped by grouping factor."""
+    """xarray Dataset with the shared names; random effects grouped by grouping factor.
+
+    The terms on one factor share its ``r_<group>`` variable, except a term whose
+    parameter names carry ``g.1`` (see :mod:`lmmcompare.params`): it has ``r_g.1``.
+    """
     spec = built.spec
     chains, draws = post.sizes["chain"], post.sizes["draw"]
     coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
@@ -172,11 +176,11 @@ def named_posterior(post, built, b_terms, fixed, variances):
         data[name] = xr.DataArray(values, dims=("chain", "draw"), coords=coords)
     by_group: dict = {}
     for t, b in zip(spec.terms, b_terms):
-        by_group.setdefault(t.group, []).append((t, b))
+        by_group.setdefault(t.parameter_group, []).append((t, b))
     for group, parts in by_group.items():
         values = np.concatenate([b for _, b in parts], axis=-1)
         cols = [c for t, _ in parts for c in t.columns]
-        lev_dim, coef_dim = group, f"{group}__coef"
+        lev_dim, coef_dim = parts[0][0].group, f"{group}__coef"
         data[f"r_{group}"] = xr.DataArray(values, dims=("chain", "draw", lev_dim, coef_dim),
                                           coords={**coords, lev_dim: list(parts[0][0].levels), coef_dim: cols})
     return xr.Dataset(data, attrs=post.attrs)

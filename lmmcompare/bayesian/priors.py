@@ -187,7 +187,7 @@ def default_priors(spec, priors: dict | None = None) -> PriorSet:
         fixed[name] = pick([f"b_{name}", "b"], Prior("normal", (0.0, 2.5 * sy / sx)))
     sds, cors = {}, {}
     for t in spec.terms:
-        for pname in term_parameter_names(t.columns, t.group):
+        for pname in term_parameter_names(t.columns, t.parameter_group):
             if pname.startswith("sd_"):
                 sds[pname] = pick([pname, f"sd_{t.group}", "sd"], Prior("half_student_t", (3.0, sy)), positive=True)
         if t.p > 1:

@@ -59,22 +59,27 @@ class BayesFit:
         """Fixed effects, then sd/cor and sigma (the shared names)."""
         return self.spec.fixed_names + variance_parameter_names(self.spec)
 
+    @property
+    def _ranef_keys(self) -> dict[str, str]:
+        """``r_<key>`` variables of the posterior: key -> grouping factor (``g.1`` only for repeated names)."""
+        return {t.parameter_group: t.group for t in self.spec.terms}
+
     def summary(self, include_ranef: bool = True, hdi_prob: float = 0.95) -> pd.DataFrame:
         """ArviZ summary (mean, sd, HDI, R-hat, ESS) under the shared names."""
         check_bool("include_ranef", include_ranef)
         check_level("hdi_prob", hdi_prob)
-        var_names = self.parameter_names + ([f"r_{g}" for g in self.spec.factors] if include_ranef else [])
+        var_names = self.parameter_names + ([f"r_{g}" for g in self._ranef_keys] if include_ranef else [])
         return az.summary(self.idata, var_names=var_names, hdi_prob=hdi_prob)
 
     def ranef(self, sd: bool = False) -> dict[str, pd.DataFrame]:
         """Posterior means (or sds) of the random effects, laid out as ``LmerFit.ranef``."""
         check_bool("sd", sd)
         out = {}
-        for g in self.spec.factors:
+        for g, factor in self._ranef_keys.items():
             da = self.idata.posterior[f"r_{g}"]
             stat = da.std(("chain", "draw")) if sd else da.mean(("chain", "draw"))
             frame = stat.to_pandas()
-            frame.index.name = g
+            frame.index.name = factor
             frame.columns.name = None
             out[g] = frame
         return out

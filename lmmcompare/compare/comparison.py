@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..arguments import check_bool, check_choice, check_level, did_you_mean
+from ..arguments import check_bool, check_choice, check_level, check_seed, did_you_mean
 from ..errors import ArgumentError
 from .checks import fit_statistics, ppc_statistics
+from .matching import spec_difference
 from .table import comparison_table
 
 
@@ -16,8 +17,9 @@ from .table import comparison_table
 class Comparison:
     """An :class:`LmerFit` and a :class:`BayesFit` of the same spec, side by side.
 
-    Intervals are computed once per (method, level) and kept (profiling and
-    bootstrapping are not free); everything else is derived on demand.
+    Intervals are computed once per (method, level, and for ``boot`` nsim and an
+    integer or None seed) and kept (profiling and bootstrapping are not free);
+    everything else is derived on demand.
     """
 
     freq: object
@@ -31,26 +33,42 @@ class Comparison:
         if not isinstance(self.freq, LmerFit) or not isinstance(self.bayes, BayesFit):
             raise ArgumentError("compare(lmer_fit, bayes_fit) takes an LmerFit and a BayesFit, in that order")
         a, b = self.freq.spec, self.bayes.spec
-        if a.formula != b.formula or a.n != b.n or not np.array_equal(a.y, b.y):
-            raise ArgumentError("the two fits are not of the same model and data "
-                                f"({a.formula!r} on {a.n} rows vs {b.formula!r} on {b.n} rows)")
+        differs = spec_difference(a, b)
+        if differs:
+            raise ArgumentError(f"the two fits are not of the same model and data: their {differs} differ "
+                                f"({a.formula!r} on {a.n} rows vs {b.formula!r} on {b.n} rows); fit both to one "
+                                "spec, e.g. with fit_both(formula, data) or lmer(spec) and bayes(spec)")
 
     @property
     def spec(self):
         return self.freq.spec
 
-    def intervals(self, ci: str = "profile", level: float = 0.95, **options) -> pd.DataFrame:
+    def intervals(self, ci: str = "profile", level: float = 0.95, nsim: int = 500, seed=None, n_jobs: int = 1,
+                  progress: bool = False) -> pd.DataFrame:
+        """The frequentist fit's ``confint(method=ci, ...)``, kept for the next call with the same settings.
+
+        ``nsim`` and ``seed`` matter to ``boot`` only; a ``Generator`` seed gives new draws every
+        call, so its intervals are not kept.
+        """
         from ..freq.inference.confint import METHODS
 
-        check_choice("ci", ci.lower() if isinstance(ci, str) else ci, METHODS)
+        ci = check_choice("ci", ci.lower() if isinstance(ci, str) else ci, METHODS)
         check_level("level", level)
-        key = (ci, level)
-        if key not in self._intervals:
-            self._intervals[key] = self.freq.confint(method=ci, level=level, progress=False, **options)
+        check_seed("seed", seed)
+        key = (ci, level) + ((nsim, seed) if ci == "boot" else ())
+        kept = ci != "boot" or seed is None or isinstance(seed, (int, np.integer))
+        if not kept or key not in self._intervals:
+            out = self.freq.confint(method=ci, level=level, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
+            if not kept:
+                return out
+            self._intervals[key] = out
         return self._intervals[key]
 
     def table(self, ci: str = "profile", level: float = 0.95, **options) -> pd.DataFrame:
-        """One row per parameter: frequentist estimate, se, interval; posterior summaries; shift, overlap, flag."""
+        """One row per parameter: frequentist estimate, se, interval; posterior summaries; shift, overlap, flag.
+
+        ``options`` (``nsim``, ``seed``, ``n_jobs``, ``progress``) go to :meth:`intervals`.
+        """
         return comparison_table(self.freq, self.bayes, self.intervals(ci, level, **options), level)
 
     def ranef_table(self) -> pd.DataFrame:
@@ -97,20 +115,21 @@ class Comparison:
         """logLik/AIC/BIC beside elpd_loo, p_loo and Pareto-k warnings."""
         return fit_statistics(self.freq, self.bayes)
 
-    def flags(self, ci: str = "profile", level: float = 0.95) -> list[tuple[str, str, str]]:
-        """``(parameter, flag, explanation)`` for every flag in the table."""
+    def flags(self, ci: str = "profile", level: float = 0.95, **options) -> list[tuple[str, str, str]]:
+        """``(parameter, flag, explanation)`` for every flag in the table (``options`` as :meth:`table`)."""
         from .table import FLAG_TEXT
 
         out = []
-        for name, flag in self.table(ci, level)["flag"].items():
+        for name, flag in self.table(ci, level, **options)["flag"].items():
             for f in filter(None, flag.split(",")):
                 out.append((name, f, FLAG_TEXT[f]))
         return out
 
-    def to_markdown(self, ci: str = "profile", level: float = 0.95) -> str:
+    def to_markdown(self, ci: str = "profile", level: float = 0.95, **options) -> str:
+        """The table and flags as GitHub-flavoured Markdown (``options`` as :meth:`table`)."""
         from ..report.markdown import comparison_markdown
 
-        return comparison_markdown(self, ci, level)
+        return comparison_markdown(self, ci, level, **options)
 
     def report(self, path, ci: str = "profile", level: float = 0.95, studies=()) -> str:
         """Write one self-contained HTML file (images embedded); returns the path.

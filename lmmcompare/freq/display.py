@@ -30,7 +30,7 @@ def random_effects_lines(fit) -> list[str]:
             for j in range(i):
                 denom = sd[i] * sd[j]
                 corr.append(f"{cov[i, j] / denom:.2f}" if denom > 0 else "NaN")
-            row = [t.group if i == 0 else "", col, _signif(cov[i, i], 5), _signif(sd[i], 5)]
+            row = [t.varcorr_group if i == 0 else "", col, _signif(cov[i, i], 5), _signif(sd[i], 5)]
             rows.append(row + ([" ".join(corr)] if any_corr else []))
     rows.append(["Residual", "", _signif(fit.sigma**2, 5), _signif(fit.sigma, 5)] + ([""] if any_corr else []))
     return _fmt_table(rows, align_left=2)

@@ -135,12 +135,7 @@ class LmerFit:
     @property
     def group_labels(self) -> list[str]:
         """Term labels as R's ``as.data.frame(VarCorr)`` gives them (``Subject``, ``Subject.1``)."""
-        seen, out = {}, []
-        for t in self.spec.terms:
-            k = seen.get(t.group, 0)
-            out.append(t.group if k == 0 else f"{t.group}.{k}")
-            seen[t.group] = k + 1
-        return out
+        return [t.varcorr_group for t in self.spec.terms]
 
     @property
     def varcorr(self) -> pd.DataFrame:
@@ -162,7 +157,7 @@ class LmerFit:
         """sd/cor of every term (theta's order) and sigma, under the shared names."""
         names, values = [], []
         for t, cov in zip(self.spec.terms, self.term_covariances()):
-            names.extend(term_parameter_names(t.columns, t.group))
+            names.extend(term_parameter_names(t.columns, t.parameter_group))
             values.extend(sd_cor_from_cov(cov))
         return pd.Series(values + [self.sigma], index=names + ["sigma"])
 
@@ -176,14 +171,17 @@ class LmerFit:
     def ranef(self, condsd: bool = False) -> dict[str, pd.DataFrame]:
         """Conditional modes per grouping factor (levels x columns), as lme4's ``ranef``.
 
-        With ``condsd=True`` the conditional standard deviations instead.
+        With ``condsd=True`` the conditional standard deviations instead.  A term
+        whose names repeat an earlier term's on its factor (``(x | g) + (1 | g)``)
+        has its own frame, keyed by its :attr:`~lmmcompare.spec.RandomTerm.parameter_group`
+        (``g.1``), where lme4 repeats the column name.
         """
         check_bool("condsd", condsd)
         frames: dict[str, list[pd.DataFrame]] = {}
         for (t, sl), blocks in zip(self._term_slices(), self.cond_blocks):
             values = (np.sqrt(np.diagonal(blocks, axis1=1, axis2=2)) if condsd
                       else self.b[sl].reshape(t.n_levels, t.p))
-            frames.setdefault(t.group, []).append(
+            frames.setdefault(t.parameter_group, []).append(
                 pd.DataFrame(values, index=pd.Index(t.levels, name=t.group), columns=list(t.columns)))
         return {g: pd.concat(parts, axis=1) for g, parts in frames.items()}
 

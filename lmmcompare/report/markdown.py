@@ -18,24 +18,31 @@ def _fmt(v):
     return f"{v:.4g}"
 
 
+def _cell(text: str) -> str:
+    """Text of one table cell: ``|`` escaped (GFM would read it as a cell border, as in ``sd_(Intercept)|g``)."""
+    return text.replace("\\", "\\\\").replace("|", "\\|")
+
+
 def frame_markdown(frame: pd.DataFrame, index_name: str = "") -> str:
+    """A GitHub-flavoured Markdown table of ``frame``, its index as the first column."""
     cols = list(frame.columns)
-    lines = ["| " + " | ".join([index_name] + [str(c) for c in cols]) + " |",
+    lines = ["| " + " | ".join(_cell(str(c)) for c in [index_name, *cols]) + " |",
              "|" + "---|" * (len(cols) + 1)]
     for idx, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [_fmt(row[c]) for c in cols]) + " |")
+        lines.append("| " + " | ".join([_cell(str(idx))] + [_cell(_fmt(row[c])) for c in cols]) + " |")
     return "\n".join(lines)
 
 
-def comparison_markdown(cmp, ci: str = "profile", level: float = 0.95) -> str:
-    table = cmp.table(ci, level)
+def comparison_markdown(cmp, ci: str = "profile", level: float = 0.95, **options) -> str:
+    """The comparison table and its flags in Markdown (``options`` go to :meth:`~lmmcompare.Comparison.table`)."""
+    table = cmp.table(ci, level, **options)
     spec = cmp.spec
-    lines = [f"### {spec.formula}", "",
+    lines = [f"### `{spec.formula}`", "",  # a code span: the formula's * and _ are not emphasis
              f"{spec.n} observations; " + ", ".join(f"{g}: {f.n_levels} levels" for g, f in spec.factors.items())
              + f". Frequentist: {'REML' if cmp.freq.reml else 'ML'}, {ci} intervals; Bayesian: "
                f"{cmp.bayes.sampled_as} ({cmp.bayes.sampler}); {int(level * 100)}% intervals.", "",
              frame_markdown(table[TABLE_COLUMNS], "parameter"), ""]
-    flags = cmp.flags(ci, level)
+    flags = cmp.flags(ci, level, **options)
     if flags:
         lines.append("**Flags**")
         lines += [f"- `{name}` ({flag}): {text}" for name, flag, text in flags]

@@ -54,13 +54,15 @@ def quote_names(expr: str) -> str:
     return _DOTTED.sub(repl, expr)
 
 
-def lme4_name(column: str, power_written: bool = False) -> str:
-    """Map one formulaic column name to lme4's coefficient name."""
+def lme4_name(column: str, power_written: bool = False, intercept: bool = False) -> str:
+    """Map one formulaic column name to lme4's coefficient name (``intercept``: the intercept's column).
+
+    Only the intercept is ``(Intercept)``: a data column named ``Intercept`` keeps its name, as in R.
+    """
+    if intercept:
+        return "(Intercept)"
     parts = []
     for part in _split_top(column, ":"):
-        if part == "Intercept":
-            parts.append("(Intercept)")
-            continue
         match = _TREATMENT.match(part) or _FULL_DUMMY.match(part)
         name = f"{match.group(1)}{match.group(2)}" if match else part
         name = _SYNTACTIC_QUOTED.sub(r"\1", name)  # R writes I(my.var^2), not I(`my.var`^2)
@@ -151,7 +153,10 @@ def build_design(expr: str, frame: pd.DataFrame, where: str) -> Design:
     if cols is None:
         design = formulaic_design(expr, frame, where)
     else:
-        design = Design(matrix=cols.matrix, names=tuple(lme4_name(c) for c in cols.columns),
+        _check_intercept_name(cols.columns, bool(cols.categorical), expr)
+        design = Design(matrix=cols.matrix,
+                        names=tuple(lme4_name(c, intercept=k == 0 and cols.terms[0] == ("1",))
+                                    for k, c in enumerate(cols.columns)),
                         term_columns=cols.term_columns, term_variables=cols.terms, categorical=cols.categorical,
                         expr=expr, frame=frame)
     for j, name in enumerate(design.names):
@@ -169,14 +174,32 @@ def formulaic_design(expr: str, frame: pd.DataFrame, where: str) -> Design:
         raise formula_error(f"cannot build {where} from", expr, exc, frame.columns) from exc
     ms = mm.model_spec
     terms = [(term, sl) for term, sl in ms.term_slices.items() if sl.stop > sl.start]
+    if sum(sl.stop - sl.start for _, sl in terms) > mm.shape[1]:  # columns of one name kept once
+        _check_intercept_name(["Intercept"] * 2, True, expr)
+    intercept = {k for term, sl in terms if str(term) == "1" for k in range(sl.start, sl.stop)}
     variables = tuple(tuple(f.expr for f in term.factors) for term, _ in terms)
     kinds = {e: ms.encoder_state.get(e, (None,))[0] for v in variables for e in v}
     return Design(matrix=np.asarray(mm.to_numpy(), dtype=float),
-                  names=tuple(lme4_name(c, "^" in expr) for c in r_contrast_names(mm.columns)),
+                  names=tuple(lme4_name(c, "^" in expr, k in intercept)
+                              for k, c in enumerate(r_contrast_names(mm.columns))),
                   term_columns=tuple((str(term), tuple(range(sl.start, sl.stop))) for term, sl in terms),
                   term_variables=variables,
                   categorical=frozenset(e for e, k in kinds.items() if getattr(k, "value", k) == "categorical"),
                   expr=expr, frame=frame, formulaic_spec=ms)
+
+
+def _check_intercept_name(columns, by_formulaic: bool, expr: str) -> None:
+    """A data column ``Intercept`` beside the intercept: fine in a numeric design built here, not by formulaic.
+
+    formulaic names the intercept's column ``Intercept`` and keys columns by name,
+    so the data column replaces the intercept; a design with factors is rebuilt by
+    formulaic for prediction.
+    """
+    if by_formulaic and list(columns).count("Intercept") > 1:
+        raise FormulaError(
+            f"the data column 'Intercept' in {expr!r} would take the place of the intercept (formulaic, which "
+            "builds this model matrix, names the intercept 'Intercept'); rename the column, e.g. "
+            "data.rename(columns={'Intercept': 'Intercept_'})")
 
 
 def rebuild_design(design: Design, frame: pd.DataFrame, where: str) -> np.ndarray:

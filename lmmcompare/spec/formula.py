@@ -194,8 +194,15 @@ def parse_formula(formula: str) -> ParsedFormula:
             )
         else:
             fixed_pieces.append(piece)
+    if fixed_pieces:  # R's reading of %in% and of the order of a product's variables
+        fixed_pieces = [p.strip() for p in _split_top(r_term_order(" + ".join(fixed_pieces)), "+")]
     fixed_pieces = _unique_pieces(fixed_pieces)
     fixed = " + ".join(fixed_pieces) if fixed_pieces else "1"
+    for where, expr in [("the fixed part", fixed), *((f"random term {b.text}", b.expr) for b in bars)]:
+        if "`1`" in _atoms(expr):
+            raise FormulaError(
+                f"the column named 1 (written `1`) in {where} cannot be used: formulaic, which builds the model "
+                "matrix, reads it as the intercept; rename the column, e.g. data.rename(columns={'1': 'x1'})")
     return ParsedFormula(response=response, fixed=fixed, bars=tuple(bars))
 
 
@@ -223,7 +230,85 @@ def _parse_bar(inner: str, piece: str) -> list[Bar]:
     expr = parts[0].strip()
     if not expr:
         raise FormulaError(f"random-effects term {piece!r} has nothing left of '|': use '(1 | g)' for an intercept")
+    expr = r_term_order(expr)
     return [Bar(expr=expr, group=g, double=double, text=piece) for g in _parse_group(parts[1], piece)]
+
+
+_ATOM = re.compile(r"`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*")
+
+
+def _close(text: str, start: int) -> int:
+    """Index of the ``)`` matching the ``(`` at ``start`` (backquoted text skipped)."""
+    depth, quoted = 0, False
+    for i in range(start, len(text)):
+        quoted ^= text[i] == "`"
+        if not quoted:
+            depth += (text[i] == "(") - (text[i] == ")")
+            if depth == 0:
+                return i
+    return len(text) - 1
+
+
+def _atoms(expr: str) -> list[str]:
+    """R's variables of a formula in order of appearance: names and whole calls (``log(x)``), no spaces."""
+    out, i = [], 0
+    while i < len(expr):
+        m = _ATOM.match(expr, i)
+        if not m:
+            i += 1
+            continue
+        j = _close(expr, m.end()) + 1 if expr.startswith("(", m.end()) else m.end()
+        out.append(re.sub(r"\s+", "", expr[m.start():j]))
+        i = j
+    return out
+
+
+def _in_as_colon(expr: str) -> str:
+    """R's ``a %in% b``: the terms of ``a``, each with all the variables of ``b``.
+
+    ``x %in% f`` is ``x:f``, ``(x + z) %in% f`` is ``x:f + z:f`` and
+    ``x %in% (f + h)`` is ``x:f:h`` (formulaic would read ``%in%`` as nesting,
+    ``f + f:x``).  ``%in%`` binds looser than ``:`` and tighter than ``*`` and
+    ``/``, so writing ``:`` in its place keeps the grouping; a parenthesised
+    right operand becomes the product of its variables.
+    """
+    out, i, quoted = [], 0, False
+    while i < len(expr):
+        if expr[i] == "`":
+            quoted = not quoted
+        if quoted or not expr.startswith("%in%", i):
+            out.append(expr[i])
+            i += 1
+            continue
+        out = ["".join(out).rstrip(), ":"]
+        i += 4
+        while i < len(expr) and expr[i].isspace():
+            i += 1
+        if expr.startswith("(", i):
+            end = _close(expr, i)
+            out.append(":".join(_atoms(_in_as_colon(expr[i + 1:end]))))
+            i = end + 1
+    return "".join(out)
+
+
+def r_term_order(expr: str) -> str:
+    """``%in%`` as ``:`` (:func:`_in_as_colon`), and each product term's variables in R's order.
+
+    R names the columns of ``a:b`` by its variables in the order they first
+    appear in the formula (``f + x:f`` gives ``fa:x``, the first variable varying
+    fastest); formulaic keeps the order written.  A ``+``-term that is a product
+    of single variables is rewritten in R's order; anything else is left alone.
+    """
+    expr = _in_as_colon(expr)
+    order = {a: k for k, a in reversed(list(enumerate(_atoms(expr))))}
+    pieces = []
+    for piece in _split_top(expr, "+"):
+        factors = [f.strip() for f in _split_top(piece, ":")]
+        if len(factors) > 1 and all(_atoms(f) == [re.sub(r"\s+", "", f)] for f in factors):
+            factors.sort(key=lambda f: order[re.sub(r"\s+", "", f)])
+            piece = ":".join(factors)
+        pieces.append(piece.strip())
+    return " + ".join(pieces)
 
 
 def variables_of(expr: str) -> set[str]:

@@ -18,105 +18,11 @@ import scipy.sparse as sp
 
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
 from .checks import check_column_values, check_columns, check_frame, complete_rows, response_vector
-from .design import _CONTEXT, Design, GroupingFactor, build_design, grouping_factor, quote_names, r_expression
+from .design import _CONTEXT, Design, GroupingFactor, build_design, quote_names, r_expression
 from .formula import ParsedFormula, parse_formula, variables_of
 from .formula_checks import check_formula_terms, check_functions, formula_error, strip_comments, transform_variables
+from .random_terms import RandomTerm, random_terms
 from .terms import simple_terms
-
-
-@dataclass(frozen=True, eq=False)
-class RandomTerm:
-    """One random-effects term ``(expr | group)`` after lme4's expansion.
-
-    Attributes
-    ----------
-    factor : GroupingFactor
-        Grouping factor: ``name``, ``codes`` (one per row), ``levels``.
-    design : Design
-        The term's model matrix ``X_i`` (n x p_i) and its column ``names``.
-    expr : str
-        The expression left of the bar for this (expanded) term.
-    double_bar : bool
-        The term came from ``||`` (lme4's uncorrelated expansion).
-    """
-
-    factor: GroupingFactor
-    design: Design
-    expr: str
-    double_bar: bool = False
-
-    @property
-    def group(self) -> str:
-        return self.factor.name
-
-    @property
-    def codes(self) -> np.ndarray:
-        return self.factor.codes
-
-    @property
-    def levels(self) -> tuple[str, ...]:
-        return self.factor.levels
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return self.design.names
-
-    @property
-    def label(self) -> str:
-        """``"(Intercept)+Days|Subject"``: the term's columns and grouping factor (keys of priors and forms)."""
-        return f"{'+'.join(self.columns)}|{self.group}"
-
-    @property
-    def n_levels(self) -> int:
-        return self.factor.n_levels
-
-    @property
-    def p(self) -> int:
-        """Number of model columns of the term (``p_i``)."""
-        return len(self.design.names)
-
-    @property
-    def q(self) -> int:
-        """Number of random effects of the term, ``l_i p_i``."""
-        return self.n_levels * self.p
-
-    @property
-    def correlated(self) -> bool:
-        """Whether the term's columns share a covariance matrix with correlations."""
-        return self.p > 1
-
-    @property
-    def n_theta(self) -> int:
-        """Length of the term's part of theta, ``p_i (p_i + 1) / 2``."""
-        return self.p * (self.p + 1) // 2
-
-    @property
-    def theta_lower(self) -> np.ndarray:
-        """Lower bounds of theta: 0 on the diagonal of T_i, -inf below it (column-major)."""
-        return np.array([0.0 if i == j else -np.inf for j in range(self.p) for i in range(j, self.p)])
-
-    @property
-    def Z(self) -> sp.csc_matrix:
-        """Sparse ``n x (l_i p_i)`` block: ``Z[r, codes[r] * p_i + k] = X_i[r, k]``."""
-        X = self.design.matrix
-        n, p = X.shape
-        order = np.argsort(self.codes, kind="stable")  # rows level by level, increasing within a level
-        counts = np.bincount(self.codes, minlength=self.n_levels)
-        starts = np.cumsum(counts) - counts
-        level = self.codes[order]
-        # entry (row order[i], column level * p + k) goes to position p * start + k * count + rank in level
-        pos = ((p * starts[level] + np.arange(n) - starts[level])[:, None]
-               + counts[level][:, None] * np.arange(p))
-        indices, data = np.empty(n * p, dtype=np.int64), np.empty(n * p)
-        indices[pos] = order[:, None]
-        data[pos] = X[order]
-        indptr = np.concatenate([[0], np.cumsum(np.repeat(counts, p))])
-        return sp.csc_matrix((data, indices, indptr), shape=(n, self.q))
-
-    def __repr__(self):
-        kind = "correlated" if self.correlated else "uncorrelated" if self.double_bar else "scalar"
-        return (f"RandomTerm({self.group!r}: {self.n_levels} levels x {self.p} "
-                f"[{', '.join(self.columns)}], {kind})")
 
 
 @dataclass(frozen=True, eq=False)
@@ -258,8 +164,7 @@ class ModelSpec:
         y = _response(parsed.response, frame)
         fixed = build_design(parsed.fixed, frame, "the fixed-effects model matrix")
         keep, dropped = _full_rank_columns(fixed)
-        terms = _random_terms(parsed, frame)
-        _check_zero_columns(terms)
+        terms = random_terms(parsed, frame)
         spec = cls(formula=formula, response=parsed.response, y=y, fixed=fixed, terms=terms,
                    frame=frame, data_name=data_name, n_dropped=n_dropped,
                    dropped_fixed=dropped, keep_fixed=keep,
@@ -303,7 +208,7 @@ def _required(expr: str, where: str, columns: set[str]) -> set[str]:
 
 def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str], set[str]]:
     """Columns the model uses (in the frame's order) and those used as predictors (not groups)."""
-    columns = {str(c) for c in data.columns}
+    columns = {c for c in data.columns if isinstance(c, str)}
     resp = variables_of(parsed.response)
     resp_cols = {v for v in resp if v in columns}
     if not resp_cols:
@@ -314,6 +219,13 @@ def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str],
         in_term = _required(bar.expr, "random term", columns)
         predictors |= in_term
         needed[f"random term {bar.text}"] = in_term | set(bar.group)
+    labels = {str(c): c for c in data.columns if not isinstance(c, str)}
+    for where, names in {"the response": resp, **needed}.items():
+        for name in sorted(set(names) & set(labels) - columns):
+            raise DataError(
+                f"column {labels[name]!r} of data (named {name!r} in {where}) has a label of type "
+                f"{type(labels[name]).__name__}, not str; a formula names columns by text, as R's data frames do: "
+                "give the data string labels, e.g. data.rename(columns=str)")
     for where, names in needed.items():
         check_columns(names, data, where)
     used = resp_cols.union(*needed.values())
@@ -364,51 +276,6 @@ def _full_rank_columns(fixed: Design, tol: float = 1e-7) -> tuple[tuple[int, ...
             f"column{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)}",
             RankDeficiencyWarning, stacklevel=4)
     return keep, dropped
-
-
-def _random_terms(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[RandomTerm, ...]:
-    factors: dict[tuple[str, ...], GroupingFactor] = {}
-    terms, seen = [], set()
-    for bar in parsed.bars:
-        factor = factors.get(bar.group) or grouping_factor(bar.group, frame)
-        factors[bar.group] = factor
-        design = build_design(bar.expr, frame, f"random term {bar.text}")
-        if design.matrix.shape[1] == 0:
-            raise FormulaError(f"random term {bar.text} has no columns (did you write '(0 | g)'?)")
-        pieces = [(bar.expr, design)]
-        if bar.double:  # lme4's expandDoubleVerts: (1|g) + (0 + t|g) for each term t
-            exprs = ["1" if label == "1" else f"0 + {label}" for label, _ in design.term_columns]
-            pieces = [(e, build_design(e, frame, f"random term {bar.text}")) for e in exprs]
-        for expr, des in pieces:
-            key = (des.names, factor.name)
-            if key in seen:
-                raise FormulaError(
-                    f"random-effects term ({' + '.join(des.names)} | {factor.name}) appears twice; remove the duplicate")
-            seen.add(key)
-            terms.append(RandomTerm(factor=factor, design=des, expr=expr, double_bar=bar.double))
-    order = sorted(range(len(terms)), key=lambda i: -terms[i].n_levels)  # stable, as R's order()
-    return tuple(terms[i] for i in order)
-
-
-def _check_zero_columns(terms) -> None:
-    """A random-effects column that is 0 in every row has a variance the likelihood does not depend on.
-
-    ``Var(Z_i b_i) = X_i Sigma_i X_i'`` (per level) is the same for every value
-    of that column's variance and correlations, so the profiled deviance is flat
-    in them and any estimate is the optimizer's start (lme4 fits it and warns
-    that the parameters are not uniquely determined).
-    """
-    for t in terms:
-        zero = [c for c, col in zip(t.columns, t.design.matrix.T) if not np.any(col)]
-        if zero:
-            rest = [c for c in t.columns if c not in zero]
-            keep = " + ".join(["0"] * ("(Intercept)" not in rest) + [c for c in rest if c != "(Intercept)"])
-            advice = (f"remove it from the term, e.g. ({keep or '1'} | {t.group})" if rest
-                      else "remove the term")
-            raise DataError(
-                f"column {zero[0]!r} of the random-effects term ({t.expr} | {t.group}) is 0 in every "
-                "row, so the likelihood does not depend on its variance and correlations and they cannot be "
-                f"estimated: {advice}")
 
 
 def _check_sizes(spec: ModelSpec) -> None:

@@ -81,7 +81,6 @@ class _TermRows:
     def chain(self, grad_s: np.ndarray, phi: np.ndarray, rho: float | None) -> np.ndarray:
         """Gradient in the free rows from the gradient in the correlations."""
         U, norms = self.rows_from(phi, rho)
-        C = U @ U.T
         # gradient with respect to C_ab (a != b, permuted order), symmetric
         G = np.zeros((self.p, self.p))
         order = self.order
@@ -90,8 +89,7 @@ class _TermRows:
             G[a, b] = G[b, a] = grad_s[at]
         out, pos = np.zeros(self.n_free), 0
         for m, size in zip(range(self.first_free, self.p), self.sizes):
-            # d/dv_m of sum_{b != m} G_mb (u_m . u_b) counted for both (m, b) and (b, m): C is symmetric
-            # but s holds each correlation once, so the derivative is sum_b G_mb d(u_m.u_b)/dv_m
+            # s holds each correlation once, so d/du_m is sum_{b != m} G_mb u_b
             g_u = np.zeros(self.p)
             for b in range(self.p):
                 if b != m:
