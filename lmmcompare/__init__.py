@@ -4,7 +4,8 @@ from .errors import ArgumentError, DataError, DatasetNotFoundError, FormulaError
 from .spec import ModelSpec
 from .freq import LmerFit, lmer
 from .freq.anova import anova
-from .compare import Comparison, compare, fit_both
+from .compare import Comparison, compare
+from .frontend import bayes, fit_both
 from . import validate  # lc.validate.coverage(...) without a second import; it imports PyMC only when it samples
 
 __version__ = "0.1.0"
@@ -15,7 +16,7 @@ __all__ = ["ModelSpec", "lmer", "LmerFit", "anova", "bayes", "BayesFit", "compar
 
 def __getattr__(name):
     # the Bayesian engine imports PyMC and ArviZ, which take seconds: load it on first use
-    if name in ("bayes", "BayesFit", "bayesian"):
+    if name in ("BayesFit", "bayesian"):
         import importlib
 
         bayesian = importlib.import_module(f"{__name__}.bayesian")  # not "from . import": it would recurse here

@@ -123,14 +123,15 @@ def main(argv=None) -> int:
         if args.command == "fit":
             print(lmer(spec, reml=not args.ml).summary())
             return 0
-        from .bayesian import bayes
         from .compare import compare
+        from .frontend import bayes
 
         print(f"fitting {args.formula} by {'ML' if args.ml else 'REML'} ...", file=sys.stderr)
         freq = lmer(spec, reml=not args.ml)
         print("sampling the Bayesian model ...", file=sys.stderr)
         post = bayes(spec, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                     parameterization=args.parameterization, progressbar=True)
+                     parameterization=args.parameterization, progressbar=True,
+                     reml_fit=None if args.ml else freq)  # auto's choice reads the REML fit: the one just made
         cmp = compare(freq, post)
         print(cmp.to_markdown(ci=args.ci))
         if args.report:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .freq.relcovar import lower_index
+from .core.relcovar import lower_index
 
 
 def term_parameter_names(columns, group) -> list[str]:

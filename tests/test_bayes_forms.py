@@ -37,8 +37,8 @@ def test_prior_fraction_of_a_balanced_one_way_model_is_the_closed_form():
 def test_prior_fraction_is_invariant_to_shifting_a_slope_covariate():
     data = lc.load_dataset("sleepstudy")
     shifted = data.assign(Days=data["Days"] + 100.0)
-    a = prior_fractions(lc.ModelSpec.from_formula("Reaction ~ Days + (Days | Subject)", data))
-    b = prior_fractions(lc.ModelSpec.from_formula("Reaction ~ Days + (Days | Subject)", shifted))
+    a, b = (prior_fractions(spec, lc.lmer(spec))
+            for spec in (lc.ModelSpec.from_formula("Reaction ~ Days + (Days | Subject)", frame) for frame in (data, shifted)))
     assert b == [pytest.approx(a[0], rel=1e-5)]
 
 
@@ -53,8 +53,9 @@ def test_term_forms(formula, data, expected):
     spec = lc.ModelSpec.from_formula(formula, data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fractions = prior_fractions(spec)
-    assert term_forms(spec) == [expected] * len(spec.terms)
+        fit = lc.lmer(spec)
+    fractions = prior_fractions(spec, fit)
+    assert term_forms(spec, fit) == [expected] * len(spec.terms)
     assert (max(fractions) < CENTRE_BELOW) == (expected == "centered")
 
 
@@ -102,3 +103,29 @@ def test_centred_correlated_term_samples_the_same_posterior():
     for name in a.index:
         bound = 4 * np.hypot(a.loc[name, "mcse_mean"], b.loc[name, "mcse_mean"])
         assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) < bound, name
+
+
+def test_fit_both_optimises_once_and_hands_its_fit_to_auto(monkeypatch):
+    """The Bayesian engine fits nothing frequentist: fit_both's REML fit is the one auto reads, and an
+    ML comparison still chooses from a REML fit (the same choice as with reml=True)."""
+    import functools
+
+    import lmmcompare.bayesian.fit
+    import lmmcompare.frontend
+
+    made, handed = [], []
+    real_lmer = lmmcompare.frontend.lmer
+    monkeypatch.setattr(lmmcompare.frontend, "lmer", lambda spec, reml=True: made.append(reml) or real_lmer(spec, reml=reml))
+    sample = functools.wraps(lmmcompare.bayesian.fit.bayes)(lambda spec, **options: handed.append(options))
+    monkeypatch.setattr(lmmcompare.bayesian.fit, "bayes", sample)
+    monkeypatch.setattr(lmmcompare.frontend, "Comparison", lambda freq, post: freq)
+    spec = lc.ModelSpec.from_formula(PENICILLIN, "Penicillin")
+    freq = lc.fit_both(spec)
+    assert made == [True] and handed[0]["reml_fit"] is freq
+    lc.fit_both(spec, reml=False)
+    assert made == [True, False, True] and handed[1]["reml_fit"].reml
+    assert term_forms(spec, handed[1]["reml_fit"]) == term_forms(spec, freq) == ["centered", "centered"]
+    lc.fit_both(spec, parameterization="marginal")
+    assert made == [True, False, True, True] and handed[2]["reml_fit"] is None
+    with pytest.raises(lc.ArgumentError, match="parameterization='auto' chooses the form from the REML fit"):
+        lmmcompare.bayesian.model.build_model(spec, lmmcompare.bayesian.default_priors(spec), "auto")

@@ -1,6 +1,6 @@
 """The blocked marginal likelihood (frequentist factor, PyTensor Op) against brute force.
 
-``freq.likelihood.loglik`` is checked against the dense multivariate normal
+``core.likelihood.loglik`` is checked against the dense multivariate normal
 log-density with ``V = sigma^2 (Z Lambda Lambda' Z' + I)`` and its gradient
 against central differences of that density; the conditional draws of b
 against the dense Cholesky of ``Lambda'Z'Z Lambda + I`` with the same normal
@@ -13,9 +13,9 @@ import scipy.linalg
 import scipy.stats
 
 import lmmcompare as lc
-from lmmcompare.freq.blocks import cross_products
-from lmmcompare.freq.likelihood import conditional_effects, loglik
-from lmmcompare.freq.relcovar import theta_to_T
+from lmmcompare.core.blocks import cross_products
+from lmmcompare.core.likelihood import conditional_effects, loglik
+from lmmcompare.core.relcovar import theta_to_T
 
 CASES = [
     ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin"),

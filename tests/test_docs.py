@@ -30,7 +30,7 @@ API_NAMES = [
     "lmmcompare.load_dataset", "lmmcompare.list_datasets", "lmmcompare.ModelSpec", "lmmcompare.LmerFit",
     "lmmcompare.LmerFit.summary", "lmmcompare.LmerFit.confint", "lmmcompare.BayesFit", "lmmcompare.Comparison",
     "lmmcompare.Comparison.table", "lmmcompare.freq.make_devfun", "lmmcompare.freq.optimize_lmer",
-    "lmmcompare.freq.make_fit", "lmmcompare.freq.factor.factorize", "lmmcompare.freq.gradient.objective_and_gradient",
+    "lmmcompare.freq.make_fit", "lmmcompare.core.factor.factorize", "lmmcompare.core.gradient.objective_and_gradient",
     "lmmcompare.freq.inference.satterthwaite_df", "lmmcompare.freq.inference.kenward_roger_df",
     "lmmcompare.bayesian.priors.default_priors", "lmmcompare.bayesian.model.build_model",
     "lmmcompare.validate.reml_posterior_identity", "lmmcompare.validate.coverage", "lmmcompare.validate.sbc",

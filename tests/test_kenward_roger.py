@@ -21,7 +21,7 @@ from lmmcompare.freq import fit_at_theta, make_devfun
 from lmmcompare.freq.inference import KenwardRoger, kenward_roger, kenward_roger_vcov
 from lmmcompare.freq.inference.kenward_roger import RefitREMLWarning
 from lmmcompare.freq.inference.marginal_inverse import marginal_inverse
-from lmmcompare.freq.relcovar import theta_to_T
+from lmmcompare.core.relcovar import theta_to_T
 
 DATA = pathlib.Path(__file__).parent / "data"
 KR_REFERENCE = json.loads((DATA / "kr_reference.json").read_text())

@@ -9,10 +9,10 @@ import pandas as pd
 from hypothesis import given, settings, strategies as st
 
 from lmmcompare import ModelSpec
-from lmmcompare.freq.blocks import cross_products
-from lmmcompare.freq.factor import objective
-from lmmcompare.freq.gradient import objective_and_gradient
-from lmmcompare.freq.relcovar import apply_lambda, theta_to_T
+from lmmcompare.core.blocks import cross_products
+from lmmcompare.core.factor import objective
+from lmmcompare.core.gradient import objective_and_gradient
+from lmmcompare.core.relcovar import apply_lambda, theta_to_T
 
 
 def brute_force(spec, theta, reml):

@@ -3,7 +3,7 @@
 The dense ``q x q`` marginal of :func:`.model.marginal_loglik` is exact but costs
 ``O(q^3)`` per gradient inside PyTensor; for crossed or many random effects
 (Penicillin, InstEval's 4,114) this Op hands the evaluation to the frequentist
-engine's blocked factor (:func:`lmmcompare.freq.likelihood.loglik`), which returns
+engine's blocked factor (:func:`lmmcompare.core.likelihood.loglik`), which returns
 the value and the gradient in one pass.  PyTensor sees one node with four
 outputs (value and partials); the value's gradient is the partials scaled by
 the output gradient, so a logp-and-gradient evaluation factors ``L(theta)`` once.
@@ -16,9 +16,9 @@ from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-from ..freq.blocks import CrossProducts
-from ..freq.likelihood import loglik
-from ..freq.relcovar import lower_index
+from ..core.blocks import CrossProducts
+from ..core.likelihood import loglik
+from ..core.relcovar import lower_index
 
 
 class BlockedLogLik(Op):
@@ -36,7 +36,7 @@ class BlockedLogLik(Op):
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage):
-        """Value and partials from :func:`lmmcompare.freq.likelihood.loglik`."""
+        """Value and partials from :func:`lmmcompare.core.likelihood.loglik`."""
         beta, sigma, theta = inputs
         result = loglik(self.cp, beta, float(sigma), theta)
         output_storage[0][0] = np.asarray(result.value, dtype="float64")

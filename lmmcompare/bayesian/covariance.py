@@ -1,7 +1,7 @@
 """Each term's covariance ``Sigma_i`` and its level effects ``b_i``, in the centred or noncentred form.
 
 A term's columns are sampled on standardised columns ``X_i A_i`` (``A_i`` from
-:func:`lmmcompare.freq.standardize.column_transforms`; for ``(x | g)`` the
+:func:`lmmcompare.core.standardize.column_transforms`; for ``(x | g)`` the
 intercept moves to the mean of x).  :func:`term_factors` returns two Cholesky
 factors of the same covariance: ``L`` of ``Sigma_i`` and ``L_std`` of
 ``S_i = A_i^{-1} Sigma_i A_i^{-T}``, the covariance of the level effects
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..freq.standardize import is_identity
+from ..core.standardize import is_identity
 from .elementwise import matmul
 from .priors import PriorSet
 

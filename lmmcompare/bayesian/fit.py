@@ -10,6 +10,7 @@ import xarray as xr
 
 from ..arguments import check_bool, check_choice, check_int, check_number, check_seed, shown
 from ..errors import ArgumentError, SamplingWarning
+from ..spec import as_spec
 from .model import build_model
 from .postprocess import (covariance_factors, fixed_effects, linear_predictor, named_posterior,
                           random_effects_marginal, random_effects_noncentered, variance_parameters)
@@ -25,49 +26,18 @@ LAPLACE_MIN_N = 10_000   # init="auto" starts the marginal model from its mode f
 def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
           cores: int | None = None, seed=None, sampler: str = "pymc", parameterization: str = "auto",
           progressbar: bool = True, target_accept: float = 0.9, posterior_predictive: bool = False,
-          log_likelihood: bool = True, init: str = "auto") -> BayesFit:
-    """Fit the Bayesian version of an lme4 model with PyMC.
+          log_likelihood: bool = True, init: str = "auto", reml_fit=None) -> BayesFit:
+    """Sample the Bayesian model of ``formula``: the engine behind :func:`lmmcompare.bayes`.
 
-    Parameters
-    ----------
-    formula : str or ModelSpec
-    data : DataFrame or str, optional
-    priors : dict or PriorSet, optional
-        Overrides of the default priors (see :mod:`lmmcompare.bayesian.priors`);
-        a ``PriorSet`` (e.g. ``fit.priors`` of an earlier fit) is used as it is.
-    draws, tune, chains, cores, seed
-        Passed to the sampler; ``seed`` makes the run reproducible.
-    sampler : {"pymc", "nutpie"}
-        nutpie (numba backend, faster compile-and-sample) when installed.
-    parameterization : {"auto", "noncentered", "centered", "marginal"}
-        How the random effects are sampled; the model and prior are the same.
-        ``auto`` (default) is noncentred (``b_j = L z_j``, as brms and bambi)
-        unless the data pin down the levels of every term, then centred
-        (``b_j ~ N(0, Sigma)`` sampled directly), which removes the inverted
-        funnel of well-informed levels (Penicillin); the choice comes from the
-        REML fit of the same spec (:mod:`.forms`) and is in ``BayesFit.forms``.
-        ``marginal`` integrates the random effects out (see :mod:`.model`) and
-        draws them afterwards from their exact conditional.
-    posterior_predictive : bool
-        Also draw replicated responses into ``idata.posterior_predictive``.
-    log_likelihood : bool
-        Store the pointwise log-likelihood (``idata.log_likelihood``, what
-        :meth:`BayesFit.loo` needs).  It holds chains x draws x n numbers: for
-        large data (InstEval: 73,421 rows) pass False.
-    init : {"auto", "laplace", "jitter+adapt_diag", "adapt_diag", "jitter+adapt_full", "adapt_full"}
-        How NUTS starts (``sampler="pymc"``).  ``"laplace"`` finds the posterior
-        mode and starts from the inverse Hessian there as a dense mass matrix
-        (see :mod:`lmmcompare.bayesian.start`), each chain from its own overdispersed draw; it pays
-        for itself when the posterior is narrow.  ``"auto"`` is ``"laplace"`` for
-        the marginal parameterisation with at least 10,000 rows and PyMC's
-        ``"jitter+adapt_diag"`` otherwise; the other values are PyMC's.
+    Takes the arguments documented there.  ``parameterization="auto"`` needs
+    ``reml_fit``, the REML fit of the same spec, which this engine does not fit
+    (it imports nothing from the frequentist one); :func:`lmmcompare.bayes` and
+    :func:`lmmcompare.fit_both` hand it over.
 
     Returns
     -------
     BayesFit
     """
-    from ..freq.fit import as_spec
-
     if parameterization not in PARAMETERIZATIONS:
         raise ArgumentError(f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, "
                             f"got {shown(parameterization)}")
@@ -90,7 +60,7 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     spec = as_spec(formula, data)
     prior_set = default_priors(spec, priors)
     t0 = time.perf_counter()
-    built = build_model(spec, prior_set, parameterization)
+    built = build_model(spec, prior_set, parameterization, reml_fit=reml_fit)
     import pymc as pm
 
     rng = np.random.default_rng(seed)

@@ -39,8 +39,6 @@ Measured at 4 chains x (1000 + 1000), PyMC's NUTS at target_accept 0.9:
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from scipy import stats
 
@@ -50,21 +48,17 @@ CENTRE_BELOW = 0.25      # largest kappa of a centred model (module docstring)
 SD_LOW_QUANTILE = 0.10   # how far down its uncertainty a term's variance is shrunk
 
 
-def prior_fractions(spec: ModelSpec, fit=None) -> list[float]:
+def prior_fractions(spec: ModelSpec, fit) -> list[float]:
     """Per term, the mean over levels of kappa at the shrunk covariance (inf for a singular term).
 
     Parameters
     ----------
     spec : ModelSpec
-    fit : LmerFit, optional
-        A REML fit of ``spec``; fitted here when not given.
+    fit : LmerFit
+        The REML fit of ``spec`` (the caller fits it: this engine does not
+        import the frequentist one); read through ``term_covariances()`` and
+        ``cond_blocks``.
     """
-    if fit is None:
-        from ..freq.fit import lmer
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # a singular or otherwise flagged fit only steers the choice
-            fit = lmer(spec, reml=True)
     out = []
     for term, Sigma, C in zip(spec.terms, fit.term_covariances(), fit.cond_blocks):
         try:
@@ -87,7 +81,7 @@ def _mean_kappa(Sigma, P) -> float:
     return float(np.mean(np.trace(np.linalg.inv(M), axis1=1, axis2=2)) / p)
 
 
-def term_forms(spec: ModelSpec, fit=None) -> list[str]:
+def term_forms(spec: ModelSpec, fit) -> list[str]:
     """``"centered"`` or ``"noncentered"`` for each term of ``spec``, the same for all (module docstring)."""
     fractions = prior_fractions(spec, fit)
     form = "centered" if fractions and max(fractions) < CENTRE_BELOW else "noncentered"

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..freq.standardize import column_transforms
+from ..core.standardize import column_transforms
+from ..errors import ArgumentError
 from ..spec import ModelSpec
 from .covariance import level_effects, term_factors
 from .elementwise import matvec, vecdot
@@ -70,11 +71,12 @@ def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt):
 
 
 def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "noncentered",
-                shared_response: bool = False, standardized: bool = True) -> BuiltModel:
+                shared_response: bool = False, standardized: bool = True, reml_fit=None) -> BuiltModel:
     """The PyMC model of ``spec`` under ``priors``.
 
     ``parameterization="auto"`` chooses the centred or noncentred form for the
-    model (:func:`.forms.term_forms`, from the REML fit of the spec).  With
+    model (:func:`.forms.term_forms`) from ``reml_fit``, the REML fit of the
+    spec that the caller hands over.  With
     ``shared_response`` the parts that depend on y
     are ``pm.Data`` (``y_obs``, or ``Dty``, ``yty``, ``Zty`` for the marginal
     model), so one compiled model can be refit to new responses
@@ -89,7 +91,10 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     if parameterization == "marginal":
         forms = ()
     elif parameterization == "auto":
-        forms = tuple(term_forms(spec))
+        if reml_fit is None:
+            raise ArgumentError("parameterization='auto' chooses the form from the REML fit of the same spec: "
+                                "pass reml_fit=lmmcompare.lmer(spec), or call lmmcompare.bayes, which fits it")
+        forms = tuple(term_forms(spec, reml_fit))
     else:
         forms = (parameterization,) * len(spec.terms)
     coords = {"obs": np.arange(spec.n)}
@@ -147,7 +152,7 @@ def marginal_data(spec: ModelSpec, slope_index, x_means) -> dict:
     data = {"n": n, "DtD": D.T @ D, "Dty": D.T @ spec.y, "yty": float(spec.y @ spec.y),
             "ZtD": np.asarray(Z.T @ D), "Zty": np.asarray(Z.T @ spec.y).ravel()}
     if _closed_form(spec):
-        from ..freq.blocks import cross_products
+        from ..core.blocks import cross_products
 
         data["A11"] = cross_products(spec).A11   # (levels, p, p) diagonal blocks of Z'Z
     else:
@@ -238,7 +243,7 @@ def _marginal_likelihood(spec, mu_fixed, sigma, factors, slope_index, x_means, p
     coef = ([rv["alpha"]] if "(Intercept)" in spec.fixed_names else []) + \
         [rv[f"beta_{k}"] for k in range(len(slope_index))]
     if uses_blocked_marginal(spec, shared_response):
-        from ..freq.blocks import cross_products
+        from ..core.blocks import cross_products
         from .blocked import blocked_loglik
 
         beta = _spec_order_beta(spec, coef, slope_index, x_means, pt)

@@ -96,9 +96,9 @@ def random_effects_marginal(post, built, fixed, factors, rng, progress=False):
 
 def _blocked_draws(spec, sigma, beta, factors, rng, progress):
     """Every model but one term with p <= 2: one draw per posterior draw through the blocked factor (no dense q x q)."""
-    from ..freq.blocks import cross_products
-    from ..freq.likelihood import conditional_effects
-    from ..freq.relcovar import lower_index
+    from ..core.blocks import cross_products
+    from ..core.likelihood import conditional_effects
+    from ..core.relcovar import lower_index
     from ..progress import Progress
 
     cp = cross_products(spec)

@@ -42,7 +42,7 @@ class Refitter:
     """
 
     def __init__(self, spec, priors=None, parameterization: str = "marginal", target_accept: float = 0.9,
-                 sampler: str = "pymc"):
+                 sampler: str = "pymc", reml_fit=None):
         import pymc as pm
 
         if parameterization not in PARAMETERIZATIONS:
@@ -51,7 +51,8 @@ class Refitter:
         if sampler not in SAMPLERS:
             raise ArgumentError(f"sampler must be one of {', '.join(SAMPLERS)}, got {shown(sampler)}")
         self.spec, self.sampler, self.target_accept = spec, sampler, target_accept
-        self.built = build_model(spec, default_priors(spec, priors), parameterization, shared_response=True)
+        self.built = build_model(spec, default_priors(spec, priors), parameterization, shared_response=True,
+                                 reml_fit=reml_fit)
         with self.built.model, warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             if sampler == "nutpie":

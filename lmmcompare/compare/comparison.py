@@ -149,21 +149,3 @@ class Comparison:
 def compare(lmer_fit, bayes_fit) -> Comparison:
     """Put a frequentist and a Bayesian fit of the same spec side by side."""
     return Comparison(lmer_fit, bayes_fit)
-
-
-def fit_both(formula, data=None, reml: bool = True, **bayes_options) -> Comparison:
-    """Build the spec once, fit it by REML/ML and by PyMC, and compare."""
-    import inspect
-
-    from ..bayesian import bayes
-    from ..freq.fit import as_spec, lmer
-
-    check_bool("reml", reml)
-    accepted = [k for k in inspect.signature(bayes).parameters if k not in ("formula", "data")]
-    for key in bayes_options:
-        if key not in accepted:
-            hint = did_you_mean(key, ["reml"] + accepted)
-            raise ArgumentError(f"unknown keyword argument {key!r} for fit_both{hint} "
-                                f"(it passes {', '.join(accepted)} to bayes, and reml to lmer)")
-    spec = as_spec(formula, data)
-    return Comparison(lmer(spec, reml=reml), bayes(spec, **bayes_options))

@@ -15,17 +15,17 @@ import numpy as np
 
 from ..arguments import check_bool, check_int, check_number, check_options, shown
 from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarning, SingularFitWarning
-from ..spec import ModelSpec
-from .blocks import CrossProducts, cross_products
-from .factor import factorize, objective
-from .gradient import objective_and_gradient
+from ..spec import ModelSpec, as_spec
+from ..core.blocks import CrossProducts, cross_products
+from ..core.factor import factorize, objective
+from ..core.gradient import objective_and_gradient
 from .optimize import OptSummary, gradient_small, optimize_theta, projected_gradient
-from .relcovar import apply_lambda, theta_start
+from ..core.relcovar import apply_lambda, theta_start
 from .result import LmerFit
-from .solve import diagonal_blocks, inverse_blocks, solve_modes
+from ..core.solve import diagonal_blocks, inverse_blocks, solve_modes
 from .start import intercepts_only, moment_start
 from .threads import single_blas_thread
-from .standardize import (column_transforms, is_singular, standardized_spec, theta_from_standardized,
+from ..core.standardize import (column_transforms, is_singular, standardized_spec, theta_from_standardized,
                           theta_to_standardized)
 
 
@@ -81,7 +81,7 @@ def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
 
     Without ``start``: lme4's identity start, taken on the centred and scaled
     random-effects columns when they differ from the model's own (see
-    :mod:`lmmcompare.freq.standardize`), and the optimum polished in lme4's theta;
+    :mod:`lmmcompare.core.standardize`), and the optimum polished in lme4's theta;
     for random intercepts only, the method-of-moments start of
     :mod:`lmmcompare.freq.start` when its objective is lower.  A given
     ``start`` (lme4's theta) is used as it is.  Models with a small trailing
@@ -120,7 +120,7 @@ def _optimize_from_moments(devfun: Devfun, **options) -> OptSummary:
 
 
 def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
-    """Optimise on standardised random-effects columns, then polish in lme4's theta (see :mod:`lmmcompare.freq.standardize`)."""
+    """Optimise on standardised random-effects columns, then polish in lme4's theta (see :mod:`lmmcompare.core.standardize`)."""
     sizes = [t.p for t in devfun.spec.terms]
     inner_spec = standardized_spec(devfun.spec, transforms)
     inner = Devfun(spec=inner_spec, cp=cross_products(inner_spec), reml=devfun.reml)
@@ -135,7 +135,7 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
             polished = optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
         except np.linalg.LinAlgError:
             polished = None
-    if polished is None or not polished.objective < 1e300:  # optimize_theta's stand-in for inf
+    if polished is None or not polished.objective < 1e300 or not _evaluable(devfun, polished.theta):
         raise DataError(f"the {what} cannot be evaluated in the model's own random-effects columns at the "
                         f"optimum found with them centred and scaled ({first.objective:.6f}): "
                         f"{_far_from_zero(devfun.spec)}")
@@ -165,6 +165,14 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
         theta_start=theta_from_standardized(inner.start, transforms, sizes), seconds=first.seconds + polished.seconds)
 
 
+def _evaluable(devfun: Devfun, theta) -> bool:
+    """Whether the criterion at ``theta`` is finite (1e300 is optimize_theta's stand-in for inf)."""
+    try:
+        return bool(devfun(theta) < 1e300)
+    except np.linalg.LinAlgError:
+        return False
+
+
 def _far_from_zero(spec) -> str:
     """The advice of a precision warning: which random-slope covariates to centre."""
     names = sorted({c for t in spec.terms for c in t.columns if c != "(Intercept)"})
@@ -175,7 +183,11 @@ def _far_from_zero(spec) -> str:
 def make_fit(devfun: Devfun, opt: OptSummary, singular_tol: float = 1e-4) -> LmerFit:
     """Build the frozen :class:`~lmmcompare.LmerFit` at the optimum ``opt.theta``."""
     spec, cp, reml = devfun.spec, devfun.cp, devfun.reml
-    f = factorize(cp, opt.theta)
+    try:
+        f = factorize(cp, opt.theta)
+    except np.linalg.LinAlgError:  # rounding decides positive definiteness: precision is gone
+        raise DataError(f"the factor at the optimum is not positive definite to working precision: "
+                        f"{_far_from_zero(spec)}") from None
     u, beta = solve_modes(f)
     levels = [t.n_levels for t in spec.terms]
     b = apply_lambda(u, f.Ts, levels)
@@ -244,14 +256,3 @@ def lmer(formula, data=None, reml: bool = True, start=None, **options) -> LmerFi
     spec = as_spec(formula, data)
     devfun = make_devfun(spec, reml)
     return make_fit(devfun, optimize_lmer(devfun, start=start, **options))
-
-
-def as_spec(formula, data=None) -> ModelSpec:
-    """A ModelSpec from a spec, or from a formula and data."""
-    if isinstance(formula, ModelSpec):
-        if data is not None:
-            raise ArgumentError("pass either a ModelSpec or a formula with data, not a spec with data")
-        return formula
-    if data is None:
-        raise ArgumentError("data is required with a formula: a DataFrame or a shipped dataset name")
-    return ModelSpec.from_formula(formula, data)

@@ -19,7 +19,7 @@ from ..spec import ModelSpec
 from ..spec.checks import prediction_frame
 from ..spec.design import rebuild_design
 from .optimize import OptSummary
-from .relcovar import theta_to_T
+from ..core.relcovar import theta_to_T
 
 
 @dataclass(frozen=True, eq=False)

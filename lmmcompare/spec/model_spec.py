@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError, FormulaError, RankDeficiencyWarning
+from ..errors import ArgumentError, DataError, FormulaError, RankDeficiencyWarning
 from .checks import check_column_values, check_columns, check_frame, complete_rows, response_vector
 from .design import _CONTEXT, Design, GroupingFactor, build_design, quote_names, r_expression
 from .formula import ParsedFormula, parse_formula, variables_of
@@ -298,3 +298,14 @@ def _check_sizes(spec: ModelSpec) -> None:
                 f"number of observations (={spec.n}) <= number of random effects (={t.q}) for term "
                 f"({t.expr} | {t.group}); the random-effects parameters and the residual variance (or scale "
                 "parameter) are probably unidentifiable: simplify the term or use a grouping factor with fewer levels")
+
+
+def as_spec(formula, data=None) -> ModelSpec:
+    """A ModelSpec from a spec, or from a formula and data."""
+    if isinstance(formula, ModelSpec):
+        if data is not None:
+            raise ArgumentError("pass either a ModelSpec or a formula with data, not a spec with data")
+        return formula
+    if data is None:
+        raise ArgumentError("data is required with a formula: a DataFrame or a shipped dataset name")
+    return ModelSpec.from_formula(formula, data)

@@ -18,7 +18,7 @@ equal exactly, not just up to a shift).
 engine's marginal likelihood (:func:`lmmcompare.bayesian.model.marginal_loglik`,
 a PyTensor graph; beta integrated exactly, since the integrand is Gaussian in beta)
 and the right-hand sides from the frequentist engine's blocked factor
-(:func:`lmmcompare.freq.factor.factorize`), so it tests both.
+(:func:`lmmcompare.core.factor.factorize`), so it tests both.
 """
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ from scipy.optimize import minimize_scalar
 
 from ..arguments import shown
 from ..errors import ArgumentError
-from ..freq.factor import LOG_2PI, factorize
-from ..freq.fit import as_spec, make_devfun
-from ..freq.relcovar import theta_to_T
+from ..core.factor import LOG_2PI, factorize
+from ..freq.fit import make_devfun
+from ..spec import as_spec
+from ..core.relcovar import theta_to_T
 from ..spec import ModelSpec
 
 

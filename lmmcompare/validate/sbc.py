@@ -162,7 +162,7 @@ def sbc(spec, data=None, nsim: int = 100, draws: int = 200, tune: int = 500, cha
     SBCResult
     """
     from ..bayesian.priors import default_priors
-    from ..freq.fit import as_spec
+    from ..spec import as_spec
 
     spec = as_spec(spec, data)
     nsim, draws, tune = check_int("nsim", nsim, 2), check_int("draws", draws, 1), check_int("tune", tune, 0)

@@ -19,10 +19,10 @@ from ...progress import Progress
 
 def _params_of(spec, reml, start):
     """Refit ``spec`` and return (sd/cor..., sigma, beta...) without building an LmerFit."""
-    from ..factor import factorize
+    from ...core.factor import factorize
     from ..fit import make_devfun, optimize_lmer
-    from ..relcovar import theta_to_T
-    from ..solve import solve_modes
+    from ...core.relcovar import theta_to_T
+    from ...core.solve import solve_modes
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ...errors import ArgumentError
-from ..relcovar import theta_to_T
+from ...core.relcovar import theta_to_T
 
 MAX_DENSE_ENTRIES = 8000**2  # C^{-1} and Z'SZ as dense blocks: 0.5 GB each at this size
 

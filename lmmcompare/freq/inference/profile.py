@@ -23,9 +23,9 @@ import scipy.optimize
 import scipy.stats
 
 from ...params import sd_cor_from_cov, variance_parameter_names
-from ..factor import LOG_2PI
-from ..gradient import deviance_pieces
-from ..relcovar import lower_index, T_to_theta
+from ...core.factor import LOG_2PI
+from ...core.gradient import deviance_pieces
+from ...core.relcovar import lower_index, T_to_theta
 from .profile_inner import InnerParameters
 from .varpar import fit_cross_products
 

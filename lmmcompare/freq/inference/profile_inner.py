@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..relcovar import lower_index
-from ..standardize import cholesky_psd
+from ...core.relcovar import lower_index
+from ...core.standardize import cholesky_psd
 
 
 class _TermRows:

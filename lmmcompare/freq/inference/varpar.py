@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..factor import LOG_2PI, factorize
+from ...core.factor import LOG_2PI, factorize
 from . import numderiv
 
 
@@ -47,7 +47,7 @@ def fit_cross_products(fit):
     """Cross-products for the fit's spec, computed once per fit."""
     cache = fit.__dict__.setdefault("_inference_cache", {})
     if "cp" not in cache:
-        from ..blocks import cross_products
+        from ...core.blocks import cross_products
 
         cache["cp"] = cross_products(fit.spec)
     return cache["cp"]

@@ -52,7 +52,7 @@ class CrossProducts:
         The blocks hold ``y - X beta_offset`` in place of ``y`` (``beta_offset`` the
         least-squares coefficients of y on X): the criterion and the random effects
         are unchanged, beta is shifted by ``beta_offset`` (added back by
-        :func:`~lmmcompare.freq.solve.solve_modes`), and ``r^2`` no longer loses
+        :func:`~lmmcompare.core.solve.solve_modes`), and ``r^2`` no longer loses
         digits to ``y'y`` when y has a large mean (``y -> a y + b`` invariance).
     """
 

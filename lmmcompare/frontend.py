@@ -1,0 +1,115 @@
+"""The fit functions a user calls, which hand one engine's result to the other.
+
+The engines are siblings: :mod:`lmmcompare.bayesian` imports nothing from
+:mod:`lmmcompare.freq`.  Where the Bayesian fit reads a frequentist one (the
+``parameterization="auto"`` choice reads the REML fit of the same spec), it is
+fitted here, in the open, and handed over:
+
+* :func:`bayes` fits the REML model first only when ``auto`` needs it and no
+  ``reml_fit`` is given;
+* :func:`fit_both` builds the spec once and optimises once: its own REML fit is
+  the one ``auto`` reads (an ML comparison, ``reml=False``, still chooses from a
+  REML fit, fitted for that purpose, so the choice does not depend on ``reml``).
+
+PyMC is imported only when a Bayesian fit is made.
+"""
+from __future__ import annotations
+
+import inspect
+import warnings
+
+from .arguments import check_bool, did_you_mean
+from .compare import Comparison
+from .errors import ArgumentError
+from .freq import lmer
+from .spec import as_spec
+
+
+def _reml_fit_for_auto(spec, bayes_options, fit=None):
+    """The REML fit the ``auto`` choice reads: ``fit`` when it is one, else fitted here (warnings kept quiet:
+    a singular or flagged fit only steers the choice of form)."""
+    if bayes_options.get("parameterization", "auto") != "auto" or bayes_options.get("reml_fit") is not None:
+        return bayes_options.get("reml_fit")
+    if fit is not None and fit.reml:
+        return fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lmer(spec, reml=True)
+
+
+def _check_keywords(function: str, options: dict, accepted: list[str], extra: str = "") -> None:
+    """Unknown keywords are a typed error that suggests the one meant (``REML`` -> ``reml``)."""
+    for key in options:
+        if key not in accepted:
+            hint = did_you_mean(key, accepted)
+            raise ArgumentError(f"unknown keyword argument {key!r} for {function}{hint} "
+                                f"(it takes {', '.join(accepted)}{extra})")
+
+
+def bayes(formula, data=None, **options):
+    """Fit the Bayesian version of an lme4 model with PyMC.
+
+    Parameters
+    ----------
+    formula : str or ModelSpec
+    data : DataFrame or str, optional
+    priors : dict or PriorSet, optional
+        Overrides of the default priors (see :mod:`lmmcompare.bayesian.priors`);
+        a ``PriorSet`` (e.g. ``fit.priors`` of an earlier fit) is used as it is.
+    draws, tune, chains, cores, seed
+        Passed to the sampler; ``seed`` makes the run reproducible.
+    sampler : {"pymc", "nutpie"}
+        nutpie (numba backend, faster compile-and-sample) when installed.
+    parameterization : {"auto", "noncentered", "centered", "marginal"}
+        How the random effects are sampled; the model and prior are the same.
+        ``auto`` (default) is noncentred (``b_j = L z_j``, as brms and bambi)
+        unless the data pin down the levels of every term, then centred
+        (``b_j ~ N(0, Sigma)`` sampled directly), which removes the inverted
+        funnel of well-informed levels (Penicillin); the choice comes from the
+        REML fit of the same spec (:mod:`lmmcompare.bayesian.forms`) and is in ``BayesFit.forms``.
+        ``marginal`` integrates the random effects out (see :mod:`lmmcompare.bayesian.model`) and
+        draws them afterwards from their exact conditional.
+    posterior_predictive : bool
+        Also draw replicated responses into ``idata.posterior_predictive``.
+    log_likelihood : bool
+        Store the pointwise log-likelihood (``idata.log_likelihood``, what
+        :meth:`BayesFit.loo` needs).  It holds chains x draws x n numbers: for
+        large data (InstEval: 73,421 rows) pass False.
+    init : {"auto", "laplace", "jitter+adapt_diag", "adapt_diag", "jitter+adapt_full", "adapt_full"}
+        How NUTS starts (``sampler="pymc"``).  ``"laplace"`` finds the posterior
+        mode and starts from the inverse Hessian there as a dense mass matrix
+        (see :mod:`lmmcompare.bayesian.start`), each chain from its own overdispersed draw; it pays
+        for itself when the posterior is narrow.  ``"auto"`` is ``"laplace"`` for
+        the marginal parameterisation with at least 10,000 rows and PyMC's
+        ``"jitter+adapt_diag"`` otherwise; the other values are PyMC's.
+    reml_fit : LmerFit, optional
+        The REML fit of the same spec, from which ``parameterization="auto"``
+        chooses the form; fitted here first when ``auto`` needs it and it is
+        not given (:func:`fit_both` hands over its own).
+
+    Returns
+    -------
+    BayesFit
+    """
+    from .bayesian.fit import bayes as sample
+
+    _check_keywords("bayes", options, [k for k in inspect.signature(sample).parameters if k not in ("formula", "data")])
+    spec = as_spec(formula, data)
+    return sample(spec, **{**options, "reml_fit": _reml_fit_for_auto(spec, options)})
+
+
+def fit_both(formula, data=None, reml: bool = True, **bayes_options) -> Comparison:
+    """Build the spec once, fit it by REML/ML and by PyMC, and compare.
+
+    The frequentist model is optimised once: with ``reml=True`` (the default)
+    its fit is also the one the Bayesian ``auto`` choice reads.
+    """
+    from .bayesian.fit import bayes as sample
+
+    check_bool("reml", reml)
+    accepted = [k for k in inspect.signature(sample).parameters if k not in ("formula", "data", "reml_fit")]
+    _check_keywords("fit_both", bayes_options, ["reml"] + accepted, ": reml goes to lmer, the others to bayes")
+    spec = as_spec(formula, data)
+    freq_fit = lmer(spec, reml=reml)
+    reml_fit = _reml_fit_for_auto(spec, bayes_options, freq_fit)
+    return Comparison(freq_fit, sample(spec, **bayes_options, reml_fit=reml_fit))
