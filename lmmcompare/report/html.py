@@ -18,7 +18,7 @@ th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
 """
 
 
-def _figure_html(fig, alt: str) -> str:
+def figure_html(fig, alt: str) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -29,7 +29,7 @@ def _figure_html(fig, alt: str) -> str:
            f"<figcaption>{html.escape(alt)}</figcaption></figure>"
 
 
-def _table_html(frame, float_format="{:.4g}") -> str:
+def table_html(frame, float_format="{:.4g}") -> str:
     return frame.to_html(float_format=lambda v: float_format.format(v), na_rep="", border=0, escape=True)
 
 
@@ -82,7 +82,7 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
     parts.append(f"<li>Bayesian: {cmp.bayes.sampled_as} parameterisation, {cmp.bayes.sampler} sampler, "
                  f"{post.sizes['chain']} chains x {post.sizes['draw']} draws, {cmp.bayes.seconds:.1f} s</li></ul>")
     parts.append(f"<h2>Side by side ({int(level * 100)}% intervals; frequentist: {html.escape(ci)})</h2>")
-    parts.append(_table_html(table[TABLE_COLUMNS]))
+    parts.append(table_html(table[TABLE_COLUMNS]))
     parts.append("<h2>Flags</h2>")
     if flags:
         parts.append("<ul>" + "".join(f"<li><span class='flag'>{html.escape(f)}</span> on <code>{html.escape(n)}"
@@ -90,18 +90,18 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
     else:
         parts.append("<p>No flags: estimates, intervals and posteriors agree on every parameter.</p>")
     parts.append("<h2>Figures</h2>")
-    parts.append(_figure_html(forest_plot(cmp, ci, level), "Frequentist and Bayesian intervals per parameter"))
-    parts.append(_figure_html(caterpillar_plot(cmp), "Random effects: conditional modes and posterior means"))
-    parts.append(_figure_html(shrinkage_plot(cmp), "Shrinkage of per-group estimates"))
-    parts.append(_figure_html(ppc_plot(cmp, seed=0), "Posterior predictive density check"))
+    parts.append(figure_html(forest_plot(cmp, ci, level), "Frequentist and Bayesian intervals per parameter"))
+    parts.append(figure_html(caterpillar_plot(cmp), "Random effects: conditional modes and posterior means"))
+    parts.append(figure_html(shrinkage_plot(cmp), "Shrinkage of per-group estimates"))
+    parts.append(figure_html(ppc_plot(cmp, seed=0), "Posterior predictive density check"))
     if ci == "profile":
-        parts.append(_figure_html(plot_profile(cmp.freq.profile(level=level), level), "Profile zeta plots"))
-    parts.append(_figure_html(trace_plot(cmp.bayes), "Trace plots"))
+        parts.append(figure_html(plot_profile(cmp.freq.profile(level=level), level), "Profile zeta plots"))
+    parts.append(figure_html(trace_plot(cmp.bayes), "Trace plots"))
     parts.append("<h2>Diagnostics and checks</h2>")
     diag = cmp.bayes.diagnostics()
     parts.append(f"<p>Divergent transitions: {diag.attrs.get('divergences', 0)}.</p>")
-    parts.append(_table_html(diag))
-    parts.append("<h3>Posterior predictive test statistics</h3>" + _table_html(cmp.ppc(seed=0)))
+    parts.append(table_html(diag))
+    parts.append("<h3>Posterior predictive test statistics</h3>" + table_html(cmp.ppc(seed=0)))
     parts.append("<h3>Model fit</h3>" + cmp.fit_statistics().to_html(na_rep="", border=0))
     parts.append("<h3>Priors</h3>" + cmp.bayes.prior_summary().to_html(index=False, border=0))
     parts += [study.html_section() for study in studies]

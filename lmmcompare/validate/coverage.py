@@ -177,13 +177,13 @@ class CoverageResult:
 
     def html_section(self) -> str:
         """An HTML section (table, plot, findings) for :func:`lmmcompare.report.write_report`."""
-        from ..report.html import _figure_html, _table_html
+        from ..report.html import figure_html, table_html
 
         s = self.settings
         return (f"<h2>Coverage study</h2><p>{s.get('nsim')} data sets simulated from the fit of "
                 f"<code>{s.get('formula')}</code>, seed {s.get('seed')}, nominal level {s.get('level')}.</p>"
                 + "".join(f"<p>{line}</p>" for line in self.summary_text().splitlines())
-                + _table_html(self.table()) + _figure_html(self.plot(), "coverage by parameter and method"))
+                + table_html(self.table()) + figure_html(self.plot(), "coverage by parameter and method"))
 
     def report(self, path) -> str:
         """Write a self-contained HTML page with :meth:`html_section`; returns the path."""

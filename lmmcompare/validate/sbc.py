@@ -103,7 +103,7 @@ class SBCResult:
 
     def html_section(self) -> str:
         """An HTML section (uniformity table, rank histograms) for reports."""
-        from ..report.html import _figure_html, _table_html
+        from ..report.html import figure_html, table_html
 
         table = self.uniformity()
         worst = table["p_value"].min()
@@ -112,8 +112,8 @@ class SBCResult:
         return (f"<h2>Simulation-based calibration</h2><p>{len(self.ranks)} data sets from the prior predictive "
                 f"of <code>{self.settings.get('formula')}</code> (seed {self.settings.get('seed')}), each fit "
                 f"by the {self.settings.get('parameterization')} model; {int(self.divergences.sum())} divergent "
-                f"transitions in all; {verdict}.</p>" + _table_html(table)
-                + _figure_html(self.plot(), "SBC rank histograms"))
+                f"transitions in all; {verdict}.</p>" + table_html(table)
+                + figure_html(self.plot(), "SBC rank histograms"))
 
     def report(self, path) -> str:
         """Write a self-contained HTML page with :meth:`html_section`; returns the path."""
