@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 
+import pandas as pd
+
+from .arguments import check_int
+from .compare import compare
+from .datasets import describe_dataset, list_datasets, load_dataset
 from .errors import LmmError
+from .freq import lmer
+from .frontend import bayes
+from .spec import ModelSpec
 from .spec.formula_checks import plain_text
 
 
 def _load(data: str):
-    import os
 
-    import pandas as pd
 
-    from .datasets import list_datasets, load_dataset
 
     if data in list_datasets():
         return load_dataset(data), data
@@ -43,7 +49,6 @@ def _separator(frame) -> str | None:
 
 def _read_separated(path: str, sep: str):
     """Read a ``sep``-separated file, with decimal commas when that gives more numeric columns (R's read.csv2)."""
-    import pandas as pd
 
     frame, decimal = pd.read_csv(path, sep=sep), ""
     if sep == ";":
@@ -58,9 +63,7 @@ def _read_separated(path: str, sep: str):
 
 def _check_flags(args) -> None:
     """Every flag of ``compare`` is checked before any data is read or model fitted."""
-    import os
 
-    from .arguments import check_int
 
     check_int("--draws", args.draws, 1)
     check_int("--tune", args.tune, 0)
@@ -107,13 +110,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "datasets":
-            from .datasets import describe_dataset, list_datasets
 
             for name in list_datasets():
                 print(f"{name:12s} {describe_dataset(name)}")
             return 0
-        from .freq import lmer
-        from .spec import ModelSpec
 
         if args.command == "compare":
             _check_flags(args)
@@ -123,8 +123,6 @@ def main(argv=None) -> int:
         if args.command == "fit":
             print(lmer(spec, reml=not args.ml).summary())
             return 0
-        from .compare import compare
-        from .frontend import bayes
 
         print(f"fitting {args.formula} by {'ML' if args.ml else 'REML'} ...", file=sys.stderr)
         freq = lmer(spec, reml=not args.ml)

@@ -6,11 +6,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..arguments import check_bool, check_choice, check_level, check_seed, did_you_mean
+from ..arguments import check_choice, check_level, check_seed
 from ..errors import ArgumentError
+from ..freq.inference.confint import METHODS
+from ..freq.result import LmerFit
+from ..report.html import write_report
+from ..report.markdown import comparison_markdown
 from .checks import fit_statistics, ppc_statistics
 from .matching import spec_difference
-from .table import comparison_table
+from .table import FLAG_TEXT, comparison_table
 
 
 @dataclass(eq=False)
@@ -28,7 +32,6 @@ class Comparison:
 
     def __post_init__(self):
         from ..bayesian.result import BayesFit
-        from ..freq.result import LmerFit
 
         if not isinstance(self.freq, LmerFit) or not isinstance(self.bayes, BayesFit):
             raise ArgumentError("compare(lmer_fit, bayes_fit) takes an LmerFit and a BayesFit, in that order")
@@ -50,7 +53,6 @@ class Comparison:
         ``nsim`` and ``seed`` matter to ``boot`` only; a ``Generator`` seed gives new draws every
         call, so its intervals are not kept.
         """
-        from ..freq.inference.confint import METHODS
 
         ci = check_choice("ci", ci.lower() if isinstance(ci, str) else ci, METHODS)
         check_level("level", level)
@@ -117,7 +119,6 @@ class Comparison:
 
     def flags(self, ci: str = "profile", level: float = 0.95, **options) -> list[tuple[str, str, str]]:
         """``(parameter, flag, explanation)`` for every flag in the table (``options`` as :meth:`table`)."""
-        from .table import FLAG_TEXT
 
         out = []
         for name, flag in self.table(ci, level, **options)["flag"].items():
@@ -127,7 +128,6 @@ class Comparison:
 
     def to_markdown(self, ci: str = "profile", level: float = 0.95, **options) -> str:
         """The table and flags as GitHub-flavoured Markdown (``options`` as :meth:`table`)."""
-        from ..report.markdown import comparison_markdown
 
         return comparison_markdown(self, ci, level, **options)
 
@@ -137,7 +137,6 @@ class Comparison:
         ``studies``: results of :func:`lmmcompare.validate.coverage` or
         :func:`lmmcompare.validate.sbc` to include as sections of the report.
         """
-        from ..report.html import write_report
 
         studies = tuple(studies)
         bad = [type(s).__name__ for s in studies if not hasattr(s, "html_section")]

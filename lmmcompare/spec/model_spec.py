@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..datasets import load_dataset
 from ..errors import ArgumentError, DataError, FormulaError, RankDeficiencyWarning
 from .checks import check_column_values, check_columns, check_frame, complete_rows, response_vector
 from .design import _CONTEXT, Design, GroupingFactor, build_design, quote_names, r_expression
@@ -146,7 +147,6 @@ class ModelSpec:
         """
         data_name = data if isinstance(data, str) else None
         if isinstance(data, str):
-            from ..datasets import load_dataset
 
             data = load_dataset(data)
         check_frame(data)

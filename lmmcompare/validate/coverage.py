@@ -10,6 +10,7 @@ backend, and after being interrupted and resumed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -21,7 +22,10 @@ import pandas as pd
 
 from ..arguments import check_bool, check_int, check_level, check_n_jobs, check_seed, shown
 from ..errors import ArgumentError
+from ..freq import lmer
+from ..freq.result import LmerFit
 from ..progress import Progress
+from ..report.html import figure_html, standalone_page, table_html
 
 METHODS = ("wald", "profile", "boot", "bayes")
 BAYES_DEFAULTS = {"parameterization": "marginal", "draws": 500, "tune": 500, "chains": 2}
@@ -44,7 +48,6 @@ _REFITTERS: dict = {}   # per process: compiled Bayesian models, reused by every
 
 def _refitter(spec, bayes_options):
     """The study's compiled Bayesian model (priors scaled to the fitted data, fixed over replicates)."""
-    import hashlib
 
     from ..bayesian.refit import Refitter
 
@@ -69,7 +72,6 @@ def _intervals(refit, spec, original, method, level, boot_nsim, bayes_options, s
 
 
 def _replicate(fit, r, seed, methods, level, boot_nsim, bayes_options, directory):
-    from ..freq import lmer
 
     sim_seed, boot_seed, bayes_seed = (int(s.generate_state(1)[0]) for s in seed.spawn(3))
     truth = pd.concat([fit.variance_parameters(), fit.fixef])
@@ -177,7 +179,6 @@ class CoverageResult:
 
     def html_section(self) -> str:
         """An HTML section (table, plot, findings) for :func:`lmmcompare.report.write_report`."""
-        from ..report.html import figure_html, table_html
 
         s = self.settings
         return (f"<h2>Coverage study</h2><p>{s.get('nsim')} data sets simulated from the fit of "
@@ -187,7 +188,6 @@ class CoverageResult:
 
     def report(self, path) -> str:
         """Write a self-contained HTML page with :meth:`html_section`; returns the path."""
-        from ..report.html import standalone_page
 
         return standalone_page(path, f"Coverage: {self.settings.get('formula')}", self.html_section())
 
@@ -234,7 +234,6 @@ def coverage(fit, nsim: int = 200, methods=METHODS, level: float = 0.95, seed=No
     -------
     CoverageResult
     """
-    from ..freq.result import LmerFit
 
     if not isinstance(fit, LmerFit):
         raise ArgumentError(f"fit must be an LmerFit (from lmmcompare.lmer), got {type(fit).__name__}")

@@ -27,12 +27,12 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 from ..arguments import shown
-from ..errors import ArgumentError
 from ..core.factor import LOG_2PI, factorize
-from ..freq.fit import make_devfun
-from ..spec import as_spec
 from ..core.relcovar import theta_to_T
-from ..spec import ModelSpec
+from ..errors import ArgumentError
+from ..freq import lmer
+from ..freq.fit import make_devfun
+from ..spec import ModelSpec, as_spec
 
 
 class _PosteriorSide:
@@ -75,7 +75,6 @@ class _PosteriorSide:
 
 
 def _default_thetas(spec: ModelSpec, seed) -> list[np.ndarray]:
-    from ..freq import lmer
 
     theta_hat = lmer(spec, reml=True).theta
     rng = np.random.default_rng(seed)

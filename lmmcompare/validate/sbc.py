@@ -19,6 +19,8 @@ from ..arguments import check_bool, check_int, check_n_jobs, check_seed, shown
 from ..errors import ArgumentError
 from ..params import variance_parameter_names
 from ..progress import Progress
+from ..report.html import figure_html, standalone_page, table_html
+from ..spec import as_spec
 from .coverage import _quiet_pymc, _refitter
 
 
@@ -103,7 +105,6 @@ class SBCResult:
 
     def html_section(self) -> str:
         """An HTML section (uniformity table, rank histograms) for reports."""
-        from ..report.html import figure_html, table_html
 
         table = self.uniformity()
         worst = table["p_value"].min()
@@ -117,7 +118,6 @@ class SBCResult:
 
     def report(self, path) -> str:
         """Write a self-contained HTML page with :meth:`html_section`; returns the path."""
-        from ..report.html import standalone_page
 
         return standalone_page(path, f"SBC: {self.settings.get('formula')}", self.html_section())
 
@@ -162,7 +162,6 @@ def sbc(spec, data=None, nsim: int = 100, draws: int = 200, tune: int = 500, cha
     SBCResult
     """
     from ..bayesian.priors import default_priors
-    from ..spec import as_spec
 
     spec = as_spec(spec, data)
     nsim, draws, tune = check_int("nsim", nsim, 2), check_int("draws", draws, 1), check_int("tune", tune, 0)
