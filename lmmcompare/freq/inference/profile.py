@@ -15,6 +15,7 @@ and Brent's method on the profile itself, not on an interpolating spline).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,12 +23,15 @@ import pandas as pd
 import scipy.optimize
 import scipy.stats
 
+from ...arguments import check_level, shown
+from ...errors import ArgumentError
 from ...params import sd_cor_from_cov, variance_parameter_names
 from ...core.factor import LOG_2PI
+from ...core.blocks import Workspace
 from ...core.gradient import deviance_pieces
 from ...core.relcovar import lower_index, T_to_theta
+from ..fit import make_devfun, optimize_lmer
 from .profile_inner import InnerParameters
-from .varpar import fit_cross_products
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ class _VarianceScale:
 
     def __init__(self, fit_ml):
         self.fit = fit_ml
-        self.cp = fit_cross_products(fit_ml)
+        self.cp = fit_ml.cp
+        self.workspace = Workspace(self.cp.m)
         self.sizes = [t.p for t in fit_ml.spec.terms]
 
     def to_theta(self, s):
@@ -148,7 +153,7 @@ class _VarianceScale:
         if theta is None:
             return bad
         try:
-            f, dlogdet, dr2 = deviance_pieces(self.cp, theta, include_X=False)
+            f, dlogdet, dr2 = deviance_pieces(self.cp, theta, include_X=False, workspace=self.workspace)
         except np.linalg.LinAlgError:
             return bad
         sigma = s[-1]
@@ -267,16 +272,12 @@ def profile(fit, which=None, level: float = 0.95, progress=None) -> Profile:
     progress : callable, optional
         Called with (done, total) after each parameter.
     """
-    from ...arguments import check_level, shown
-    from ...errors import ArgumentError
-    from ..fit import lmer
-
     check_level("level", level)
     if isinstance(which, str):
         which = [which]
     elif which is not None and (not hasattr(which, "__iter__") or not all(isinstance(w, str) for w in which)):
         raise ArgumentError(f"which must be None, a parameter name or a list of parameter names, got {shown(which)}")
-    fit_ml = fit if not fit.reml else lmer(fit.spec, reml=False)
+    fit_ml = fit.by_criterion(reml=False)
     scale = _VarianceScale(fit_ml)
     s_hat = scale.from_fit()
     base = scale.deviance(s_hat)
@@ -392,10 +393,6 @@ def _variance_zeta(scale, s_hat, i, base, lo, hi):
 
 def _fixed_zeta(fit_ml, j, base):
     """zeta for beta_j: move X_j beta_j into the response, drop column j, refit by ML."""
-    import warnings
-
-    from ..fit import make_devfun, optimize_lmer
-
     spec = fit_ml.spec
     keep = tuple(c for k, c in enumerate(spec.keep_fixed) if k != j)
     Xj = spec.X[:, j]
