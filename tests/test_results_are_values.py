@@ -1,6 +1,7 @@
 """Results are values: what a fit, a spec or the cross-products return never depends on
 what was computed before, and nothing recomputes what a fit already holds (issue 17)."""
 import dataclasses
+import importlib
 import threading
 
 import numpy as np
@@ -15,7 +16,10 @@ from lmmcompare.core.factor import factorize, objective
 from lmmcompare.core.gradient import deviance_pieces, objective_and_gradient
 from lmmcompare.freq import fit as fit_module
 from lmmcompare.freq import make_devfun
+
 from lmmcompare.freq.inference.kenward_roger import RefitREMLWarning
+
+profile_module = importlib.import_module("lmmcompare.freq.inference.profile")  # the name profile is the function
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 CROSSED = "diameter ~ 1 + (1 | plate) + (1 | sample)"
@@ -118,3 +122,23 @@ def test_spec_Z_is_built_once_and_is_the_stacked_terms():
     assert spec.Z is spec.Z and spec.terms[0].Z is spec.terms[0].Z
     expected = sp.hstack([t.Z for t in spec.terms], format="csc")
     assert (spec.Z != expected).nnz == 0 and spec.Z.shape == (spec.n, spec.q)
+
+
+def test_a_profile_is_made_once_per_fit_and_level_and_each_call_gets_its_own_copy(monkeypatch):
+    """A report's profile intervals and profile plots share one profile (issue 17: it profiled twice)."""
+    fit = lc.lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+    first = fit.profile()
+    traced = []
+    real = profile_module._trace
+    monkeypatch.setattr(profile_module, "_trace", lambda *a, **k: traced.append(1) or real(*a, **k))
+    intervals = fit.confint(progress=False)
+    second = fit.profile()
+    assert traced == []
+    pd.testing.assert_frame_equal(intervals[["lower", "upper"]], first.confint(0.95).loc[intervals.index],
+                                  check_exact=True, check_names=False)
+    for name, trace in first.traces.items():
+        pd.testing.assert_frame_equal(second.traces[name], trace, check_exact=True)
+        trace.iloc[:] = 0.0   # a caller's edit reaches neither the kept profile nor later calls
+    assert not (fit.profile().traces["sigma"]["value"] == 0).all()
+    fit.profile(level=0.9)
+    assert traced   # another level is another profile

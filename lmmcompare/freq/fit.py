@@ -17,7 +17,7 @@ import numpy as np
 
 from ..arguments import check_bool, check_int, check_number, check_options, shown
 from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarning
-from ..spec import ModelSpec, as_spec
+from ..spec import ModelSpec
 from ..core.blocks import CrossProducts, Workspace, cross_products
 from ..core.factor import objective
 from ..core.gradient import objective_and_gradient
