@@ -115,6 +115,19 @@ def test_loo_and_posterior_predictive(sleep_nc):
     assert abs(float(yrep.std()) / np.std(sleep_nc.spec.y) - 1) < 0.2
 
 
+def test_posterior_predictive_leaves_the_fit_as_it_was(sleep_nc):
+    """Drawn replicates are returned, not written into the fit's idata: the fit is a value,
+    and each call draws from its own seed, ``y_rep = X beta + Z b + sigma e``."""
+    groups = list(sleep_nc.idata.groups())
+    yrep = sleep_nc.posterior_predictive(seed=11)
+    assert list(sleep_nc.idata.groups()) == groups
+    e = np.random.default_rng(11).standard_normal(yrep.shape)
+    expected = sleep_nc.linear_predictor() + sleep_nc.idata.posterior["sigma"].values[..., None] * e
+    np.testing.assert_allclose(yrep.values, expected, rtol=1e-12)
+    np.testing.assert_array_equal(sleep_nc.posterior_predictive(seed=11).values, yrep.values)
+    assert not np.array_equal(sleep_nc.posterior_predictive(seed=12).values, yrep.values)
+
+
 def test_default_priors_are_scaled_to_the_data_and_overridable():
     spec = lc.ModelSpec.from_formula(SLEEP, "sleepstudy")
     sy = float(np.std(spec.y, ddof=1))

@@ -89,7 +89,13 @@ class BayesFit:
         return self.priors.table()
 
     def posterior_predictive(self, seed=None) -> xr.DataArray:
-        """Replicated responses ``y_rep`` (chain, draw, obs), drawn if not stored yet."""
+        """Replicated responses ``y_rep`` (chain, draw, obs).
+
+        The ones stored in ``idata.posterior_predictive`` when the fit drew them
+        (``bayes(..., posterior_predictive=True)``); otherwise drawn here from
+        ``seed``, ``y_rep = X beta + Z b + sigma e`` per draw, and returned without
+        being stored: a result is a value, and no call changes what it holds.
+        """
         check_seed("seed", seed)
         if "posterior_predictive" in self.idata.groups():
             return self.idata.posterior_predictive["y"]
@@ -100,7 +106,6 @@ class BayesFit:
         da = xr.DataArray(yrep, dims=("chain", "draw", "obs"),
                           coords={"chain": self.idata.posterior.chain.values,
                                   "draw": self.idata.posterior.draw.values, "obs": np.arange(self.spec.n)})
-        self.idata.add_groups(posterior_predictive=xr.Dataset({"y": da}))
         return da
 
     def linear_predictor(self) -> np.ndarray:

@@ -14,6 +14,7 @@ sparse-sparse product per evaluation.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -31,9 +32,14 @@ from ..spec import ModelSpec
 DENSE_LIMIT = 6_000  # largest m for which the trailing block is stored dense
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class CrossProducts:
     """Blocks of ``[Z X y]'[Z X y]`` in the layout the blocked Cholesky uses.
+
+    Immutable and shareable (between a devfun, its fit and threads): the
+    derived blocks below are cached once (``cached_property``, pure functions
+    of the fields), and the scratch arrays of evaluations live in a separate
+    :class:`Workspace`.
 
     Attributes
     ----------
@@ -75,13 +81,6 @@ class CrossProducts:
         """Size of the dense trailing block: later terms' random effects, then X, then y."""
         return self.A22.shape[0]
 
-    def workspace(self, slot: int) -> np.ndarray:
-        """A reusable ``m x m`` scratch array (objective evaluations reuse, never keep, it)."""
-        buffers = self.__dict__.setdefault("_workspaces", {})
-        if slot not in buffers:
-            buffers[slot] = np.empty((self.m, self.m))
-        return buffers[slot]
-
     @cached_property
     def A22_lower(self) -> np.ndarray:
         return np.tril(self.A22)
@@ -113,6 +112,31 @@ class CrossProducts:
     def zty_first(self) -> np.ndarray:
         """``Z_1' y``."""
         return self.A21[-1].toarray().ravel()
+
+
+class Workspace:
+    """Scratch ``m x m`` arrays that objective evaluations reuse, one set per thread.
+
+    Kept apart from the immutable :class:`CrossProducts`: a factor built in a
+    workspace buffer is valid until the next evaluation with the same workspace
+    in the same thread, and never escapes an evaluation that returns numbers.
+    Threads sharing one workspace each get their own buffers, so an objective
+    holding one is re-entrant across threads.  Pickles as its size only.
+    """
+
+    def __init__(self, m: int):
+        self.m = int(m)
+        self._local = threading.local()
+
+    def buffer(self, slot: int) -> np.ndarray:
+        """The calling thread's ``m x m`` array number ``slot`` (allocated on first use)."""
+        buffers = self._local.__dict__.setdefault("buffers", {})
+        if slot not in buffers:
+            buffers[slot] = np.empty((self.m, self.m))
+        return buffers[slot]
+
+    def __reduce__(self):
+        return Workspace, (self.m,)
 
 
 def _first_block_diagonal(X1: np.ndarray, codes: np.ndarray, l1: int) -> np.ndarray:

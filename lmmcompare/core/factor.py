@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from .blocks import CrossProducts, csr_matvec
+from .blocks import CrossProducts, Workspace, csr_matvec
 from .relcovar import scale_rows_cols, theta_to_T
 
 LOG_2PI = np.log(2 * np.pi)
@@ -149,9 +149,12 @@ def factorize(cp: CrossProducts, theta: np.ndarray, workspace: np.ndarray | None
     return BlockedFactor(theta=theta, Ts=Ts, L11=L11, D1=D1, M1_inv=M1_inv, L22=L22, cp=cp)
 
 
-def objective(cp: CrossProducts, theta: np.ndarray, reml: bool) -> float:
-    """Profiled deviance (ML) or REML criterion at ``theta``; ``inf`` where L fails."""
+def objective(cp: CrossProducts, theta: np.ndarray, reml: bool, workspace: Workspace | None = None) -> float:
+    """Profiled deviance (ML) or REML criterion at ``theta``; ``inf`` where L fails.
+
+    ``workspace`` lends the scratch array (fresh arrays without it).
+    """
     try:
-        return factorize(cp, theta, cp.workspace(0)).objective(reml)
+        return factorize(cp, theta, None if workspace is None else workspace.buffer(0)).objective(reml)
     except np.linalg.LinAlgError:
         return np.inf

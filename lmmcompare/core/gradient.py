@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .blocks import CrossProducts
+from .blocks import CrossProducts, Workspace
 from .factor import factorize
 from .relcovar import apply_lambda, lower_index
 from .solve import diagonal_blocks, inverse_blocks, solve_modes
@@ -50,16 +50,17 @@ def _sum_blocks(Q: np.ndarray) -> np.ndarray:
     return total[cols, rows]
 
 
-def logdet_gradient(f, include_X: bool, workspaces: bool = True):
+def logdet_gradient(f, include_X: bool, workspaces: Workspace | None = None):
     """``(d logdet / d theta, fallback)`` at the factor ``f``.
 
     ``logdet`` is ``log|L_theta|^2`` (plus ``log|L_X|^2`` with ``include_X``, REML).
     ``fallback`` lists the components of later terms with a (near) zero diagonal
-    in ``T_i``, left at 0 here: the caller differences them.  ``workspaces=False``
-    allocates fresh scratch arrays (safe when threads share ``f.cp``).
+    in ``T_i``, left at 0 here: the caller differences them.  ``workspaces`` (a
+    :class:`~lmmcompare.core.blocks.Workspace`) lends two scratch arrays; without
+    it (None or False) fresh ones are allocated.
     """
     cp = f.cp
-    scratch = (cp.workspace(1), cp.workspace(2)) if workspaces else None
+    scratch = (workspaces.buffer(1), workspaces.buffer(2)) if workspaces else None
     _, H, Y = inverse_blocks(f, include_X=include_X, workspace=scratch)
     Ts = f.Ts
     # first term: stable form of Q_j
@@ -108,17 +109,18 @@ def rss_gradient(f, u: np.ndarray, beta: np.ndarray) -> np.ndarray:
     return np.concatenate(dr2)
 
 
-def deviance_pieces(cp: CrossProducts, theta: np.ndarray, include_X: bool):
+def deviance_pieces(cp: CrossProducts, theta: np.ndarray, include_X: bool, workspace: Workspace | None = None):
     """``(f, d logdet, d r^2)``: the factor and the theta-gradients of its two pieces.
 
     ``logdet`` is ``log|L_theta|^2`` (plus ``log|L_X|^2`` with ``include_X``, REML)
     and ``r^2`` the penalised residual sum of squares; every profiled criterion
-    is built from these two.  Raises ``LinAlgError`` where L fails.
+    is built from these two.  Raises ``LinAlgError`` where L fails.  With a
+    ``workspace`` the factor lives in its buffer: use it before the next evaluation.
     """
     theta = np.asarray(theta, dtype=float)
-    f = factorize(cp, theta, cp.workspace(0))
+    f = factorize(cp, theta, None if workspace is None else workspace.buffer(0))
     u, beta = solve_modes(f)
-    dlogdet, fallback = logdet_gradient(f, include_X)
+    dlogdet, fallback = logdet_gradient(f, include_X, workspace)
     dr2 = rss_gradient(f, u, beta)
 
     def pieces(th):
@@ -130,11 +132,11 @@ def deviance_pieces(cp: CrossProducts, theta: np.ndarray, include_X: bool):
     return f, dlogdet, dr2
 
 
-def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool):
-    """Objective and its gradient at ``theta``; ``(inf, nan)`` where L fails."""
+def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool, workspace: Workspace | None = None):
+    """Objective and its gradient at ``theta``; ``(inf, nan)`` where L fails (``workspace``: as :func:`deviance_pieces`)."""
     theta = np.asarray(theta, dtype=float)
     try:
-        f, dlogdet, dr2 = deviance_pieces(cp, theta, include_X=reml)
+        f, dlogdet, dr2 = deviance_pieces(cp, theta, include_X=reml, workspace=workspace)
     except np.linalg.LinAlgError:
         return np.inf, np.full(theta.shape, np.nan)
     dof = cp.n - cp.p if reml else cp.n

@@ -1,5 +1,6 @@
 """Frequentist engine: profiled deviance / REML criterion, blocked Cholesky, LmerFit."""
-from .fit import Devfun, fit_at_theta, lmer, make_devfun, make_fit, optimize_lmer
+from .build import fit_at_theta, lmer, make_fit
+from .fit import Devfun, make_devfun, optimize_lmer
 from .optimize import OptSummary
 from .result import LmerFit
 

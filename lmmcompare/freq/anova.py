@@ -7,7 +7,11 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from ..arguments import check_bool
 from ..errors import ArgumentError, LmmWarning
+from .inference import anova_terms
+from .inference.anova_contrasts import ANOVA_TYPES, check_type
+from .inference.tests import DDF_METHODS, _check_ddf
 from .result import LmerFit
 
 
@@ -17,9 +21,6 @@ class RefitMLWarning(LmmWarning):
 
 def _by_name(text: str) -> str:
     """Advice for a string passed where anova expects a fit."""
-    from .inference.anova_contrasts import ANOVA_TYPES, check_type
-    from .inference.tests import DDF_METHODS
-
     try:
         return f"pass the test type by name: anova(fit, type={check_type(text)!r})"
     except ArgumentError:
@@ -49,10 +50,6 @@ def anova(*fits: LmerFit, refit: bool = True, ddf: str = "satterthwaite", type: 
         Rows in increasing number of parameters; columns ``npar``, ``AIC``,
         ``BIC``, ``logLik``, ``deviance``, ``Chisq``, ``Df``, ``Pr(>Chisq)``.
     """
-    from ..arguments import check_bool
-    from .inference.anova_contrasts import check_type
-    from .inference.tests import _check_ddf
-
     check_bool("refit", refit)
     for i, f in enumerate(fits):
         if isinstance(f, str) and i > 0:  # anova(fit, "II"): lmerTest takes type and ddf by name only
@@ -62,8 +59,6 @@ def anova(*fits: LmerFit, refit: bool = True, ddf: str = "satterthwaite", type: 
             raise ArgumentError(f"argument {i + 1} of anova is a {f.__class__.__name__}, not an LmerFit")
     ddf, test_type = _check_ddf(ddf), check_type(type)
     if len(fits) == 1:
-        from .inference import anova_terms
-
         return anova_terms(fits[0], ddf, test_type)
     if not fits:
         raise ArgumentError("anova needs one fit (term F-tests) or two or more fits (likelihood-ratio test)")
@@ -72,10 +67,8 @@ def anova(*fits: LmerFit, refit: bool = True, ddf: str = "satterthwaite", type: 
     if len(n) > 1 or not same_y:
         raise ArgumentError("anova: the models were not all fitted to the same response and rows")
     if refit and any(f.reml for f in fits):
-        from .fit import lmer
-
         warnings.warn("refitting model(s) with ML (instead of REML)", RefitMLWarning, stacklevel=2)
-        fits = tuple(lmer(f.spec, reml=False) if f.reml else f for f in fits)
+        fits = tuple(f.by_criterion(reml=False) for f in fits)
     labels = [f"model{i + 1}" for i in range(len(fits))]
     order = sorted(range(len(fits)), key=lambda i: fits[i].npar)
     rows = []

@@ -1,31 +1,31 @@
-"""The frequentist pipeline in lme4's public stages.
+"""The first two of lme4's public stages: the objective over theta and its minimisation.
 
 ``make_devfun(spec, reml)`` (lme4's ``mkLmerDevfun``) -> ``optimize_lmer``
-(``optimizeLmer``) -> ``make_fit`` (``mkMerMod``); :func:`lmer` runs all three.
-Each stage takes and returns plain values, so a user can edit between them
-(fix a start, swap the optimizer, refit with a new response).
+(``optimizeLmer``); the third, ``make_fit`` (``mkMerMod``), and :func:`lmer`,
+which runs all three, are in :mod:`.build`.  Each stage takes and returns plain
+values, so a user can edit between them (fix a start, swap the optimizer,
+refit with a new response).  This module knows nothing of ``LmerFit``, so the
+fit and its inference can refit through it without an import circle.
 """
 from __future__ import annotations
 
 import dataclasses
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..arguments import check_bool, check_int, check_number, check_options, shown
-from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarning, SingularFitWarning
-from ..spec import ModelSpec, as_spec
-from ..core.blocks import CrossProducts, cross_products
-from ..core.factor import factorize, objective
+from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarning
+from ..spec import ModelSpec
+from ..core.blocks import CrossProducts, Workspace, cross_products
+from ..core.factor import objective
 from ..core.gradient import objective_and_gradient
 from .optimize import OptSummary, gradient_small, optimize_theta, projected_gradient
-from ..core.relcovar import apply_lambda, theta_start
-from .result import LmerFit
-from ..core.solve import diagonal_blocks, inverse_blocks, solve_modes
+from ..core.relcovar import theta_start
 from .start import intercepts_only, moment_start
 from .threads import single_blas_thread
-from ..core.standardize import (column_transforms, is_singular, standardized_spec, theta_from_standardized,
+from ..core.standardize import (column_transforms, standardized_spec, theta_from_standardized,
                           theta_to_standardized)
 
 
@@ -34,18 +34,24 @@ class Devfun:
     """The profiled objective as a function of theta alone.
 
     Calling it returns the REML criterion (``reml=True``) or the deviance.
+    ``cp`` is immutable (a fit keeps it); the scratch arrays of evaluations are
+    the devfun's own ``workspace``, per thread (:class:`~lmmcompare.core.blocks.Workspace`).
     """
 
     spec: ModelSpec
     cp: CrossProducts
     reml: bool
+    workspace: Workspace = field(init=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "workspace", Workspace(self.cp.m))
 
     def __call__(self, theta) -> float:
-        return objective(self.cp, np.asarray(theta, float), self.reml)
+        return objective(self.cp, np.asarray(theta, float), self.reml, self.workspace)
 
     def with_gradient(self, theta):
         """``(objective, gradient)`` at theta."""
-        return objective_and_gradient(self.cp, np.asarray(theta, float), self.reml)
+        return objective_and_gradient(self.cp, np.asarray(theta, float), self.reml, self.workspace)
 
     @property
     def lower(self) -> np.ndarray:
@@ -138,7 +144,7 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
     if polished is None or not polished.objective < 1e300 or not _evaluable(devfun, polished.theta):
         raise DataError(f"the {what} cannot be evaluated in the model's own random-effects columns at the "
                         f"optimum found with them centred and scaled ({first.objective:.6f}): "
-                        f"{_far_from_zero(devfun.spec)}")
+                        f"{far_from_zero(devfun.spec)}")
     log = tuple((theta_from_standardized(th, transforms, sizes), v) for th, v in first.log) + polished.log
     theta_s = theta_to_standardized(polished.theta, transforms, sizes)
     check = inner(theta_s)
@@ -159,7 +165,7 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
         warnings.warn(
             f"the {what} at the optimum is {polished.objective:.6f} in the model's columns but {check:.6f} "
             f"with the random-effects columns centred and scaled (optimum there: {first.objective:.6f}): "
-            f"{_far_from_zero(devfun.spec)}", PrecisionWarning, stacklevel=4)
+            f"{far_from_zero(devfun.spec)}", PrecisionWarning, stacklevel=4)
     return dataclasses.replace(
         polished, method="L-BFGS-B on standardised columns, polished", log=log, n_evals=len(log),
         theta_start=theta_from_standardized(inner.start, transforms, sizes), seconds=first.seconds + polished.seconds)
@@ -173,86 +179,8 @@ def _evaluable(devfun: Devfun, theta) -> bool:
         return False
 
 
-def _far_from_zero(spec) -> str:
+def far_from_zero(spec) -> str:
     """The advice of a precision warning: which random-slope covariates to centre."""
     names = sorted({c for t in spec.terms for c in t.columns if c != "(Intercept)"})
     return ("precision is lost to covariates far from 0 relative to their spread in random-effects terms "
             f"({', '.join(names) or 'see the terms'}); centre them (x - mean(x)) and refit")
-
-
-def make_fit(devfun: Devfun, opt: OptSummary, singular_tol: float = 1e-4) -> LmerFit:
-    """Build the frozen :class:`~lmmcompare.LmerFit` at the optimum ``opt.theta``."""
-    spec, cp, reml = devfun.spec, devfun.cp, devfun.reml
-    try:
-        f = factorize(cp, opt.theta)
-    except np.linalg.LinAlgError:  # rounding decides positive definiteness: precision is gone
-        raise DataError(f"the factor at the optimum is not positive definite to working precision: "
-                        f"{_far_from_zero(spec)}") from None
-    u, beta = solve_modes(f)
-    levels = [t.n_levels for t in spec.terms]
-    b = apply_lambda(u, f.Ts, levels)
-    dof = spec.n - spec.p if reml else spec.n
-    sigma = float(np.sqrt(f.r2 / dof))
-    qr, p = cp.q_rest, cp.p
-    LX = f.L22[qr : qr + p, qr : qr + p]
-    LX_inv = np.linalg.inv(LX) if p else np.zeros((0, 0))
-    vcov = sigma**2 * (LX_inv.T @ LX_inv)
-    cond_blocks = _conditional_blocks(f, sigma)
-    singular = is_singular(spec, opt.theta, singular_tol)
-    if singular:
-        warnings.warn("boundary (singular) fit: see help('isSingular')", SingularFitWarning, stacklevel=3)
-    return LmerFit(spec=spec, reml=reml, theta=opt.theta, beta=beta, sigma=sigma, u=u, b=b,
-                   objective=float(f.objective(reml)), vcov_beta=vcov, cond_blocks=cond_blocks,
-                   singular=singular, opt=opt)
-
-
-def fit_at_theta(devfun: Devfun, theta) -> LmerFit:
-    """The fit at a given theta, without optimising (e.g. lme4's theta, or a profile point)."""
-    theta = np.asarray(theta, float).reshape(devfun.lower.shape)
-    value = devfun(theta)
-    opt = OptSummary(method="fixed", theta_start=theta, lower=devfun.lower, theta=theta, objective=value,
-                     n_evals=1, message="theta fixed by the caller", gradient=np.full(theta.shape, np.nan),
-                     converged=True, seconds=0.0)
-    return make_fit(devfun, opt)
-
-
-def _conditional_blocks(f, sigma) -> list[np.ndarray]:
-    """Per term, ``(l_i, p_i, p_i)`` conditional covariances of b given y (lme4's condVar).
-
-    ``sigma^2 T_i C_j T_i'`` where ``C_j`` are the diagonal blocks of
-    ``(Lambda'Z'Z Lambda + I)^{-1}``; the uncertainty of beta is ignored, as in lme4.
-    """
-    cp = f.cp
-    first, H, _ = inverse_blocks(f, include_X=False)
-    out = [sigma**2 * np.einsum("ab,jbc,dc->jad", f.Ts[0], first, f.Ts[0])]
-    for T, off, n_lev in zip(f.Ts[1:], cp.rest_offsets, cp.rest_levels):
-        C = diagonal_blocks(H, off, n_lev, T.shape[0])
-        out.append(sigma**2 * np.einsum("ab,jbc,dc->jad", T, C, T))
-    return out
-
-
-def lmer(formula, data=None, reml: bool = True, start=None, **options) -> LmerFit:
-    """Fit a linear mixed model by REML or ML, as lme4's ``lmer``.
-
-    Parameters
-    ----------
-    formula : str or ModelSpec
-        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``, or a spec.
-    data : DataFrame or str, optional
-        Data or a shipped dataset name (not needed with a spec).
-    reml : bool, default True
-        REML criterion (True) or maximum likelihood (False).
-    start : array-like, optional
-        Starting theta (lme4's order).
-    **options
-        Passed to :func:`lmmcompare.freq.optimize.optimize_theta` (``ftol``, ``gtol``, ...).
-
-    Returns
-    -------
-    LmerFit
-    """
-    check_bool("reml", reml)
-    check_options("lmer", options, dict(_OPTIONS), also=("formula", "data", "reml", "start"))
-    spec = as_spec(formula, data)
-    devfun = make_devfun(spec, reml)
-    return make_fit(devfun, optimize_lmer(devfun, start=start, **options))

@@ -1,25 +1,62 @@
 """The frozen result of a frequentist fit.
 
 ``LmerFit`` holds values only (theta, beta, sigma, the spherical and scaled
-random effects, the fixed-effect covariance, conditional covariances) and
-computes everything else from them; it is never a fitting workspace.
+random effects, the fixed-effect covariance, conditional covariances, and the
+immutable cross-products and factor it was fitted from) and computes
+everything else from them; it is never a fitting workspace.
+
+Derived values that cost work (the refit by the other criterion, the
+covariance of the variance parameters, Kenward-Roger's pieces) are computed
+once per fit and kept: by ``functools.cached_property`` (which writes the
+instance ``__dict__``, as a frozen dataclass allows) or in the fit's
+:class:`DerivedValues`.  Each is a pure function of the fit's fields, so
+keeping it cannot change what the fit returns; ``dataclasses.replace`` makes a
+new fit with nothing kept.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from ..arguments import check_bool, check_seed, shown
-from ..errors import ArgumentError, DataError, NewLevelError
+from ..errors import ArgumentError, DataError, NewLevelError, SingularFitWarning
 from ..params import sd_cor_from_cov, term_parameter_names
 from ..spec import ModelSpec
 from ..spec.checks import prediction_frame
 from ..spec.design import rebuild_design
-from .optimize import OptSummary
+from ..core.blocks import CrossProducts
+from ..core.factor import BlockedFactor
 from ..core.relcovar import theta_to_T
+from . import inference
+from .display import summary_text
+from .fit import Devfun, optimize_lmer
+from .optimize import OptSummary
+from .estimates import values_at
+
+
+class DerivedValues:
+    """Values an inference routine derives from a fit, computed once and kept by name.
+
+    Holds only pure functions of the fit's fields (never a workspace), so a
+    kept value is the value a fresh computation would return.
+    """
+
+    def __init__(self):
+        self._values = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._values
+
+    def get(self, name: str, compute):
+        """The value kept under ``name``, from ``compute()`` the first time."""
+        if name not in self._values:
+            self._values[name] = compute()
+        return self._values[name]
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +81,12 @@ class LmerFit:
         As lme4's ``isSingular`` (a diagonal theta below 1e-4).
     opt : OptSummary
         Optimizer record (evaluations, time, convergence).
+    cp : CrossProducts
+        The cross-products of [Z X y] the fit was computed from (immutable).
+    factor : BlockedFactor
+        ``L(theta)`` at the fitted theta.
+    derived : DerivedValues
+        Values inference derived from this fit, kept (see the module docstring).
     """
 
     spec: ModelSpec
@@ -58,6 +101,31 @@ class LmerFit:
     cond_blocks: list
     singular: bool
     opt: OptSummary
+    cp: CrossProducts = field(repr=False)
+    factor: BlockedFactor = field(repr=False)
+    derived: DerivedValues = field(init=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "derived", DerivedValues())
+
+    # ---- the same model by the other criterion ----------------------------------------
+    def by_criterion(self, reml: bool) -> "LmerFit":
+        """This fit if it is by ``reml``'s criterion, else the same model refitted by it.
+
+        lme4's ``refitML`` (``reml=False`` on a REML fit) or ``update(fit, REML = TRUE)``;
+        the refit reuses this fit's cross-products and is made once per fit.
+        """
+        check_bool("reml", reml)
+        return self if bool(reml) == self.reml else self._other_criterion
+
+    @cached_property
+    def _other_criterion(self) -> "LmerFit":
+        devfun = Devfun(spec=self.spec, cp=self.cp, reml=not self.reml)
+        opt = optimize_lmer(devfun)
+        fit = LmerFit(**values_at(devfun, opt.theta), opt=opt)
+        if fit.singular:
+            warnings.warn("boundary (singular) fit: see help('isSingular')", SingularFitWarning, stacklevel=4)
+        return fit
 
     # ---- likelihood summaries -------------------------------------------------
     @property
@@ -272,35 +340,25 @@ class LmerFit:
     # ---- inference (lmerTest, pbkrtest, lme4's confint) ---------------------------------
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Estimate, se, df, t, p per fixed effect; ``ddf`` in satterthwaite, kenward-roger, none."""
-        from .inference import coef_table
-
-        return coef_table(self, ddf)
+        return inference.coef_table(self, ddf)
 
     def contrast(self, L, ddf: str = "satterthwaite") -> pd.DataFrame:
         """t- or F-test of ``L beta = 0`` (lmerTest's ``contest``)."""
-        from .inference import contrast
-
-        return contrast(self, L, ddf)
+        return inference.contrast(self, L, ddf)
 
     def confint(self, method: str = "profile", level: float = 0.95, nsim: int = 500, seed=None,
                 n_jobs: int = 1, progress: bool = True) -> pd.DataFrame:
         """Intervals for every parameter: ``profile``, ``wald`` or parametric ``boot``."""
-        from .inference import confint
-
-        return confint(self, method=method, level=level, nsim=nsim, seed=seed, n_jobs=n_jobs,
+        return inference.confint(self, method=method, level=level, nsim=nsim, seed=seed, n_jobs=n_jobs,
                        progress=progress)
 
     def profile(self, which=None, level: float = 0.95):
         """Profile zeta traces of each parameter (see :func:`lmmcompare.freq.inference.profile`)."""
-        from .inference import profile
-
-        return profile(self, which=which, level=level)
+        return inference.profile(self, which=which, level=level)
 
     # ---- display -----------------------------------------------------------------------
     def summary(self) -> str:
         """Text laid out like lme4's ``summary(fit)``."""
-        from .display import summary_text
-
         return summary_text(self)
 
     def __repr__(self):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import formulaic
 import numpy as np
@@ -112,9 +113,13 @@ class ModelSpec:
             out.setdefault(t.group, t.factor)
         return out
 
-    @property
+    @cached_property
     def Z(self) -> sp.csc_matrix:
-        """The full sparse ``n x q`` random-effects model matrix."""
+        """The full sparse ``n x q`` random-effects model matrix, built once per spec.
+
+        Cached (``functools.cached_property`` stores it in the instance ``__dict__``,
+        which a frozen dataclass allows): shared, so treat it as read-only.
+        """
         return sp.hstack([t.Z for t in self.terms], format="csc")
 
     def with_response(self, y) -> "ModelSpec":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -111,9 +112,12 @@ class RandomTerm:
         """Lower bounds of theta: 0 on the diagonal of T_i, -inf below it (column-major)."""
         return np.array([0.0 if i == j else -np.inf for j in range(self.p) for i in range(j, self.p)])
 
-    @property
+    @cached_property
     def Z(self) -> sp.csc_matrix:
-        """Sparse ``n x (l_i p_i)`` block: ``Z[r, codes[r] * p_i + k] = X_i[r, k]``."""
+        """Sparse ``n x (l_i p_i)`` block: ``Z[r, codes[r] * p_i + k] = X_i[r, k]``.
+
+        Built once per term (cached in the instance ``__dict__``); shared, so read-only.
+        """
         X = self.design.matrix
         n, p = X.shape
         order = np.argsort(self.codes, kind="stable")  # rows level by level, increasing within a level

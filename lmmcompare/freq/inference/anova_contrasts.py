@@ -46,11 +46,13 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import formulaic
 import numpy as np
 import pandas as pd
 
 from ...arguments import shown
 from ...errors import ArgumentError, LmmWarning
+from ...spec.design import _CONTEXT, quote_names, r_expression
 
 ANOVA_TYPES = ("III", "II", "I")
 _TYPE_ALIASES = {"3": "III", "2": "II", "1": "I", 3: "III", 2: "II", 1: "I"}
@@ -181,10 +183,6 @@ def type2_contrasts(X: np.ndarray, terms: list[ModelTerm], contained: dict) -> d
 
 def full_indicator_design(spec, intercept: bool, terms: list[ModelTerm]) -> list[np.ndarray]:
     """``[1?, R_1, ..., R_k]``: each term's ``~ 0 + term`` model matrix (all levels of its factors)."""
-    import formulaic
-
-    from ...spec.design import _CONTEXT, quote_names, r_expression
-
     frame = spec.frame.copy()
     for c in frame.columns:
         if isinstance(frame[c].dtype, pd.CategoricalDtype):

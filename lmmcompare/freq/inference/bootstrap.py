@@ -12,18 +12,17 @@ import numpy as np
 import pandas as pd
 
 from ...arguments import check_bool, check_int, check_n_jobs, check_seed
+from ...core.factor import factorize
+from ...core.relcovar import theta_to_T
+from ...core.solve import solve_modes
 from ...errors import ArgumentError
 from ...params import sd_cor_from_cov, variance_parameter_names
 from ...progress import Progress
+from ..fit import make_devfun, optimize_lmer
 
 
 def _params_of(spec, reml, start):
     """Refit ``spec`` and return (sd/cor..., sigma, beta...) without building an LmerFit."""
-    from ...core.factor import factorize
-    from ..fit import make_devfun, optimize_lmer
-    from ...core.relcovar import theta_to_T
-    from ...core.solve import solve_modes
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         devfun = make_devfun(spec, reml)

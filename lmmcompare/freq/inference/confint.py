@@ -10,6 +10,9 @@ import scipy.stats
 from ...arguments import check_bool, check_int, check_n_jobs, check_seed, shown
 from ...errors import ArgumentError
 from ...params import variance_parameter_names
+from ...progress import Progress
+from .bootstrap import bootstrap
+from .profile import profile
 
 METHODS = ("profile", "wald", "boot")
 
@@ -39,16 +42,10 @@ def confint(fit, method: str = "profile", level: float = 0.95, nsim: int = 500, 
         out.loc[fit.spec.fixed_names, "lower"] = fit.beta - z * se
         out.loc[fit.spec.fixed_names, "upper"] = fit.beta + z * se
     elif method == "profile":
-        from .profile import profile
-
-        from ...progress import Progress
-
         with Progress(len(names), "profile", enabled=progress) as bar:
             prof = profile(fit, level=level, progress=lambda done, total: bar.update(1))
         out[:] = prof.confint(level).loc[names].to_numpy()
     else:
-        from .bootstrap import bootstrap
-
         draws = bootstrap(fit, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
         a = (1 - level) / 2
         out["lower"] = draws.quantile(a).to_numpy()

@@ -204,23 +204,16 @@ def reml_fit(fit):
     (pbkrtest's ``vcovAdj`` and ``KRmodcomp`` refit ML fits by REML)."""
     if fit.reml:
         return fit
-    cache = fit.__dict__.setdefault("_inference_cache", {})
-    if "reml_fit" not in cache:
-        from ..fit import lmer
-
+    if "Kenward-Roger REML fit" not in fit.derived:
         warnings.warn("Kenward-Roger is defined for REML: refitting the model by REML (as pbkrtest does); "
                       "estimates and tests are the REML fit's", RefitREMLWarning, stacklevel=4)
-        cache["reml_fit"] = lmer(fit.spec, reml=True)
-    return cache["reml_fit"]
+    return fit.derived.get("Kenward-Roger REML fit", lambda: fit.by_criterion(reml=True))
 
 
 def kenward_roger_fit(fit) -> KenwardRoger:
     """:func:`kenward_roger` at the fit's REML estimates (an ML fit is refitted by REML), once per fit."""
     fit = reml_fit(fit)
-    cache = fit.__dict__.setdefault("_inference_cache", {})
-    if "kr" not in cache:
-        cache["kr"] = kenward_roger(fit.spec, fit.theta, fit.sigma)
-    return cache["kr"]
+    return fit.derived.get("Kenward-Roger", lambda: kenward_roger(fit.spec, fit.theta, fit.sigma))
 
 
 def kenward_roger_vcov(fit):

@@ -15,68 +15,23 @@ and Brent's method on the profile itself, not on an interpolating spline).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import warnings
 
 import numpy as np
 import pandas as pd
 import scipy.optimize
 import scipy.stats
 
+from ...arguments import check_level, shown
+from ...errors import ArgumentError
 from ...params import sd_cor_from_cov, variance_parameter_names
 from ...core.factor import LOG_2PI
+from ...core.blocks import Workspace
 from ...core.gradient import deviance_pieces
 from ...core.relcovar import lower_index, T_to_theta
+from ..fit import make_devfun, optimize_lmer
 from .profile_inner import InnerParameters
-from .varpar import fit_cross_products
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Profile traces and the ML fit they start from.
-
-    Attributes
-    ----------
-    traces : dict of name -> DataFrame
-        Columns ``value`` and ``zeta``, sorted by value, for each parameter.
-    estimates : Series
-        ML estimates (sd/cor, sigma, fixed effects) at zeta = 0.
-    lower, upper : Series
-        Bounds of each parameter (0 for sds and sigma, -1/1 for correlations).
-    """
-
-    traces: dict
-    estimates: pd.Series
-    lower: pd.Series
-    upper: pd.Series
-    level: float = 0.95
-    intervals: pd.DataFrame | None = None
-
-    def confint(self, level: float = 0.95) -> pd.DataFrame:
-        """Profile intervals: exact roots at the profiled ``level``, else from the traces."""
-        if self.intervals is not None and np.isclose(level, self.level):
-            return self.intervals
-        z = scipy.stats.norm.ppf(0.5 + level / 2)
-        rows = {}
-        for name, tr in self.traces.items():
-            rows[name] = (_crossing(tr, -z, self.lower[name]), _crossing(tr, z, self.upper[name]))
-        return pd.DataFrame(rows, index=["lower", "upper"]).T
-
-
-def _crossing(trace: pd.DataFrame, target: float, bound: float) -> float:
-    """Parameter value where the (monotone) trace crosses ``target``; the bound if it never does."""
-    v, zeta = trace["value"].to_numpy(), trace["zeta"].to_numpy()
-    if target < 0:
-        below = np.flatnonzero(zeta <= target)
-        if below.size == 0:
-            return bound
-        i = below[-1]
-    else:
-        above = np.flatnonzero(zeta >= target)
-        if above.size == 0:
-            return bound
-        i = above[0] - 1
-    x0, x1, z0, z1 = v[i], v[i + 1], zeta[i], zeta[i + 1]
-    return float(x0 + (target - z0) * (x1 - x0) / (z1 - z0)) if z1 != z0 else float(x0)
+from .profile_result import Profile, trace_crossing
 
 
 class _VarianceScale:
@@ -84,7 +39,8 @@ class _VarianceScale:
 
     def __init__(self, fit_ml):
         self.fit = fit_ml
-        self.cp = fit_cross_products(fit_ml)
+        self.cp = fit_ml.cp
+        self.workspace = Workspace(self.cp.m)
         self.sizes = [t.p for t in fit_ml.spec.terms]
 
     def to_theta(self, s):
@@ -148,7 +104,7 @@ class _VarianceScale:
         if theta is None:
             return bad
         try:
-            f, dlogdet, dr2 = deviance_pieces(self.cp, theta, include_X=False)
+            f, dlogdet, dr2 = deviance_pieces(self.cp, theta, include_X=False, workspace=self.workspace)
         except np.linalg.LinAlgError:
             return bad
         sigma = s[-1]
@@ -266,17 +222,31 @@ def profile(fit, which=None, level: float = 0.95, progress=None) -> Profile:
         Profiles extend to ``|zeta| = qnorm((1 + level) / 2)`` on each side.
     progress : callable, optional
         Called with (done, total) after each parameter.
-    """
-    from ...arguments import check_level, shown
-    from ...errors import ArgumentError
-    from ..fit import lmer
 
+    The profile of every parameter is computed once per fit and level (kept in
+    ``fit.derived``, so a report's intervals and plots share it); each call
+    returns its own copy.
+    """
     check_level("level", level)
     if isinstance(which, str):
         which = [which]
     elif which is not None and (not hasattr(which, "__iter__") or not all(isinstance(w, str) for w in which)):
         raise ArgumentError(f"which must be None, a parameter name or a list of parameter names, got {shown(which)}")
-    fit_ml = fit if not fit.reml else lmer(fit.spec, reml=False)
+    if which is not None:
+        return _profile(fit, which, level, progress)
+    key = f"profile at level {float(level)!r}"
+    if key in fit.derived and progress is not None:
+        names = list(fit.derived.get(key, None).traces)
+        for k in range(len(names)):
+            progress(k + 1, len(names))
+    kept = fit.derived.get(key, lambda: _profile(fit, None, level, progress))
+    return Profile(traces={k: v.copy() for k, v in kept.traces.items()}, estimates=kept.estimates.copy(),
+                   lower=kept.lower.copy(), upper=kept.upper.copy(), level=kept.level,
+                   intervals=kept.intervals.copy())
+
+
+def _profile(fit, which, level, progress) -> Profile:
+    fit_ml = fit.by_criterion(reml=False)
     scale = _VarianceScale(fit_ml)
     s_hat = scale.from_fit()
     base = scale.deviance(s_hat)
@@ -341,7 +311,7 @@ def _roots(zeta, trace, z, lo, hi):
         try:
             out.append(scipy.optimize.brentq(lambda t: zeta(t) - target, a, b, xtol=1e-12, rtol=1e-6))
         except ValueError:
-            out.append(_crossing(trace, target, bound))
+            out.append(trace_crossing(trace, target, bound))
     return out
 
 
@@ -392,10 +362,6 @@ def _variance_zeta(scale, s_hat, i, base, lo, hi):
 
 def _fixed_zeta(fit_ml, j, base):
     """zeta for beta_j: move X_j beta_j into the response, drop column j, refit by ML."""
-    import warnings
-
-    from ..fit import make_devfun, optimize_lmer
-
     spec = fit_ml.spec
     keep = tuple(c for k, c in enumerate(spec.keep_fixed) if k != j)
     Xj = spec.X[:, j]

@@ -21,7 +21,7 @@ def deviance_varpar(fit, varpar) -> float:
     """``-2 log L`` (REML fits: the restricted likelihood) at ``varpar = (theta, sigma)``, beta profiled."""
     varpar = np.asarray(varpar, dtype=float)
     theta, sigma = varpar[:-1], varpar[-1]
-    cp = fit_cross_products(fit)
+    cp = fit.cp
     try:
         f = factorize(cp, theta)
     except np.linalg.LinAlgError:
@@ -36,34 +36,26 @@ def deviance_varpar(fit, varpar) -> float:
 def vcov_varpar_beta(fit, varpar) -> np.ndarray:
     """``cov(beta)`` at ``varpar`` (flattened p x p)."""
     varpar = np.asarray(varpar, dtype=float)
-    cp = fit_cross_products(fit)
+    cp = fit.cp
     f = factorize(cp, varpar[:-1])
     qr, p = cp.q_rest, cp.p
     LX_inv = np.linalg.inv(f.L22[qr : qr + p, qr : qr + p])
     return (varpar[-1] ** 2 * (LX_inv.T @ LX_inv)).ravel()
 
 
-def fit_cross_products(fit):
-    """Cross-products for the fit's spec, computed once per fit."""
-    cache = fit.__dict__.setdefault("_inference_cache", {})
-    if "cp" not in cache:
-        from ...core.blocks import cross_products
-
-        cache["cp"] = cross_products(fit.spec)
-    return cache["cp"]
-
-
 def varpar_covariance(fit):
     """``(A, jac)``: asymptotic covariance of varpar, ``2 H^{-1}`` (lmerTest), and the
-    derivatives of cov(beta) with respect to each varpar, a list of p x p matrices."""
-    cache = fit.__dict__.setdefault("_inference_cache", {})
-    if "varpar" not in cache:
-        varpar = np.append(fit.theta, fit.sigma)
-        H = numderiv.hessian(lambda v: deviance_varpar(fit, v), varpar)
-        w, U = np.linalg.eigh(H)
-        keep = w > 1e-8 * max(np.max(np.abs(w)), 1.0)
-        A = 2.0 * (U[:, keep] / w[keep]) @ U[:, keep].T  # pseudo-inverse when singular
-        J = numderiv.jacobian(lambda v: vcov_varpar_beta(fit, v), varpar)
-        p = fit.spec.p
-        cache["varpar"] = (A, [J[:, i].reshape(p, p) for i in range(J.shape[1])])
-    return cache["varpar"]
+    derivatives of cov(beta) with respect to each varpar, a list of p x p matrices.
+    Computed once per fit (kept in ``fit.derived``)."""
+    return fit.derived.get("varpar covariance", lambda: _varpar_covariance(fit))
+
+
+def _varpar_covariance(fit):
+    varpar = np.append(fit.theta, fit.sigma)
+    H = numderiv.hessian(lambda v: deviance_varpar(fit, v), varpar)
+    w, U = np.linalg.eigh(H)
+    keep = w > 1e-8 * max(np.max(np.abs(w)), 1.0)
+    A = 2.0 * (U[:, keep] / w[keep]) @ U[:, keep].T  # pseudo-inverse when singular
+    J = numderiv.jacobian(lambda v: vcov_varpar_beta(fit, v), varpar)
+    p = fit.spec.p
+    return A, [J[:, i].reshape(p, p) for i in range(J.shape[1])]
