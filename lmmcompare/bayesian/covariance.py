@@ -30,20 +30,24 @@ class TermFactors:
     A: np.ndarray | None   # None: the columns are sampled as they are (L_std is L)
 
 
-def term_factors(i, term, priors: PriorSet, pm, pt, A=None) -> TermFactors:
-    """``Sigma_i`` of term ``i`` from per-column sds and an LKJ correlation, as :class:`TermFactors`.
+def term_factors(spec, i, priors: PriorSet, pm, pt, A=None) -> TermFactors:
+    """``Sigma_i`` of term ``i`` of ``spec`` from per-column sds and an LKJ correlation, as :class:`TermFactors`.
+
+    The variables are named by the spec's parameter table: ``sd_i_k`` per column
+    (its row's ``pymc_name``, with the prior of its label) and ``L_i``.
 
     With a non-trivial standardising ``A`` (p = 2), the sampler moves on the
     standardised covariance instead (``_standardized_factors``), same prior.
     """
     A = None if is_identity(A) else np.asarray(A, dtype=float)
+    term, table = spec.terms[i], spec.parameters
     if term.p == 2 and A is not None:
-        return _standardized_factors(i, term, priors, A, pm, pt)
-    sd_priors = [priors.sds[f"sd_{c}|{term.parameter_group}"] for c in term.columns]
+        return _standardized_factors(i, term, priors, A, pm, pt, table)
+    sd_rows = table.sds(i)
     if term.p == 1:
-        L = sd_priors[0].variable(f"sd_{i}_0").reshape((1, 1))
+        L = priors.sds[sd_rows[0].label].variable(sd_rows[0].pymc_name).reshape((1, 1))
         return TermFactors(L, L, None)   # one column: the scaling cancels
-    sds = pt.stack([pr.variable(f"sd_{i}_{k}") for k, pr in enumerate(sd_priors)])
+    sds = pt.stack([priors.sds[r.label].variable(r.pymc_name) for r in sd_rows])
     eta = priors.cors[term.label].params[0]
     if term.p == 2:
         # LKJ(eta) on a 2 x 2 correlation matrix is (rho + 1) / 2 ~ Beta(eta, eta): same density,
@@ -53,14 +57,14 @@ def term_factors(i, term, priors: PriorSet, pm, pt, A=None) -> TermFactors:
     else:
         corr = pm.LKJCorr(f"corr_{i}", n=term.p, eta=eta, return_matrix=True)
         corr_chol = pt.linalg.cholesky(corr)
-    L = pm.Deterministic(f"L_{i}", sds[:, None] * corr_chol)
+    L = pm.Deterministic(table.terms[i].cholesky, sds[:, None] * corr_chol)
     if A is None:
         return TermFactors(L, L, None)
     A_inv = np.linalg.inv(A)
     return TermFactors(L, pt.linalg.cholesky(pt.dot(A_inv, pt.dot(pt.dot(L, L.T), A_inv.T))), A)
 
 
-def _standardized_factors(i, term, priors: PriorSet, A, pm, pt) -> TermFactors:
+def _standardized_factors(i, term, priors: PriorSet, A, pm, pt, table) -> TermFactors:
     """Factors of ``Sigma_i = A S A'``, sampling ``S`` (sds ``s_0, s_1``, correlation ``r``) with the prior of Sigma_i.
 
     ``S`` is the covariance of the coefficients on the standardised columns
@@ -74,7 +78,7 @@ def _standardized_factors(i, term, priors: PriorSet, A, pm, pt) -> TermFactors:
     forces the intercept sd up and the correlation towards -1: a curved ridge
     where NUTS diverged.  In ``S`` the two are nearly independent.
     """
-    names = [f"sd_{c}|{term.parameter_group}" for c in term.columns]
+    names = [r.label for r in table.sds(i)]
     s0, s1 = pm.HalfFlat(f"sdstd_{i}_0"), pm.HalfFlat(f"sdstd_{i}_1")
     r = pm.Uniform(f"corstd_{i}", -1.0, 1.0)
     # Sigma = A S A' entry by entry (A is a constant 2 x 2)
@@ -94,14 +98,16 @@ def _standardized_factors(i, term, priors: PriorSet, A, pm, pt) -> TermFactors:
     pm.Potential(f"prior_cov_{i}", log_prior + log_jacobian)
     # l22 = sqrt(det Sigma) / l11 with det Sigma = det(A)^2 s0^2 s1^2 (1 - r^2): no cancellation
     root = pt.sqrt(1.0 - r * r)
-    L = pm.Deterministic(f"L_{i}", pt.stack([pt.stack([sd0, 0.0]),
-                                             pt.stack([v01 / sd0, abs_det * s0 * s1 * root / sd0])]))
+    L = pm.Deterministic(table.terms[i].cholesky, pt.stack([pt.stack([sd0, 0.0]),
+                                                            pt.stack([v01 / sd0, abs_det * s0 * s1 * root / sd0])]))
     L_std = pt.stack([pt.stack([s0, 0.0]), pt.stack([r * s1, root * s1])])
     return TermFactors(L, L_std, A)
 
 
-def level_effects(i, term, factors: TermFactors, form: str, pm, pt):
-    """``b_i`` (levels x p) with rows ``b_j ~ N(0, Sigma_i)``, in ``form`` ("noncentered" or "centered").
+def level_effects(spec, i, factors: TermFactors, form: str, pm, pt):
+    """``b_i`` (levels x p) of term ``i``, rows ``b_j ~ N(0, Sigma_i)``, in ``form`` ("noncentered" or "centered").
+
+    Its name is the term's ``effects`` in the spec's parameter table.
 
     Noncentred: ``c_j = L_std z_j`` with ``z_j ~ N(0, I)``.  Centred: ``c_j`` is
     sampled itself, ``c_j ~ N(0, S_i)``; for p <= 2 as a chain of normals
@@ -109,6 +115,7 @@ def level_effects(i, term, factors: TermFactors, form: str, pm, pt):
     ``MvNormal(0, L_std L_std')`` without a triangular solve per gradient.
     Either way ``b_j = A c_j``.
     """
+    term = spec.terms[i]
     shape = (term.n_levels, term.p)
     Ls = factors.L_std
     if form == "noncentered":
@@ -123,4 +130,4 @@ def level_effects(i, term, factors: TermFactors, form: str, pm, pt):
     else:
         c = pm.MvNormal(f"c_{i}", mu=np.zeros(term.p), chol=Ls, shape=shape)
     b = c if factors.A is None else matmul(c, factors.A.T)
-    return pm.Deterministic(f"b_{i}", b)
+    return pm.Deterministic(spec.parameters.terms[i].effects, b)

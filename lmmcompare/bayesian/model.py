@@ -62,10 +62,10 @@ def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt):
     Xc = X - x_means
     mu = 0.0
     if slope_index:
-        beta = pt.stack([priors.fixed[names[j]].variable(f"beta_{k}") for k, j in enumerate(slope_index)])
+        beta = pt.stack([priors.fixed[r.label].variable(r.pymc_name) for r in spec.parameters.fixed if r.i in slope_index])
         mu = matvec(Xc, beta)
     if has_intercept:
-        alpha = priors.intercept.variable("alpha")
+        alpha = priors.intercept.variable(spec.parameters["(Intercept)"].pymc_name)
         mu = mu + alpha
     return mu, x_means, slope_index
 
@@ -100,19 +100,19 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     coords = {"obs": np.arange(spec.n)}
     with pm.Model(coords=coords) as model:
         mu, x_means, slope_index = _fixed_part(spec, priors, pm, pt)
-        sigma = priors.sigma.variable("sigma")
+        sigma = priors.sigma.variable(spec.parameters["sigma"].pymc_name)
         transforms = (column_transforms(spec) if standardized else None) or [None] * len(spec.terms)
         # the marginal model has no level effects to decorrelate, and its raw (sd, cor) geometry samples well
         # (Orthodont: no divergences); the extra Potential would only cost compile time (sleepstudy ESS/s 109 -> 69)
         if parameterization == "marginal":
             transforms = [None] * len(spec.terms)
-        factors = [term_factors(i, t, priors, pm, pt, A) for i, (t, A) in enumerate(zip(spec.terms, transforms))]
+        factors = [term_factors(spec, i, priors, pm, pt, A) for i, A in enumerate(transforms)]
         if parameterization == "marginal":
             _marginal_likelihood(spec, mu, sigma, [f.L for f in factors], slope_index, x_means, pm, pt,
                                  shared_response)
         else:
             for i, (t, f, form) in enumerate(zip(spec.terms, factors, forms)):
-                b = level_effects(i, t, f, form, pm, pt)
+                b = level_effects(spec, i, f, form, pm, pt)
                 mu = mu + _level_part(t, b)
             observed = pm.Data("y_obs", spec.y, dims="obs") if shared_response else spec.y
             pm.Normal("y", mu=mu, sigma=sigma, observed=observed, dims="obs")
@@ -240,8 +240,7 @@ def _spec_order_beta(spec, coef, slope_index, x_means, pt):
 def _marginal_likelihood(spec, mu_fixed, sigma, factors, slope_index, x_means, pm, pt, shared_response=False):
     """pm.Potential with the exact marginal log-likelihood (see module docstring)."""
     rv = {v.name: v for v in pm.modelcontext(None).free_RVs}
-    coef = ([rv["alpha"]] if "(Intercept)" in spec.fixed_names else []) + \
-        [rv[f"beta_{k}"] for k in range(len(slope_index))]
+    coef = [rv[r.pymc_name] for r in sorted(spec.parameters.fixed, key=lambda r: r.label != "(Intercept)")]
     if uses_blocked_marginal(spec, shared_response):
         from ..core.blocks import cross_products
         from .blocked import blocked_loglik

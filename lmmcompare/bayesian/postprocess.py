@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..params import term_parameter_names
+from ..core.relcovar import lower_index
 
 
 def _stack(post, name):
@@ -20,17 +20,16 @@ def _stack(post, name):
 
 def fixed_effects(post, built):
     """Fixed-effect draws by name; ``(Intercept)`` moved back from the centred predictors (``alpha - sum xbar_j beta_j``)."""
-    spec = built.spec
-    names = spec.fixed_names
+    rows = built.spec.parameters.fixed
+    slopes = [_stack(post, r.pymc_name) for r in rows if r.label != "(Intercept)"]
     out = {}
-    slopes = [_stack(post, f"beta_{k}") for k in range(len(built.slope_index))]
-    for k, j in enumerate(built.slope_index):
-        out[names[j]] = slopes[k]
-    if "(Intercept)" in names:
-        alpha = _stack(post, "alpha")
-        shift = sum(m * s for m, s in zip(built.x_means, slopes)) if slopes else 0.0
-        out["(Intercept)"] = alpha - shift
-    return {n: out[n] for n in names}
+    for r in rows:
+        if r.label == "(Intercept)":
+            shift = sum(m * s for m, s in zip(built.x_means, slopes)) if slopes else 0.0
+            out[r.label] = _stack(post, r.pymc_name) - shift
+        else:
+            out[r.label] = _stack(post, r.pymc_name)
+    return out
 
 
 def beta_draws(fixed, names, draw_shape):
@@ -42,50 +41,36 @@ def beta_draws(fixed, names, draw_shape):
 
 def covariance_factors(post, built):
     """Per term, the Cholesky factor L_i of Sigma_i for every draw: (chain, draw, p, p)."""
-    out = []
-    for i, t in enumerate(built.spec.terms):
-        if t.p == 1:
-            out.append(_stack(post, f"sd_{i}_0")[..., None, None])
-        else:
-            out.append(_stack(post, f"L_{i}"))
-    return out
+    table = built.spec.parameters
+    return [_stack(post, table.sds(i)[0].pymc_name)[..., None, None] if t.p == 1
+            else _stack(post, table.terms[i].cholesky) for i, t in enumerate(built.spec.terms)]
 
 
 def variance_parameters(post, built, factors):
-    """Draws of every ``sd_*`` and ``cor_*`` (from ``L_i L_i'``) and of ``sigma``, by the shared names."""
+    """Draws of every ``sd`` and ``cor`` row of the parameter table (from ``L_i L_i'``) and of ``sigma``."""
+    covs = [L @ np.swapaxes(L, -1, -2) for L in factors]
+    sds = [np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1)) for cov in covs]
     out = {}
-    for t, L in zip(built.spec.terms, factors):
-        cov = L @ np.swapaxes(L, -1, -2)
-        sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
-        for name in term_parameter_names(t.columns, t.parameter_group):
-            if name.startswith("sd_"):
-                col = name[3:].rsplit("|", 1)[0]
-                out[name] = sd[..., t.columns.index(col)]
-            else:
-                i, j = _cor_index(name, t)
-                out[name] = cov[..., i, j] / (sd[..., i] * sd[..., j])
-    out["sigma"] = _stack(post, "sigma")
+    for r in built.spec.parameters.variance:
+        if r.kind == "sd":
+            out[r.label] = sds[r.term][..., r.i]
+        elif r.kind == "cor":
+            sd = sds[r.term]
+            out[r.label] = covs[r.term][..., r.i, r.j] / (sd[..., r.i] * sd[..., r.j])
+        else:
+            out[r.label] = _stack(post, r.pymc_name)
     return out
-
-
-def _cor_index(name, term):
-    body = name[4:].rsplit("|", 1)[0]
-    for i, ci in enumerate(term.columns):
-        for j, cj in enumerate(term.columns):
-            if i > j and body == f"{ci}.{cj}":
-                return i, j
-    raise KeyError(name)
 
 
 def random_effects_noncentered(post, built):
     """Per term, the sampled ``b_i`` (noncentered and centered parameterisations)."""
-    return [_stack(post, f"b_{i}") for i in range(len(built.spec.terms))]
+    return [_stack(post, tv.effects) for tv in built.spec.parameters.terms]
 
 
 def random_effects_marginal(post, built, fixed, factors, rng, progress=False):
     """Exact conditional draws of b for each posterior draw."""
     spec = built.spec
-    sigma = _stack(post, "sigma")
+    sigma = _stack(post, spec.parameters["sigma"].pymc_name)
     beta = beta_draws(fixed, spec.fixed_names, sigma.shape)  # (c, d, p)
     if len(spec.terms) == 1 and spec.terms[0].p <= 2:
         Z = spec.Z
@@ -98,7 +83,6 @@ def _blocked_draws(spec, sigma, beta, factors, rng, progress):
     """Every model but one term with p <= 2: one draw per posterior draw through the blocked factor (no dense q x q)."""
     from ..core.blocks import cross_products
     from ..core.likelihood import conditional_effects
-    from ..core.relcovar import lower_index
     from ..progress import Progress
 
     cp = cross_products(spec)
@@ -145,12 +129,8 @@ def _single_term_draws(spec, sigma, beta, L, Zty, ZtX, rng):
 
 def random_effects_from_posterior(post, spec):
     """Per term, its (chain, draw, levels, p) slice of the named ``r_<group>`` variables."""
-    out, used = [], {}
-    for t in spec.terms:
-        start = used.get(t.parameter_group, 0)
-        out.append(post[f"r_{t.parameter_group}"].values[..., start : start + t.p])
-        used[t.parameter_group] = start + t.p
-    return out
+    return [post[tv.ranef].values[..., tv.coef_start : tv.coef_start + t.p]
+            for t, tv in zip(spec.terms, spec.parameters.terms)]
 
 
 def linear_predictor(spec, fixed, b_terms):
@@ -166,7 +146,7 @@ def named_posterior(post, built, b_terms, fixed, variances):
     """xarray Dataset with the shared names; random effects grouped by grouping factor.
 
     The terms on one factor share its ``r_<group>`` variable, except a term whose
-    parameter names carry ``g.1`` (see :mod:`lmmcompare.params`): it has ``r_g.1``.
+    parameter names carry ``g.1`` (see :mod:`lmmcompare.spec.parameters`): it has ``r_g.1``.
     """
     spec = built.spec
     chains, draws = post.sizes["chain"], post.sizes["draw"]
@@ -174,13 +154,10 @@ def named_posterior(post, built, b_terms, fixed, variances):
     data = {}
     for name, values in list(fixed.items()) + list(variances.items()):
         data[name] = xr.DataArray(values, dims=("chain", "draw"), coords=coords)
-    by_group: dict = {}
-    for t, b in zip(spec.terms, b_terms):
-        by_group.setdefault(t.parameter_group, []).append((t, b))
-    for group, parts in by_group.items():
-        values = np.concatenate([b for _, b in parts], axis=-1)
-        cols = [c for t, _ in parts for c in t.columns]
-        lev_dim, coef_dim = parts[0][0].group, f"{group}__coef"
-        data[f"r_{group}"] = xr.DataArray(values, dims=("chain", "draw", lev_dim, coef_dim),
-                                          coords={**coords, lev_dim: list(parts[0][0].levels), coef_dim: cols})
+    for ranef, parts in spec.parameters.ranef_variables().items():
+        values = np.concatenate([b_terms[tv.term] for tv in parts], axis=-1)
+        cols = [c for tv in parts for c in spec.terms[tv.term].columns]
+        lev_dim, coef_dim = parts[0].group, parts[0].coef_dim
+        data[ranef] = xr.DataArray(values, dims=("chain", "draw", lev_dim, coef_dim),
+                                   coords={**coords, lev_dim: list(spec.terms[parts[0].term].levels), coef_dim: cols})
     return xr.Dataset(data, attrs=post.attrs)

@@ -24,7 +24,6 @@ import pandas as pd
 
 from ..arguments import shown
 from ..errors import ArgumentError
-from ..params import term_parameter_names
 
 _FAMILIES = {
     "normal": ("mu", "sigma"),
@@ -136,6 +135,7 @@ class PriorSet:
     cors: dict           # term label -> Prior (lkj), for correlated terms
     sigma: Prior
     user: tuple = ()     # keys the user set
+    from_user: tuple = ()  # the parameters (``table()``'s names) whose prior a user key set
 
     def table(self) -> pd.DataFrame:
         rows = []
@@ -146,14 +146,8 @@ class PriorSet:
         rows += [("cor", k, str(v)) for k, v in self.cors.items()]
         rows.append(("sigma", "sigma", str(self.sigma)))
         frame = pd.DataFrame(rows, columns=["class", "parameter", "prior"])
-        frame["source"] = ["user" if _key_used(r, self.user) else "default" for r in rows]
+        frame["source"] = ["user" if name in self.from_user else "default" for _, name, _ in rows]
         return frame
-
-
-def _key_used(row, user):
-    cls, name, _ = row
-    return any(k in (cls, name) or (cls == "b" and k == f"b_{name}") or (cls == "sd" and k == f"sd_{name.split('|')[-1]}")
-               for k in user)
 
 
 def default_priors(spec, priors: dict | None = None) -> PriorSet:
@@ -168,36 +162,39 @@ def default_priors(spec, priors: dict | None = None) -> PriorSet:
     sy = float(np.std(y, ddof=1))
     names = spec.fixed_names
     has_intercept = "(Intercept)" in names
-    used = set()
+    used, from_user = set(), []
 
-    def pick(keys, default, **kind):
+    def pick(target, keys, default, **kind):
+        """The prior of parameter ``target``: the first of ``keys`` the user set, else ``default``."""
         for k in keys:
             if k in priors:
                 used.add(k)
+                from_user.append(target)
                 return as_prior(priors[k], k, **kind)
         return default
 
-    intercept = pick(["Intercept", "(Intercept)"], Prior("student_t", (3.0, float(np.mean(y)), 2.5 * sy))) \
-        if has_intercept else None
+    intercept = pick("(Intercept)", ["Intercept", "(Intercept)"],
+                     Prior("student_t", (3.0, float(np.mean(y)), 2.5 * sy))) if has_intercept else None
     fixed = {}
     for j, name in enumerate(names):
         if name == "(Intercept)":
             continue
         sx = float(np.std(spec.X[:, j], ddof=1)) or 1.0
-        fixed[name] = pick([f"b_{name}", "b"], Prior("normal", (0.0, 2.5 * sy / sx)))
+        fixed[name] = pick(name, [f"b_{name}", "b"], Prior("normal", (0.0, 2.5 * sy / sx)))
     sds, cors = {}, {}
-    for t in spec.terms:
-        for pname in term_parameter_names(t.columns, t.parameter_group):
-            if pname.startswith("sd_"):
-                sds[pname] = pick([pname, f"sd_{t.group}", "sd"], Prior("half_student_t", (3.0, sy)), positive=True)
+    for i, t in enumerate(spec.terms):
+        for row in spec.parameters.sds(i):
+            sds[row.label] = pick(row.label, [row.label, f"sd_{t.group}", "sd"], Prior("half_student_t", (3.0, sy)),
+                                  positive=True)
         if t.p > 1:
-            cors[t.label] = pick([f"cor_{t.group}", "cor"], Prior("lkj", (2.0,)), lkj=True)
-    sigma = pick(["sigma"], Prior("half_student_t", (3.0, sy)), positive=True)
+            cors[t.label] = pick(t.label, [f"cor_{t.group}", "cor"], Prior("lkj", (2.0,)), lkj=True)
+    sigma = pick("sigma", ["sigma"], Prior("half_student_t", (3.0, sy)), positive=True)
     unknown = set(priors) - used
     if unknown:
         raise ArgumentError(f"unknown prior key(s) {', '.join(sorted(unknown))}; use Intercept, b, b_<name>, sd, "
                             "sd_<group>, sd_<col>|<group>, cor, cor_<group> or sigma")
-    return PriorSet(intercept=intercept, fixed=fixed, sds=sds, cors=cors, sigma=sigma, user=tuple(sorted(used)))
+    return PriorSet(intercept=intercept, fixed=fixed, sds=sds, cors=cors, sigma=sigma, user=tuple(sorted(used)),
+                    from_user=tuple(from_user))
 
 
 def _check_prior_set(given: PriorSet, expected: PriorSet) -> None:

@@ -41,6 +41,7 @@ def comparison_table(freq_fit, bayes_fit, freq_ci: pd.DataFrame, level: float) -
     import arviz as az
 
     names = bayes_fit.parameter_names
+    kinds = {r.label: r.kind for r in freq_fit.spec.parameters.rows}
     estimates = pd.concat([freq_fit.fixef, freq_fit.variance_parameters()])
     se = freq_fit.se
     post = bayes_fit.idata.posterior
@@ -59,7 +60,7 @@ def comparison_table(freq_fit, bayes_fit, freq_ci: pd.DataFrame, level: float) -
         scale = f_se if np.isfinite(f_se) else sd
         shift = (med - est) / scale if scale > 0 else np.nan
         flags = []
-        if name.startswith("sd_") and est <= 1e-8 * max(1.0, abs(med)) and med > 0.1 * sigma_median:
+        if kinds[name] == "sd" and est <= 1e-8 * max(1.0, abs(med)) and med > 0.1 * sigma_median:
             flags.append("boundary")
         f_width, b_width = hi - lo, eti[1] - eti[0]
         if np.isfinite(f_width) and f_width > 0 and (b_width / f_width > 1.5 or f_width / b_width > 1.5):

@@ -8,18 +8,9 @@ effects are ``b = Lambda u`` with ``u ~ N(0, sigma^2 I)``, so
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
-
-@lru_cache(maxsize=64)
-def lower_index(p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of a p x p lower triangle, column-major (lme4's theta order)."""
-    rows = np.array([i for j in range(p) for i in range(j, p)], dtype=int)
-    cols = np.array([j for j in range(p) for i in range(j, p)], dtype=int)
-    rows.flags.writeable = cols.flags.writeable = False
-    return rows, cols
+from ..spec.parameters import lower_index
 
 
 def theta_to_T(theta: np.ndarray, sizes: list[int]) -> list[np.ndarray]:

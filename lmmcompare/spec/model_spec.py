@@ -22,6 +22,7 @@ from ..errors import ArgumentError, DataError, FormulaError, RankDeficiencyWarni
 from .checks import check_column_values, check_columns, check_frame, complete_rows, response_vector
 from .design import _CONTEXT, Design, GroupingFactor, build_design, quote_names, r_expression
 from .formula import ParsedFormula, parse_formula, variables_of
+from .parameters import ParameterTable
 from .formula_checks import check_formula_terms, check_functions, formula_error, strip_comments, transform_variables
 from .random_terms import RandomTerm, random_terms
 from .terms import simple_terms
@@ -79,6 +80,11 @@ class ModelSpec:
     def fixed_names(self) -> list[str]:
         """Names of the columns of :attr:`X`, as lme4 names them."""
         return [self.fixed.names[i] for i in self.keep_fixed]
+
+    @cached_property
+    def parameters(self) -> ParameterTable:
+        """The parameter table (:mod:`.parameters`): every name, kind and place, built once per spec."""
+        return ParameterTable.from_spec(self)
 
     @property
     def n(self) -> int:

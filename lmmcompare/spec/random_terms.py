@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from ..errors import DataError, FormulaError, UnidentifiableTermsWarning
 from .design import Design, GroupingFactor, build_design, grouping_factor
 from .formula import ParsedFormula
+from .parameters import term_labels
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,13 +175,11 @@ def _name_terms(terms: list[RandomTerm]) -> tuple[RandomTerm, ...]:
     factor gets :attr:`RandomTerm.varcorr_group` (``g.1``) in its names, and the
     pair is reported by :func:`_warn_unidentifiable`.
     """
-    from ..params import term_parameter_names
-
     named, earlier = [], {}
     for t in terms:
         before = earlier.setdefault(t.group, [])
-        names = set(term_parameter_names(t.columns, t.group))
-        repeats = any(names & set(term_parameter_names(u.columns, u.group)) for u in before)
+        names = set(term_labels(t.columns, t.group))
+        repeats = any(names & set(term_labels(u.columns, u.group)) for u in before)
         t = dataclasses.replace(t, varcorr_index=len(before), repeats_names=repeats)
         _warn_unidentifiable(before, t)
         before.append(t)
