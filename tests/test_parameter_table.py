@@ -12,7 +12,6 @@ import pytest
 
 import lmmcompare as lc
 from lmmcompare.errors import SamplingWarning, UnidentifiableTermsWarning
-from lmmcompare.params import variance_parameter_names
 from lmmcompare.spec.parameters import lower_index
 
 FORMULAS = [
@@ -70,7 +69,7 @@ def test_rows_follow_theta_and_the_frequentist_names_are_the_tables(formula):
     for k, t in enumerate(spec.terms):
         rows, cols = lower_index(t.p)
         assert [(r.i, r.j) for r in table.of_term(k)] == list(zip(rows, cols))
-    assert variance_parameter_names(spec) == [r.label for r in table.variance]
+    assert spec.parameters.variance_labels == [r.label for r in table.variance]
     assert table.fixed_labels == spec.fixed_names
     assert len(set(r.label for r in table.rows)) == len(table.rows)
 

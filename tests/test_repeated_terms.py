@@ -15,7 +15,6 @@ import pytest
 
 import lmmcompare as lc
 from lmmcompare.errors import FormulaError, SamplingWarning, UnidentifiableTermsWarning
-from lmmcompare.params import variance_parameter_names
 
 REF = {c["id"]: c for c in json.loads((pathlib.Path(__file__).parent / "data" / "syntax_reference.json").read_text())}
 TWO = "Reaction ~ Days + (Days | Subject) + (1 | Subject)"
@@ -40,7 +39,7 @@ def test_the_split_is_reported_as_unidentifiable():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnidentifiableTermsWarning)   # (x || g): columns that span nothing in common
         spec = lc.ModelSpec.from_formula("Reaction ~ Days + (Days || Subject)", "sleepstudy")
-    assert variance_parameter_names(spec) == ["sd_(Intercept)|Subject", "sd_Days|Subject", "sigma"]
+    assert spec.parameters.variance_labels == ["sd_(Intercept)|Subject", "sd_Days|Subject", "sigma"]
     with pytest.raises(FormulaError, match=r"\(\(Intercept\) \+ Days \| Subject\) appears twice"):
         lc.ModelSpec.from_formula("Reaction ~ Days + (1 + Days | Subject) + (Days + 1 | Subject)", "sleepstudy")
 

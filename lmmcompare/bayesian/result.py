@@ -12,7 +12,6 @@ import xarray as xr
 
 from ..arguments import check_bool, check_level, check_seed
 from ..errors import ArgumentError, SamplingWarning
-from ..params import variance_parameter_names
 from ..spec import ModelSpec
 from .priors import PriorSet
 
@@ -57,7 +56,7 @@ class BayesFit:
     @property
     def parameter_names(self) -> list[str]:
         """Fixed effects, then sd/cor and sigma (the shared names)."""
-        return self.spec.fixed_names + variance_parameter_names(self.spec)
+        return self.spec.fixed_names + self.spec.parameters.variance_labels
 
     @property
     def _ranef_keys(self) -> dict[str, str]:

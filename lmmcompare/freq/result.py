@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from ..arguments import check_bool, check_seed, shown
 from ..errors import ArgumentError, DataError, NewLevelError, SingularFitWarning
-from ..params import sd_cor_from_cov, term_parameter_names
+from ..spec.parameters import sd_cor_from_cov
 from ..spec import ModelSpec
 from ..spec.checks import prediction_frame
 from ..spec.design import rebuild_design
@@ -223,11 +223,8 @@ class LmerFit:
 
     def variance_parameters(self) -> pd.Series:
         """sd/cor of every term (theta's order) and sigma, under the shared names."""
-        names, values = [], []
-        for t, cov in zip(self.spec.terms, self.term_covariances()):
-            names.extend(term_parameter_names(t.columns, t.parameter_group))
-            values.extend(sd_cor_from_cov(cov))
-        return pd.Series(values + [self.sigma], index=names + ["sigma"])
+        values = [v for cov in self.term_covariances() for v in sd_cor_from_cov(cov)]
+        return pd.Series(values + [self.sigma], index=self.spec.parameters.variance_labels)
 
     # ---- random effects -------------------------------------------------------------
     def _term_slices(self):

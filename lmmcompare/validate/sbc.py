@@ -17,7 +17,6 @@ import scipy.stats
 
 from ..arguments import check_bool, check_int, check_n_jobs, check_seed, shown
 from ..errors import ArgumentError
-from ..params import variance_parameter_names
 from ..progress import Progress
 from ..report.html import figure_html, standalone_page, table_html
 from ..spec import as_spec
@@ -38,7 +37,7 @@ def prior_draws(spec, prior_set, nsim: int, seed) -> tuple[pd.DataFrame, np.ndar
     prior = idata.prior
     values = {**fixed_effects(prior, built), **variance_parameters(prior, built, covariance_factors(prior, built))}
     truth = pd.DataFrame({name: np.asarray(v).reshape(-1) for name, v in values.items()})
-    names = [*variance_parameter_names(spec), *spec.fixed_names]
+    names = [*spec.parameters.variance_labels, *spec.fixed_names]
     return truth[names], idata.prior_predictive["y"].values.reshape(nsim, spec.n)
 
 

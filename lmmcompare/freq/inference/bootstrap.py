@@ -16,7 +16,7 @@ from ...core.factor import factorize
 from ...core.relcovar import theta_to_T
 from ...core.solve import solve_modes
 from ...errors import ArgumentError
-from ...params import sd_cor_from_cov, variance_parameter_names
+from ...spec.parameters import sd_cor_from_cov
 from ...progress import Progress
 from ..fit import make_devfun, optimize_lmer
 
@@ -53,7 +53,7 @@ def bootstrap(fit, nsim: int = 500, seed=None, n_jobs: int = 1, progress: bool =
     check_seed("seed", seed)
     check_bool("progress", progress)
     sims = fit.simulate(nsim, seed=seed).to_numpy().T
-    names = variance_parameter_names(fit.spec) + fit.spec.fixed_names
+    names = fit.spec.parameters.variance_labels + fit.spec.fixed_names
     chunks = np.array_split(np.arange(nsim), max(1, min(nsim, 4 * (abs(n_jobs) if n_jobs > 0 else 8))))
     rows = []
     with Progress(nsim, "parametric bootstrap", enabled=progress) as bar:

@@ -9,7 +9,6 @@ import scipy.stats
 
 from ...arguments import check_bool, check_int, check_n_jobs, check_seed, shown
 from ...errors import ArgumentError
-from ...params import variance_parameter_names
 from ...progress import Progress
 from .bootstrap import bootstrap
 from .profile import profile
@@ -34,7 +33,7 @@ def confint(fit, method: str = "profile", level: float = 0.95, nsim: int = 500, 
     check_seed("seed", seed)
     check_bool("progress", progress)
     method = method.lower()
-    names = variance_parameter_names(fit.spec) + fit.spec.fixed_names
+    names = fit.spec.parameters.variance_labels + fit.spec.fixed_names
     out = pd.DataFrame(np.nan, index=names, columns=["lower", "upper"])
     if method == "wald":
         z = scipy.stats.norm.ppf(0.5 + level / 2)

@@ -24,7 +24,7 @@ import scipy.stats
 
 from ...arguments import check_level, shown
 from ...errors import ArgumentError
-from ...params import sd_cor_from_cov, variance_parameter_names
+from ...spec.parameters import sd_cor_from_cov
 from ...core.factor import LOG_2PI
 from ...core.blocks import Workspace
 from ...core.gradient import deviance_pieces
@@ -250,7 +250,7 @@ def _profile(fit, which, level, progress) -> Profile:
     scale = _VarianceScale(fit_ml)
     s_hat = scale.from_fit()
     base = scale.deviance(s_hat)
-    vnames = variance_parameter_names(fit_ml.spec)
+    vnames = fit_ml.spec.parameters.variance_labels
     fnames = fit_ml.spec.fixed_names
     names = vnames + fnames
     which = names if which is None else list(which)
