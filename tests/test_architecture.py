@@ -149,3 +149,41 @@ def test_freq_result_and_inference_import_one_way():
 ])
 def test_lower_layers_do_not_import_higher_ones(lower, higher):
     assert _imports_from(GRAPH, lower, higher) == []
+
+
+# The layers of docs/architecture.md, lowest first: a module may import its own layer and lower ones;
+# the two engines share layer 3 and import nothing from each other.
+LAYERS = [
+    ("lmmcompare.errors", "lmmcompare.arguments", "lmmcompare.progress", "lmmcompare.datasets"),
+    ("lmmcompare.spec",),
+    ("lmmcompare.core",),
+    ("lmmcompare.freq", "lmmcompare.bayesian"),
+    ("lmmcompare.plots",),
+    ("lmmcompare.report",),
+    ("lmmcompare.compare", "lmmcompare.validate"),
+    ("lmmcompare.frontend",),
+    ("lmmcompare.cli",),
+]
+
+
+def _layer(module: str) -> tuple[int, str]:
+    matches = [(len(room), rank, room) for rank, rooms in enumerate(LAYERS) for room in rooms if _in(module, room)]
+    if not matches:
+        return len(LAYERS), PACKAGE  # the package's __init__: the top
+    _, rank, room = max(matches)
+    return rank, room
+
+
+def test_every_module_sits_in_a_layer_and_imports_go_down():
+    upward, across = [], []
+    for module, targets in GRAPH.items():
+        rank, room = _layer(module)
+        for target in targets:
+            target_rank, target_room = _layer(target)
+            if target_rank > rank:
+                upward.append(f"{module} -> {target}")
+            elif target_rank == rank == 3 and target_room != room:
+                across.append(f"{module} -> {target}")
+    assert upward == [] and across == []
+    unplaced = [m for m in GRAPH if _layer(m)[1] == PACKAGE and m != PACKAGE]
+    assert unplaced == []
