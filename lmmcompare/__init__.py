@@ -1,4 +1,6 @@
 """lmmcompare: one lme4 formula, a frequentist and a Bayesian fit, compared."""
+__version__ = "0.1.0"   # first, so that modules loaded below can stamp it on their results
+
 from .datasets import list_datasets, load_dataset
 from .errors import ArgumentError, DataError, DatasetNotFoundError, FormulaError, LmmError
 from .spec import ModelSpec
@@ -7,8 +9,6 @@ from .freq.anova import anova
 from .compare import Comparison, compare
 from .frontend import bayes, fit_both
 from . import validate  # lc.validate.coverage(...) without a second import; it imports PyMC only when it samples
-
-__version__ = "0.1.0"
 
 __all__ = ["ModelSpec", "lmer", "LmerFit", "anova", "bayes", "BayesFit", "compare", "fit_both", "Comparison", "validate",
            "load_dataset", "list_datasets", "LmmError", "FormulaError", "DataError", "ArgumentError", "DatasetNotFoundError", "__version__"]

@@ -67,7 +67,7 @@ def bayes(formula, data=None, **options):
         (``b_j ~ N(0, Sigma)`` sampled directly), which removes the inverted
         funnel of well-informed levels (Penicillin); the choice comes from the
         REML fit of the same spec (:mod:`lmmcompare.bayesian.forms`) and is in ``BayesFit.forms``.
-        ``marginal`` integrates the random effects out (see :mod:`lmmcompare.bayesian.model`) and
+        ``marginal`` integrates the random effects out (see :mod:`lmmcompare.bayesian.marginal`) and
         draws them afterwards from their exact conditional.
     posterior_predictive : bool
         Also draw replicated responses into ``idata.posterior_predictive``.

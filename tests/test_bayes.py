@@ -5,6 +5,7 @@ Draws are kept small so CI stays fast; criteria use the Monte Carlo standard
 errors ArviZ reports, not loosened tolerances.
 """
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -211,3 +212,17 @@ def test_laplace_init_samples_the_same_posterior(sleep_marginal):
     for name in a.index:
         bound = 4 * np.hypot(a.loc[name, "mcse_mean"], b.loc[name, "mcse_mean"])
         assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) < bound, name
+
+
+def test_every_fit_stamps_the_software_version_that_made_it(sleep_marginal, tmp_path):
+    """``idata.attrs["lmmcompare_version"]`` is the package's version (pyproject's), and survives a save."""
+    import re
+
+    import arviz as az
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    version = re.search(r'^version = "([^"]+)"', pyproject, re.M).group(1)
+    assert lc.__version__ == version
+    assert sleep_marginal.idata.attrs["lmmcompare_version"] == version
+    sleep_marginal.idata.to_netcdf(tmp_path / "fit.nc")
+    assert az.from_netcdf(tmp_path / "fit.nc").attrs["lmmcompare_version"] == version

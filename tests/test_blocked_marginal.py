@@ -4,8 +4,9 @@
 log-density with ``V = sigma^2 (Z Lambda Lambda' Z' + I)`` and its gradient
 against central differences of that density; the conditional draws of b
 against the dense Cholesky of ``Lambda'Z'Z Lambda + I`` with the same normal
-numbers; the PyTensor Op against the dense PyTensor marginal of
-``bayesian.model.marginal_loglik``, value and gradient.
+numbers; the model's marginal log-likelihood (``bayesian.marginal.marginal_loglik``,
+either kernel, the blocked Op or the closed form) against the same dense density,
+value and gradient, also after its response is swapped as a refit swaps it.
 """
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import scipy.stats
 import lmmcompare as lc
 from lmmcompare.core.blocks import cross_products
 from lmmcompare.core.likelihood import conditional_effects, loglik
-from lmmcompare.core.relcovar import theta_to_T
+from lmmcompare.core.relcovar import lower_index, theta_to_T
 
 CASES = [
     ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin"),
@@ -83,36 +84,92 @@ def test_conditional_draws_are_the_dense_gaussian_conditional(formula, data):
     np.testing.assert_allclose(drawn, expected, rtol=1e-9, atol=1e-10 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("formula, data", CASES[:2])
-def test_op_equals_the_dense_pytensor_marginal(formula, data):
-    """Value and gradient of the model's marginal log-likelihood, blocked Op vs dense graph."""
+MODEL_CASES = CASES + [("Yield ~ 1 + (1 | Batch)", "Dyestuff"),   # sleepstudy, Dyestuff: the closed form
+                       ("diameter ~ 0 + (1 | plate) + (1 | sample)", "Penicillin"),   # no fixed effects
+                       ("Reaction ~ 0 + Days + (Days | Subject) + (1 | Days)", "sleepstudy")]
+
+
+def _graph(spec, shared):
+    """The model's marginal log-likelihood and its gradient, compiled over (coef, sigma, L_i)."""
     import pytensor
     import pytensor.tensor as pt
 
-    from lmmcompare.bayesian.blocked import blocked_loglik
-    from lmmcompare.bayesian.model import marginal_data, marginal_loglik
+    from lmmcompare.bayesian.marginal import marginal_loglik, response_data
+
+    names = spec.fixed_names
+    slope_index = [j for j, n in enumerate(names) if n != "(Intercept)"]
+    has_intercept = "(Intercept)" in names
+    x_means = spec.X[:, slope_index].mean(axis=0) if has_intercept else np.zeros(len(slope_index))
+    response = {k: pytensor.shared(v) if shared else v for k, v in response_data(spec, slope_index, x_means).items()}
+    coef, sigma = pt.dvector("coef"), pt.dscalar("sigma")
+    factors = [pt.dmatrix(f"L{i}") for i in range(len(spec.terms))]
+    expr = marginal_loglik(spec, response, coef, sigma, factors, slope_index, x_means)
+    inputs = [coef, sigma, *factors]
+    # with no fixed effects coef is empty and unused
+    fn = pytensor.function(inputs, [expr, *pytensor.grad(expr, inputs, disconnected_inputs="ignore")],
+                           on_unused_input="ignore")
+    # coef = (alpha, slopes) on the centred slopes: alpha = beta_(Intercept) + x_means' slopes
+    to_coef = np.eye(spec.p)[slope_index]
+    if has_intercept:
+        alpha = np.eye(spec.p)[names.index("(Intercept)")]
+        alpha[slope_index] = x_means
+        to_coef = np.vstack([alpha, to_coef])
+    return fn, response, to_coef
+
+
+@pytest.mark.filterwarnings("ignore::lmmcompare.errors.SingularFitWarning")
+@pytest.mark.parametrize("formula, data", MODEL_CASES)
+def test_model_marginal_loglik_is_the_dense_normal_density(formula, data):
+    """Both kernels behind ``marginal_loglik``: value to 1e-10, gradient against central differences."""
+    from lmmcompare.bayesian.marginal import kernel
 
     spec = lc.ModelSpec.from_formula(formula, data)
-    beta0, sigma0, theta0 = _point(spec, seed=3)
-    Ts = theta_to_T(theta0, [t.p for t in spec.terms])
-    beta, sigma = pt.dvector("beta"), pt.dscalar("sigma")
-    factor_vars = [pt.dmatrix(f"L{i}") for i in range(len(spec.terms))]
-    blocked = blocked_loglik(cross_products(spec), beta, sigma, factor_vars, [t.p for t in spec.terms])
-    # the dense form takes (alpha, slopes on centred columns): with no slopes here gamma = beta
-    slope_index = [j for j, n in enumerate(spec.fixed_names) if n != "(Intercept)"]
-    x_means = spec.X[:, slope_index].mean(axis=0)
-    gamma = pt.concatenate([beta[:1] + pt.dot(x_means, beta[1:]), beta[1:]])
-    dense = marginal_loglik(spec, marginal_data(spec, slope_index, x_means), gamma, sigma, factor_vars)
-    inputs = [beta, sigma, *factor_vars]
-    values = [beta0, sigma0, *[sigma0 * T for T in Ts]]
-    for expr in (blocked, dense):
-        grads = pytensor.grad(expr, inputs)
-        out = pytensor.function(inputs, [expr, *grads])(*values)
-        if expr is blocked:
-            expected = out
-        else:
-            assert abs(out[0] - expected[0]) < 1e-10 * abs(out[0])
-            for g_dense, g_blocked in zip(out[1:], expected[1:]):
-                # theta holds the lower triangles: the dense graph's upper-triangle partials are not parameters
-                lower = np.tril if np.ndim(g_dense) == 2 else np.asarray
-                np.testing.assert_allclose(lower(g_blocked), lower(g_dense), rtol=1e-6, atol=1e-8)
+    assert kernel(spec) == ("closed_form" if len(spec.terms) == 1 and spec.terms[0].p <= 2 else "blocked")
+    fn, _, to_coef = _graph(spec, shared=False)
+    beta, sigma, theta = _point(spec, seed=3)
+    sizes = [t.p for t in spec.terms]
+    Ls = [sigma * T for T in theta_to_T(theta, sizes)]
+    value, g_coef, g_sigma, *g_L = fn(to_coef @ beta, sigma, *Ls)
+    ref = _dense_loglik(spec, beta, sigma, theta)
+    assert abs(value - ref) < 1e-10 * abs(ref)
+
+    def dense(coef, s, factors):   # the dense density as a function of the model's own parameters
+        th = np.concatenate([L[lower_index(L.shape[0])] for L in factors]) / s   # lme4's column-major order
+        return _dense_loglik(spec, np.linalg.solve(to_coef, coef), s, th)
+
+    h, coef = 1e-5, to_coef @ beta
+    for k in range(coef.size):
+        e = h * np.eye(coef.size)[k]
+        num = (dense(coef + e, sigma, Ls) - dense(coef - e, sigma, Ls)) / (2 * h)
+        assert abs(g_coef[k] - num) < 1e-6 * (1 + abs(num))
+    num = (dense(coef, sigma + h, Ls) - dense(coef, sigma - h, Ls)) / (2 * h)
+    assert abs(g_sigma - num) < 1e-6 * (1 + abs(num))
+    for i, L in enumerate(Ls):
+        for a, b in zip(*np.tril_indices(L.shape[0])):
+            E = np.zeros_like(L)
+            E[a, b] = h
+            up, down = list(Ls), list(Ls)
+            up[i], down[i] = L + E, L - E
+            num = (dense(coef, sigma, up) - dense(coef, sigma, down)) / (2 * h)
+            assert abs(g_L[i][a, b] - num) < 1e-5 * (1 + abs(num))
+
+
+@pytest.mark.filterwarnings("ignore::lmmcompare.errors.SingularFitWarning")
+@pytest.mark.parametrize("formula, data", [CASES[0], CASES[3], CASES[1]])
+def test_swapped_response_gives_the_dense_density_of_the_new_response(formula, data):
+    """A refit swaps only the y-inputs of the compiled likelihood (crossed designs through the Op)."""
+    from lmmcompare.bayesian.marginal import response_data
+
+    spec = lc.ModelSpec.from_formula(formula, data)
+    fn, response, to_coef = _graph(spec, shared=True)
+    beta, sigma, theta = _point(spec, seed=5)
+    Ls = [sigma * T for T in theta_to_T(theta, [t.p for t in spec.terms])]
+    rng = np.random.default_rng(1)
+    for y in (spec.y[rng.permutation(spec.n)] + 3.0, spec.y):   # a new response, then back to the first
+        new = spec.with_response(y)
+        slope_index = [j for j, n in enumerate(spec.fixed_names) if n != "(Intercept)"]
+        for name, value in response_data(new, slope_index, spec.X[:, slope_index].mean(axis=0)).items():
+            response[name].set_value(value)
+        got = fn(to_coef @ beta, sigma, *Ls)[0]
+        ref = _dense_loglik(new, beta, sigma, theta)
+        assert abs(got - ref) < 1e-10 * abs(ref)

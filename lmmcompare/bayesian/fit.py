@@ -8,6 +8,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
+from .. import __version__
 from ..arguments import check_bool, check_choice, check_int, check_number, check_seed, shown
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import as_spec
@@ -135,6 +136,7 @@ def _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive, log_l
     idata.posterior.attrs.update(lmmcompare_parameterization=built.parameterization,
                                  lmmcompare_forms=", ".join(built.forms), lmmcompare_sampler=sampler,
                                  lmmcompare_seed=str(seed))
+    idata.attrs["lmmcompare_version"] = __version__   # which software made these draws, saved with them
     fit = BayesFit(spec=spec, idata=idata, priors=built.priors, parameterization=built.parameterization,
                    forms=dict(zip([t.label for t in spec.terms], built.forms)),
                    sampler=sampler, seed=seed, seconds=seconds)

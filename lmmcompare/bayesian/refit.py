@@ -4,6 +4,9 @@ Coverage studies and simulation-based calibration fit the same model to
 hundreds of simulated responses.  Compiling the log-density and its gradient
 takes longer than sampling a small model, so :class:`Refitter` compiles once
 (the response enters as ``pm.Data``) and swaps the response before each run.
+The marginal model is refit through the same likelihood kernel as
+:func:`lmmcompare.bayes` (:mod:`.marginal`), crossed designs included: only
+its y-dependent inputs are swapped.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ import numpy as np
 from ..arguments import check_int, check_seed, shown
 from ..errors import ArgumentError
 from .fit import PARAMETERIZATIONS, SAMPLERS, _to_fit
-from .model import RESPONSE_PARTS, build_model, marginal_data
+from .marginal import response_data
+from .model import build_model
 from .priors import default_priors
 
 
@@ -79,8 +83,7 @@ class Refitter:
         spec = self.spec.with_response(y)
         built = dataclasses.replace(self.built, spec=spec)
         if built.parameterization == "marginal":
-            data = marginal_data(spec, built.slope_index, built.x_means)
-            new = {k: data[k] for k in RESPONSE_PARTS}
+            new = response_data(spec, built.slope_index, built.x_means)
         else:
             new = {"y_obs": spec.y}
         rng = np.random.default_rng(seed)

@@ -227,3 +227,25 @@ def cross_products(spec: ModelSpec) -> CrossProducts:
         rest_sizes=[t.p for t in rest], rest_levels=[t.n_levels for t in rest], rest_offsets=offsets,
         q_rest=pos, p=spec.p, n=spec.n,
         K=_pair_structure(A21, first.n_levels, first.p, m), beta_offset=offset)
+
+
+def response_row(cp: CrossProducts) -> np.ndarray:
+    """The entries of the blocks that depend on y, as one vector.
+
+    ``[Z_1' y~, (A22's y row), beta_offset]`` with ``y~ = y - X beta_offset``:
+    two designs that differ only in y differ only here (:func:`with_response_row`).
+    """
+    return np.concatenate([cp.A21[-1].toarray().ravel(), cp.A22[-1], cp.beta_offset])
+
+
+def with_response_row(cp: CrossProducts, row: np.ndarray) -> CrossProducts:
+    """``cp`` with the response of :func:`response_row` ``row`` in place of its own (same design)."""
+    q1, m = cp.l1 * cp.p1, cp.m
+    A21 = sp.vstack([cp.A21[:-1], sp.csr_matrix(row[None, :q1])], format="csr")
+    A21.sort_indices()
+    A22 = cp.A22.copy()
+    A22[-1], A22[:, -1] = row[q1 : q1 + m], row[q1 : q1 + m]
+    return CrossProducts(
+        p1=cp.p1, l1=cp.l1, A11=cp.A11, A21=A21, A22=A22, rest_sizes=cp.rest_sizes,
+        rest_levels=cp.rest_levels, rest_offsets=cp.rest_offsets, q_rest=cp.q_rest, p=cp.p, n=cp.n,
+        K=_pair_structure(A21, cp.l1, cp.p1, m), beta_offset=np.array(row[q1 + m :]))

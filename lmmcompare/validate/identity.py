@@ -15,7 +15,7 @@ up to the constant ``-2 log p(y)``, which we leave out (both sides are then
 equal exactly, not just up to a shift).
 
 :func:`reml_posterior_identity` computes the left-hand sides from the Bayesian
-engine's marginal likelihood (:func:`lmmcompare.bayesian.model.marginal_loglik`,
+engine's marginal likelihood (:func:`lmmcompare.bayesian.marginal.marginal_loglik`,
 a PyTensor graph; beta integrated exactly, since the integrand is Gaussian in beta)
 and the right-hand sides from the frequentist engine's blocked factor
 (:func:`lmmcompare.core.factor.factorize`), so it tests both.
@@ -42,7 +42,7 @@ class _PosteriorSide:
         import pytensor
         import pytensor.tensor as pt
 
-        from ..bayesian.model import marginal_data, marginal_loglik
+        from ..bayesian.marginal import marginal_loglik, response_data
 
         has_intercept = "(Intercept)" in spec.fixed_names
         slope_index = [j for j, n in enumerate(spec.fixed_names) if n != "(Intercept)"]
@@ -50,7 +50,8 @@ class _PosteriorSide:
         gamma = pt.vector("gamma")
         sigma = pt.scalar("sigma")
         factors = [pt.matrix(f"L_{i}") for i in range(len(spec.terms))]
-        loglik = marginal_loglik(spec, marginal_data(spec, slope_index, x_means), gamma, sigma, factors)
+        loglik = marginal_loglik(spec, response_data(spec, slope_index, x_means), gamma, sigma, factors,
+                                 slope_index, x_means)
         self._fn = pytensor.function([gamma, sigma, *factors], [loglik, pytensor.grad(loglik, gamma)])
         self.p = len(spec.fixed_names)
         self.sizes = [t.p for t in spec.terms]
