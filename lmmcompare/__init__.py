@@ -1,5 +1,5 @@
 """lmmcompare: one lme4 formula, a frequentist and a Bayesian fit, compared."""
-__version__ = "0.1.0"   # first, so that modules loaded below can stamp it on their results
+from ._version import __version__
 
 from .datasets import list_datasets, load_dataset
 from .errors import ArgumentError, DataError, DatasetNotFoundError, FormulaError, LmmError

@@ -8,8 +8,8 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from .. import __version__
-from ..arguments import check_bool, check_choice, check_int, check_number, check_seed, shown
+from .._version import __version__
+from ..arguments import check_bool, check_choice, check_int, check_number, check_seed
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import as_spec
 from .model import build_model
@@ -39,11 +39,8 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     -------
     BayesFit
     """
-    if parameterization not in PARAMETERIZATIONS:
-        raise ArgumentError(f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, "
-                            f"got {shown(parameterization)}")
-    if sampler not in SAMPLERS:
-        raise ArgumentError(f"sampler must be one of {', '.join(SAMPLERS)}, got {shown(sampler)}")
+    check_choice("parameterization", parameterization, PARAMETERIZATIONS)
+    check_choice("sampler", sampler, SAMPLERS)
     for name, value, minimum in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
         check_int(name, value, minimum)
     if cores is not None:

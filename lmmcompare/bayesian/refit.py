@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from ..arguments import check_int, check_seed, shown
+from ..arguments import check_choice, check_int, check_seed
 from ..errors import ArgumentError
 from .fit import PARAMETERIZATIONS, SAMPLERS, _to_fit
 from .marginal import response_data
@@ -49,11 +49,8 @@ class Refitter:
                  sampler: str = "pymc", reml_fit=None):
         import pymc as pm
 
-        if parameterization not in PARAMETERIZATIONS:
-            raise ArgumentError(f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, "
-                                f"got {shown(parameterization)}")
-        if sampler not in SAMPLERS:
-            raise ArgumentError(f"sampler must be one of {', '.join(SAMPLERS)}, got {shown(sampler)}")
+        check_choice("parameterization", parameterization, PARAMETERIZATIONS)
+        check_choice("sampler", sampler, SAMPLERS)
         self.spec, self.sampler, self.target_accept = spec, sampler, target_accept
         self.built = build_model(spec, default_priors(spec, priors), parameterization, shared_response=True,
                                  reml_fit=reml_fit)

@@ -43,6 +43,18 @@ def term_labels(columns, group) -> tuple[str, ...]:
                  for i, j in zip(rows, cols))
 
 
+def sd_cor_matrices(values, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(sd, cor)`` from a term's lower triangle of sds and correlations: the inverse of :func:`sd_cor_from_cov`."""
+    rows, cols = lower_index(p)
+    sd, cor = np.zeros(p), np.eye(p)
+    for v, i, j in zip(values, rows, cols):
+        if i == j:
+            sd[i] = v
+        else:
+            cor[i, j] = cor[j, i] = v
+    return sd, cor
+
+
 def sd_cor_from_cov(cov: np.ndarray) -> np.ndarray:
     """Lower triangle (theta order) of ``cov`` as sds on the diagonal and correlations below.
 

@@ -24,7 +24,7 @@ import scipy.stats
 
 from ...arguments import check_level, shown
 from ...errors import ArgumentError
-from ...spec.parameters import sd_cor_from_cov
+from ...spec.parameters import sd_cor_from_cov, sd_cor_matrices
 from ...core.factor import LOG_2PI
 from ...core.blocks import Workspace
 from ...core.gradient import deviance_pieces
@@ -50,15 +50,7 @@ class _VarianceScale:
         Ts, pos = [], 0
         for p in self.sizes:
             k = p * (p + 1) // 2
-            vals = s[pos : pos + k]
-            rows, cols = lower_index(p)
-            sd = np.zeros(p)
-            cor = np.eye(p)
-            for v, i, j in zip(vals, rows, cols):
-                if i == j:
-                    sd[i] = v
-                else:
-                    cor[i, j] = cor[j, i] = v
+            sd, cor = sd_cor_matrices(s[pos : pos + k], p)
             cov = np.outer(sd, sd) * cor / sigma**2
             if p == 1:
                 Ts.append(np.array([[sd[0] / sigma]]))
@@ -170,12 +162,7 @@ def _cholesky_jacobian(values, p, sigma):
     caller falls back to differences.
     """
     rows, cols = lower_index(p)
-    sd, cor = np.zeros(p), np.eye(p)
-    for v, i, j in zip(values, rows, cols):
-        if i == j:
-            sd[i] = v
-        else:
-            cor[i, j] = cor[j, i] = v
+    sd, cor = sd_cor_matrices(values, p)
     try:
         T = np.linalg.cholesky(np.outer(sd, sd) * cor / sigma**2)
     except np.linalg.LinAlgError:
