@@ -24,6 +24,15 @@ INITS = ("auto", "laplace", "jitter+adapt_diag", "adapt_diag", "jitter+adapt_ful
 LAPLACE_MIN_N = 10_000   # init="auto" starts the marginal model from its mode from this many rows
 
 
+def import_nutpie():
+    """The nutpie module (an optional extra), or a typed error that says how to install it."""
+    try:
+        import nutpie
+    except ImportError as exc:
+        raise ArgumentError("sampler='nutpie' needs nutpie: pip install 'lmmcompare[nutpie]'") from exc
+    return nutpie
+
+
 def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
           cores: int | None = None, seed=None, sampler: str = "pymc", parameterization: str = "auto",
           progressbar: bool = True, target_accept: float = 0.9, posterior_predictive: bool = False,
@@ -67,10 +76,7 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
                   random_seed=sample_seed, progressbar=progressbar, target_accept=target_accept,
                   compute_convergence_checks=False)
     if sampler == "nutpie":
-        try:
-            import nutpie  # noqa: F401
-        except ImportError as exc:
-            raise ArgumentError("sampler='nutpie' needs nutpie: pip install nutpie") from exc
+        import_nutpie()
         kwargs["nuts_sampler"] = "nutpie"
     elif init == "laplace" or (init == "auto" and parameterization == "marginal" and spec.n >= LAPLACE_MIN_N):
         laplace = _laplace_options(built, chains, sample_seed, target_accept)

@@ -17,8 +17,7 @@ import warnings
 import numpy as np
 
 from ..arguments import check_choice, check_int, check_seed
-from ..errors import ArgumentError
-from .fit import PARAMETERIZATIONS, SAMPLERS, _to_fit
+from .fit import PARAMETERIZATIONS, SAMPLERS, _to_fit, import_nutpie
 from .marginal import response_data
 from .model import build_model
 from .priors import default_priors
@@ -57,11 +56,7 @@ class Refitter:
         with self.built.model, warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             if sampler == "nutpie":
-                try:
-                    import nutpie
-                except ImportError as exc:
-                    raise ArgumentError("sampler='nutpie' needs nutpie: pip install 'lmmcompare[nutpie]'") from exc
-                self.compiled = nutpie.compile_pymc_model(self.built.model)
+                self.compiled = import_nutpie().compile_pymc_model(self.built.model)
             else:
                 self.step = pm.NUTS(target_accept=target_accept)   # compiles the log-density and gradient once
 
