@@ -69,8 +69,3 @@ class SingularFitWarning(LmmWarning):
 class SamplingWarning(LmmWarning):
     """MCMC diagnostics (R-hat, ESS, divergences) indicate a problem."""
 
-
-def require(condition, error_cls, message):
-    """Raise ``error_cls(message)`` unless ``condition`` holds."""
-    if not condition:
-        raise error_cls(message)

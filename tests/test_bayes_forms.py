@@ -129,3 +129,10 @@ def test_fit_both_optimises_once_and_hands_its_fit_to_auto(monkeypatch):
     assert made == [True, False, True, True] and handed[2]["reml_fit"] is None
     with pytest.raises(lc.ArgumentError, match="parameterization='auto' chooses the form from the REML fit"):
         lmmcompare.bayesian.model.build_model(spec, lmmcompare.bayesian.default_priors(spec), "auto")
+
+
+def test_bayes_refuses_unknown_keywords_before_building_anything():
+    with pytest.raises(lc.ArgumentError, match=r"unknown keyword argument 'REML' for bayes \(it takes priors, draws"):
+        lc.bayes("Reaction ~ Days + (Days | Subject)", "sleepstudy", REML=False)
+    with pytest.raises(lc.ArgumentError, match=r"unknown keyword argument 'draw' for bayes; did you mean 'draws'\?"):
+        lc.bayes("Reaction ~ Days + (Days | Subject)", "sleepstudy", draw=10)

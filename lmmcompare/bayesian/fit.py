@@ -14,7 +14,7 @@ from ..errors import ArgumentError, SamplingWarning
 from ..spec import as_spec
 from .model import build_model
 from .postprocess import (covariance_factors, fixed_effects, linear_predictor, named_posterior,
-                          random_effects_marginal, random_effects_noncentered, variance_parameters)
+                          random_effects_marginal, random_effects_sampled, variance_parameters)
 from .priors import PriorSet, default_priors
 from .result import BayesFit
 
@@ -116,7 +116,7 @@ def _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive, log_l
     if built.parameterization == "marginal":
         b_terms = random_effects_marginal(post, built, fixed, factors, rng, progress)
     else:
-        b_terms = random_effects_noncentered(post, built)
+        b_terms = random_effects_sampled(post, built)
     named = named_posterior(post, built, b_terms, fixed, variances)
     coords = {"chain": named.chain.values, "draw": named.draw.values, "obs": np.arange(spec.n)}
     groups = {

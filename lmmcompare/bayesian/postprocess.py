@@ -62,7 +62,7 @@ def variance_parameters(post, built, factors):
     return out
 
 
-def random_effects_noncentered(post, built):
+def random_effects_sampled(post, built):
     """Per term, the sampled ``b_i`` (noncentered and centered parameterisations)."""
     return [_stack(post, tv.effects) for tv in built.spec.parameters.terms]
 

@@ -79,7 +79,7 @@ class Prior:
         return f"{self.family}({', '.join(f'{v:.4g}' for v in self.params)})"
 
     def dist(self):
-        """An unnamed PyMC distribution (for ``sd_dist`` of the LKJ prior)."""
+        """An unnamed PyMC distribution (for ``pm.logp`` of a transformed sd, :mod:`.covariance`)."""
 
         return _PYMC[self.family].dist(**self.kwargs)
 

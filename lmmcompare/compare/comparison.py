@@ -14,6 +14,7 @@ from ..report.html import write_report
 from ..report.markdown import comparison_markdown
 from .checks import fit_statistics, ppc_statistics
 from .matching import spec_difference
+from .ranef import ranef_table, shrinkage_table
 from .table import FLAG_TEXT, comparison_table
 
 
@@ -75,39 +76,11 @@ class Comparison:
 
     def ranef_table(self) -> pd.DataFrame:
         """Conditional modes and SDs beside posterior means and SDs, per group level and coefficient."""
-        frames = []
-        modes, csd = self.freq.ranef(), self.freq.ranef(condsd=True)
-        pmean, psd = self.bayes.ranef(), self.bayes.ranef(sd=True)
-        for group in modes:
-            long = lambda f, name: f.rename_axis("level").reset_index().melt(
-                id_vars="level", var_name="coef", value_name=name)
-            merged = long(modes[group], "mode").merge(long(csd[group], "cond_sd"), on=["level", "coef"])
-            merged = merged.merge(long(pmean[group], "post_mean"), on=["level", "coef"])
-            merged = merged.merge(long(psd[group], "post_sd"), on=["level", "coef"])
-            merged.insert(0, "group", group)
-            frames.append(merged)
-        return pd.concat(frames, ignore_index=True)
+        return ranef_table(self.freq, self.bayes)
 
     def shrinkage(self) -> pd.DataFrame:
-        """Per group level of the first term: separate per-group OLS estimate, REML BLUP
-        (fixed effect + conditional mode) and posterior mean, for each of the term's columns."""
-        term = self.spec.terms[0]
-        X, y, codes = term.design.matrix, self.spec.y, term.codes
-        fixef = self.freq.fixef
-        modes = self.freq.ranef()[term.group]
-        post = self.bayes.ranef()[term.group]
-        post_fixed = {c: float(self.bayes.idata.posterior[c].mean()) for c in term.columns if c in fixef.index}
-        rows = []
-        for j, level in enumerate(term.levels):
-            rows_j = codes == j
-            ols = np.linalg.lstsq(X[rows_j], y[rows_j], rcond=None)[0] if rows_j.sum() >= term.p else \
-                np.full(term.p, np.nan)
-            for k, col in enumerate(term.columns):
-                base_f = fixef.get(col, 0.0)
-                rows.append({"level": level, "coef": col, "ols": ols[k],
-                             "reml": base_f + modes.loc[level, col],
-                             "bayes": post_fixed.get(col, 0.0) + post.loc[level, col]})
-        return pd.DataFrame(rows)
+        """Per level of the first term: per-group OLS, REML BLUP and posterior mean (:func:`.ranef.shrinkage_table`)."""
+        return shrinkage_table(self.freq, self.bayes)
 
     def ppc(self, seed=None) -> pd.DataFrame:
         """Posterior predictive test statistics with Bayesian p-values."""

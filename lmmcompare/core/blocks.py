@@ -74,7 +74,7 @@ class CrossProducts:
     p: int
     n: int
     K: sp.csr_matrix
-    beta_offset: np.ndarray = None
+    beta_offset: np.ndarray
 
     @property
     def m(self) -> int:

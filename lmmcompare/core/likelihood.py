@@ -46,7 +46,7 @@ def _rss_at(f, beta: np.ndarray) -> tuple[float, np.ndarray]:
     qr, p = cp.q_rest, cp.p
     if p == 0:
         return f.r2, np.zeros(0)
-    shifted = beta - (0.0 if cp.beta_offset is None else cp.beta_offset)
+    shifted = beta - cp.beta_offset
     LX = f.L22[qr : qr + p, qr : qr + p]
     # L_X' beta_hat = l_yX, the y row of the factor in the X columns, so no solve for beta_hat
     w = LX.T @ shifted - f.L22[-1, qr : qr + p]

@@ -40,7 +40,7 @@ def solve_modes(f: BlockedFactor, beta: np.ndarray | None = None) -> tuple[np.nd
         La = f.L22[:-1, :-1]
         s = scipy.linalg.solve_triangular(La, f.L22[-1, :-1], lower=True, trans="T", check_finite=False)
     else:
-        shifted = np.asarray(beta, dtype=float) - (0.0 if cp.beta_offset is None else cp.beta_offset)
+        shifted = np.asarray(beta, dtype=float) - cp.beta_offset
         rhs = f.L22[-1, :qr] - f.L22[qr : qr + cp.p, :qr].T @ shifted
         u_rest = scipy.linalg.solve_triangular(f.L22[:qr, :qr], rhs, lower=True, trans="T", check_finite=False)
         s = np.concatenate([u_rest, shifted])
@@ -50,9 +50,7 @@ def solve_modes(f: BlockedFactor, beta: np.ndarray | None = None) -> tuple[np.nd
         u1 = rhs / f.L11.ravel()
     else:
         u1 = np.linalg.solve(np.swapaxes(f.L11, 1, 2), rhs.reshape(cp.l1, cp.p1, 1)).ravel()
-    if cp.beta_offset is not None:
-        beta_s = beta_s + cp.beta_offset
-    return np.concatenate([u1, u_rest]), beta_s
+    return np.concatenate([u1, u_rest]), beta_s + cp.beta_offset
 
 
 def inverse_blocks(f: BlockedFactor, include_X: bool, workspace=None):

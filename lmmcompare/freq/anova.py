@@ -11,7 +11,7 @@ from ..arguments import check_bool
 from ..errors import ArgumentError, LmmWarning
 from .inference import anova_terms
 from .inference.anova_contrasts import ANOVA_TYPES, check_type
-from .inference.tests import DDF_METHODS, _check_ddf
+from .inference.hypotheses import DDF_METHODS, check_ddf
 from .result import LmerFit
 
 
@@ -57,7 +57,7 @@ def anova(*fits: LmerFit, refit: bool = True, ddf: str = "satterthwaite", type: 
                                 f"{_by_name(f)}")
         if not isinstance(f, LmerFit):
             raise ArgumentError(f"argument {i + 1} of anova is a {f.__class__.__name__}, not an LmerFit")
-    ddf, test_type = _check_ddf(ddf), check_type(type)
+    ddf, test_type = check_ddf(ddf), check_type(type)
     if len(fits) == 1:
         return anova_terms(fits[0], ddf, test_type)
     if not fits:

@@ -38,10 +38,6 @@ class Bar:
     double: bool
     text: str
 
-    @property
-    def group_name(self) -> str:
-        return ":".join(self.group)
-
 
 @dataclass(frozen=True)
 class ParsedFormula:

@@ -4,7 +4,7 @@ from .confint import confint
 from .ddf import satterthwaite_df
 from .kenward_roger import KenwardRoger, kenward_roger, kenward_roger_df, kenward_roger_vcov
 from .profile import Profile, profile
-from .tests import anova_terms, coef_table, contrast
+from .hypotheses import anova_terms, coef_table, contrast
 
 __all__ = ["coef_table", "contrast", "anova_terms", "confint", "profile", "Profile", "bootstrap",
            "satterthwaite_df", "kenward_roger", "KenwardRoger", "kenward_roger_df", "kenward_roger_vcov"]

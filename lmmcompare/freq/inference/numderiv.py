@@ -38,10 +38,6 @@ def jacobian(fun, x, r: int = 4) -> np.ndarray:
     return J
 
 
-def gradient(fun, x, r: int = 4) -> np.ndarray:
-    return jacobian(lambda z: np.atleast_1d(fun(z)), x, r)[0]
-
-
 def hessian(fun, x, r: int = 4, d: float = 0.1) -> np.ndarray:
     """Hessian by Richardson-extrapolated second differences (numDeriv's ``genD``).
 

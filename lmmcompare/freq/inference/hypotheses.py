@@ -15,7 +15,7 @@ from .kenward_roger import kenward_roger_fit, reml_fit
 DDF_METHODS = ("satterthwaite", "kenward-roger", "none")
 
 
-def _check_ddf(ddf):
+def check_ddf(ddf):
     if not isinstance(ddf, str) or ddf.lower() not in DDF_METHODS:
         raise ArgumentError(f"ddf must be one of {', '.join(DDF_METHODS)}, got {shown(ddf)}")
     return ddf.lower()
@@ -28,7 +28,7 @@ def coef_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
     Kenward-Roger uses its adjusted covariance for the standard errors (an ML
     fit is refitted by REML first, as pbkrtest does, with a warning).
     """
-    ddf = _check_ddf(ddf)
+    ddf = check_ddf(ddf)
     fit = reml_fit(fit) if ddf == "kenward-roger" else fit
     p = fit.spec.p
     beta = fit.beta
@@ -53,7 +53,7 @@ def contrast(fit, L, ddf: str = "satterthwaite") -> pd.DataFrame:
     L : array-like (q x p) or (p,)
         Contrast rows over the fixed effects (``fit.spec.fixed_names`` order).
     """
-    ddf = _check_ddf(ddf)
+    ddf = check_ddf(ddf)
     fit = reml_fit(fit) if ddf == "kenward-roger" else fit
     p = fit.spec.p
     try:
@@ -138,7 +138,7 @@ def anova_terms(fit, ddf: str = "satterthwaite", type: str = "III") -> pd.DataFr
         ``attrs["heading"]`` names the type and method, ``attrs["hypotheses"]``
         holds each term's contrast matrix (a DataFrame over the fixed effects).
     """
-    ddf = _check_ddf(ddf)
+    ddf = check_ddf(ddf)
     type = check_type(type)
     fit = reml_fit(fit) if ddf == "kenward-roger" else fit
     contrasts = anova_contrasts(fit.spec, type)
