@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import lmmcompare as lc
-from lmmcompare.errors import SamplingWarning, UnidentifiableTermsWarning
+from conftest import prior_fit
+from lmmcompare.errors import UnidentifiableTermsWarning
 from lmmcompare.spec.parameters import lower_index
 
 FORMULAS = [
@@ -26,25 +27,6 @@ def _spec(formula):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnidentifiableTermsWarning)
         return lc.ModelSpec.from_formula(formula, "sleepstudy")
-
-
-def _prior_fit(spec, draws=30):
-    """A BayesFit of prior draws of ``spec``'s PyMC model (two chains): the posterior pipeline without NUTS."""
-    import arviz as az
-    import pymc as pm
-    import xarray as xr
-
-    from lmmcompare.bayesian.fit import _to_fit
-    from lmmcompare.bayesian.model import build_model
-
-    built = build_model(spec, lc.bayesian.default_priors(spec), "noncentered", standardized=False)
-    chains = [pm.sample_prior_predictive(draws=draws, model=built.model, random_seed=s).prior for s in (1, 2)]
-    prior = xr.concat(chains, dim="chain").assign_coords(chain=[0, 1])
-    raw = az.InferenceData(posterior=prior,
-                           sample_stats=xr.Dataset({"diverging": xr.zeros_like(prior["sigma"], dtype=bool)}))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SamplingWarning)
-        return _to_fit(raw, built, np.random.default_rng(0), 1, "pymc", 0.0, False), prior
 
 
 def test_the_table_of_sleepstudy_has_lme4s_names_in_thetas_order():
@@ -91,7 +73,7 @@ def test_rows_follow_theta_and_the_frequentist_names_are_the_tables(formula):
 def test_posterior_and_comparison_rows_are_the_tables(formula):
     spec = _spec(formula)
     table = spec.parameters
-    bayes_fit, prior = _prior_fit(spec)
+    bayes_fit, prior = prior_fit(spec)
     post = bayes_fit.idata.posterior
     labels = [r.label for r in table.rows]
     assert bayes_fit.parameter_names == labels

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import lmmcompare as lc
-from lmmcompare.errors import FormulaError, SamplingWarning, UnidentifiableTermsWarning
+from conftest import prior_fit
+from lmmcompare.errors import FormulaError, UnidentifiableTermsWarning
 
 REF = {c["id"]: c for c in json.loads((pathlib.Path(__file__).parent / "data" / "syntax_reference.json").read_text())}
 TWO = "Reaction ~ Days + (Days | Subject) + (1 | Subject)"
@@ -91,27 +92,8 @@ def test_profile_of_the_second_term_is_its_own():
     assert np.interp(estimate, trace["value"], trace["zeta"]) == pytest.approx(0.0, abs=1e-6)
 
 
-def _prior_fit(spec, draws=40):
-    """A BayesFit of the prior draws of ``spec``'s PyMC model (two chains): the posterior pipeline without NUTS."""
-    import arviz as az
-    import pymc as pm
-    import xarray as xr
-
-    from lmmcompare.bayesian.fit import _to_fit
-    from lmmcompare.bayesian.model import build_model
-
-    built = build_model(spec, lc.bayesian.default_priors(spec), "noncentered", standardized=False)
-    chains = [pm.sample_prior_predictive(draws=draws, model=built.model, random_seed=s).prior for s in (1, 2)]
-    prior = xr.concat(chains, dim="chain").assign_coords(chain=[0, 1])
-    raw = az.InferenceData(posterior=prior,
-                           sample_stats=xr.Dataset({"diverging": xr.zeros_like(prior["sigma"], dtype=bool)}))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SamplingWarning)
-        return _to_fit(raw, built, np.random.default_rng(0), 1, "pymc", 0.0, False), prior
-
-
 def test_bayesian_names_and_comparison_tables_keep_the_terms_apart(two_fit):
-    bayes_fit, prior = _prior_fit(two_fit.spec)
+    bayes_fit, prior = prior_fit(two_fit.spec, draws=40)
     post = bayes_fit.idata.posterior
     assert bayes_fit.parameter_names == ["(Intercept)", "Days"] + NAMES
     np.testing.assert_array_equal(post["sd_(Intercept)|Subject.1"], prior["sd_1_0"])   # term 1's own sd
