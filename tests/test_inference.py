@@ -136,7 +136,7 @@ def test_profile_of_a_fit_with_correlation_one_is_finite_and_exact():
     """
     import scipy.optimize
 
-    from lmmcompare.freq.inference.profile import _VarianceScale
+    from lmmcompare.freq.inference.variance_scale import VarianceScale
 
     fit = lc.lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy")
     y = fit.simulate(1, seed=4169215644)["sim_1"].to_numpy()
@@ -147,7 +147,7 @@ def test_profile_of_a_fit_with_correlation_one_is_finite_and_exact():
         ml = lc.lmer(refit.spec, reml=False)
     assert refit.singular and ci.loc["cor_Days.(Intercept)|Subject", "upper"] == 1.0
     assert np.isfinite(ci.to_numpy()).all()
-    scale = _VarianceScale(ml)
+    scale = VarianceScale(ml)
     s_hat = scale.from_fit()
     base = scale.deviance(s_hat)
 

@@ -1,4 +1,9 @@
-"""The free parameters of a variance profile: correlations that stay positive semi-definite.
+"""The scale a variance profile moves on, and its free parameters: correlations that stay PSD.
+
+:class:`VarianceScale` maps (the sds and correlations of every term, sigma) to
+theta and evaluates the ML deviance with sigma as a free parameter, with its
+gradient by the chain rule; :class:`InnerParameters` says which of those the
+profile of one parameter minimises over, and how.
 
 Profiling one variance parameter ``s_i`` minimises the ML deviance over all the
 others.  For a term of one or two columns the others live in a box (sds >= 0,
@@ -24,8 +29,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...core.relcovar import lower_index
+from ...core.blocks import Workspace
+from ...core.factor import LOG_2PI
+from ...core.gradient import deviance_pieces
+from ...core.relcovar import T_to_theta, lower_index
 from ...core.standardize import cholesky_psd
+from ...spec.parameters import sd_cor_from_cov, sd_cor_matrices
 
 
 class _TermRows:
@@ -156,3 +165,166 @@ class InnerParameters:
             parts.append(t.chain(grad_s, phi[pos : pos + t.n_free], self._rho(t, x)))
             pos += t.n_free
         return np.concatenate(parts)
+
+
+class VarianceScale:
+    """Map (sd/cor of every term, sigma) <-> theta, and the unprofiled-in-sigma ML deviance."""
+
+    def __init__(self, fit_ml):
+        self.fit = fit_ml
+        self.cp = fit_ml.cp
+        self.workspace = Workspace(self.cp.m)
+        self.sizes = [t.p for t in fit_ml.spec.terms]
+
+    def to_theta(self, s):
+        sigma = s[-1]
+        if all(p <= 2 for p in self.sizes):
+            return self._to_theta_small(s, sigma)
+        Ts, pos = [], 0
+        for p in self.sizes:
+            k = p * (p + 1) // 2
+            sd, cor = sd_cor_matrices(s[pos : pos + k], p)
+            cov = np.outer(sd, sd) * cor / sigma**2
+            if p == 1:
+                Ts.append(np.array([[sd[0] / sigma]]))
+            else:
+                w = np.linalg.eigvalsh(cor)
+                if w.min() < -1e-12:
+                    return None
+                Ts.append(_cholesky_psd(cov))
+            pos += k
+        return T_to_theta(Ts)
+
+    def _to_theta_small(self, s, sigma):
+        """Closed form for terms of one or two columns: T = [[s1, 0], [rho s2, s2 sqrt(1 - rho^2)]] / sigma."""
+        out, pos = [], 0
+        for p in self.sizes:
+            if p == 1:
+                out.append(s[pos] / sigma)
+                pos += 1
+            else:
+                s1, rho, s2 = s[pos : pos + 3]
+                if abs(rho) > 1:
+                    return None
+                out += [s1 / sigma, rho * s2 / sigma, s2 * np.sqrt(1.0 - rho * rho) / sigma]
+                pos += 3
+        return np.array(out)
+
+    def from_fit(self):
+        out = []
+        for cov in self.fit.term_covariances():
+            out.extend(sd_cor_from_cov(cov))
+        return np.array(out + [self.fit.sigma])
+
+    def deviance(self, s):
+        return self.deviance_and_gradient(s)[0]
+
+    def deviance_and_gradient(self, s):
+        """``dd(s)`` and its gradient in s (chain rule through theta(s) and sigma)."""
+        s = np.asarray(s, dtype=float)
+        bad = np.inf, np.zeros_like(s)
+        if s[-1] <= 0:
+            return bad
+        theta = self.to_theta(s)
+        if theta is None:
+            return bad
+        try:
+            f, dlogdet, dr2 = deviance_pieces(self.cp, theta, include_X=False, workspace=self.workspace)
+        except np.linalg.LinAlgError:
+            return bad
+        sigma = s[-1]
+        s2 = sigma * sigma
+        value = f.logdet_theta + f.r2 / s2 + self.cp.n * (LOG_2PI + np.log(s2))
+        dtheta = dlogdet + dr2 / s2
+        J = self._theta_jacobian(s, theta)
+        grad = dtheta @ J
+        grad[-1] += -2 * f.r2 / (s2 * sigma) + 2 * self.cp.n / sigma
+        return value, grad
+
+    def _theta_jacobian(self, s, theta, h=1e-7):
+        """d theta / d s: closed form for terms of one or two columns, differences otherwise."""
+        J = np.zeros((theta.size, s.size))
+        sigma = s[-1]
+        J[:, -1] = -theta / sigma  # theta = chol(cov) / sigma
+        pos = 0
+        for p in self.sizes:
+            k = p * (p + 1) // 2
+            if p == 1:
+                J[pos, pos] = 1.0 / sigma
+            elif p == 2:
+                _, rho, s2 = s[pos : pos + 3]
+                root = np.sqrt(max(1.0 - rho * rho, 1e-12))  # finite slope at |rho| = 1 (a singular fit)
+                J[pos, pos] = 1.0 / sigma
+                J[pos + 1, pos + 1], J[pos + 1, pos + 2] = s2 / sigma, rho / sigma
+                J[pos + 2, pos + 1], J[pos + 2, pos + 2] = -s2 * rho / (sigma * root), root / sigma
+            elif (exact := _cholesky_jacobian(s[pos : pos + k], p, sigma)) is not None:
+                J[pos : pos + k, pos : pos + k] = exact
+            else:
+                for j in range(pos, pos + k):
+                    up = s.copy()
+                    up[j] += h
+                    th_up = self.to_theta(up)
+                    down = s.copy()
+                    down[j] -= h
+                    th_down = self.to_theta(down)
+                    if th_up is not None and th_down is not None:
+                        J[pos : pos + k, j] = (th_up - th_down)[pos : pos + k] / (2 * h)
+                    elif th_up is not None:
+                        J[pos : pos + k, j] = (th_up - theta)[pos : pos + k] / h
+                    elif th_down is not None:
+                        J[pos : pos + k, j] = (theta - th_down)[pos : pos + k] / h
+            pos += k
+        return J
+
+    def bounds(self):
+        lo, hi = [], []
+        for p in self.sizes:
+            rows, cols = lower_index(p)
+            for i, j in zip(rows, cols):
+                lo.append(0.0 if i == j else -1.0)
+                hi.append(np.inf if i == j else 1.0)
+        return np.array(lo + [0.0]), np.array(hi + [np.inf])
+
+
+def _cholesky_jacobian(values, p, sigma):
+    """d theta / d (sds, correlations) of one term by the derivative of the Cholesky factor.
+
+    With ``Sigma = D C D / sigma^2 = T T'``, a change ``dSigma`` moves ``T`` by
+    ``dT = T Phi(T^-1 dSigma T^-T)``, ``Phi`` the lower triangle with half the
+    diagonal (Murray 2016, eq. 11).  None when T is (nearly) singular, where the
+    caller falls back to differences.
+    """
+    rows, cols = lower_index(p)
+    sd, cor = sd_cor_matrices(values, p)
+    try:
+        T = np.linalg.cholesky(np.outer(sd, sd) * cor / sigma**2)
+    except np.linalg.LinAlgError:
+        return None
+    d = np.diag(T)
+    if d.min() <= 1e-8 * d.max():
+        return None
+    T_inv = np.linalg.inv(T)
+    out = np.empty((rows.size, rows.size))
+    for k, (i, j) in enumerate(zip(rows, cols)):
+        dS = np.zeros((p, p))
+        if i == j:  # d/d sd_i of sd_i sd_m cor_im, row and column i
+            dS[i, :] = sd * cor[i, :]
+            dS[:, i] += sd * cor[:, i]
+        else:
+            dS[i, j] = dS[j, i] = sd[i] * sd[j]
+        M = T_inv @ (dS / sigma**2) @ T_inv.T
+        Phi = np.tril(M) - 0.5 * np.diag(np.diag(M))
+        out[:, k] = (T @ Phi)[rows, cols]
+    return out
+
+
+def _cholesky_psd(cov):
+    """Lower Cholesky factor allowing a singular (boundary) covariance."""
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        w, U = np.linalg.eigh(cov)
+        B = U * np.sqrt(np.clip(w, 0, None))
+        _, R = np.linalg.qr(B.T)
+        L = R.T
+        return L * np.where(np.diag(L) < 0, -1.0, 1.0)
