@@ -9,7 +9,8 @@ fitted here, in the open, and handed over:
   ``reml_fit`` is given;
 * :func:`fit_both` builds the spec once and optimises once: its own REML fit is
   the one ``auto`` reads (an ML comparison, ``reml=False``, still chooses from a
-  REML fit, fitted for that purpose, so the choice does not depend on ``reml``).
+  REML fit, refitted from the ML fit's own cross-products, so the choice does not
+  depend on ``reml``).
 
 PyMC is imported only when a Bayesian fit is made.
 """
@@ -26,15 +27,14 @@ from .spec import as_spec
 
 
 def _reml_fit_for_auto(spec, bayes_options, fit=None):
-    """The REML fit the ``auto`` choice reads: ``fit`` when it is one, else fitted here (warnings kept quiet:
-    a singular or flagged fit only steers the choice of form)."""
+    """The REML fit the ``auto`` choice reads: ``fit`` by REML (an ML ``fit`` refitted from its own
+    cross-products, :meth:`~lmmcompare.LmerFit.by_criterion`), else fitted here.  Warnings are kept
+    quiet: a singular or flagged fit only steers the choice of form."""
     if bayes_options.get("parameterization", "auto") != "auto" or bayes_options.get("reml_fit") is not None:
         return bayes_options.get("reml_fit")
-    if fit is not None and fit.reml:
-        return fit
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return lmer(spec, reml=True)
+        return lmer(spec, reml=True) if fit is None else fit.by_criterion(True)
 
 
 def _check_keywords(function: str, options: dict, accepted: list[str], extra: str = "") -> None:

@@ -122,11 +122,12 @@ def test_fit_both_optimises_once_and_hands_its_fit_to_auto(monkeypatch):
     spec = lc.ModelSpec.from_formula(PENICILLIN, "Penicillin")
     freq = lc.fit_both(spec)
     assert made == [True] and handed[0]["reml_fit"] is freq
-    lc.fit_both(spec, reml=False)
-    assert made == [True, False, True] and handed[1]["reml_fit"].reml
+    ml = lc.fit_both(spec, reml=False)
+    assert made == [True, False] and handed[1]["reml_fit"] is ml.by_criterion(True) and handed[1]["reml_fit"].reml
+    assert handed[1]["reml_fit"].objective == pytest.approx(freq.objective, abs=1e-8)
     assert term_forms(spec, handed[1]["reml_fit"]) == term_forms(spec, freq) == ["centered", "centered"]
     lc.fit_both(spec, parameterization="marginal")
-    assert made == [True, False, True, True] and handed[2]["reml_fit"] is None
+    assert made == [True, False, True] and handed[2]["reml_fit"] is None
     with pytest.raises(lc.ArgumentError, match="parameterization='auto' chooses the form from the REML fit"):
         lmmcompare.bayesian.model.build_model(spec, lmmcompare.bayesian.default_priors(spec), "auto")
 

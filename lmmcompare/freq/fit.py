@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..arguments import check_bool, check_int, check_number, check_options, shown
-from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarning
-from ..spec import ModelSpec
 from ..core.blocks import CrossProducts, Workspace, cross_products
 from ..core.factor import objective
 from ..core.gradient import objective_and_gradient
-from .optimize import OptSummary, gradient_small, optimize_theta, projected_gradient
 from ..core.relcovar import theta_start
+from ..core.standardize import (column_transforms, standardized_spec, theta_from_standardized,
+                                theta_to_standardized)
+from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarning
+from ..spec import ModelSpec
+from .optimize import OptSummary, gradient_small, optimize_theta, projected_gradient
 from .start import intercepts_only, moment_start
 from .threads import single_blas_thread
-from ..core.standardize import (column_transforms, standardized_spec, theta_from_standardized,
-                          theta_to_standardized)
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,11 +147,12 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
                         f"{far_from_zero(devfun.spec)}")
     log = tuple((theta_from_standardized(th, transforms, sizes), v) for th, v in first.log) + polished.log
     theta_s = theta_to_standardized(polished.theta, transforms, sizes)
-    check = inner(theta_s)
-    if not polished.converged:
+    if polished.converged:
+        check = inner(theta_s)
+    else:
         # The gradient in lme4's theta scales as 1 / (covariate scale): judge convergence where the
         # columns are standardised, as lme4's rule would judge a model fitted on rescaled covariates.
-        value, grad = inner.with_gradient(theta_s)
+        check, grad = inner.with_gradient(theta_s)
         grad = projected_gradient(theta_s, grad, inner.lower)
         if gradient_small(inner.with_gradient, theta_s, grad, inner.lower, options.get("conv_tol", 0.002)):
             polished = dataclasses.replace(polished, converged=True)
