@@ -37,15 +37,16 @@ def kernel(spec: ModelSpec) -> str:
     return "closed_form" if len(spec.terms) == 1 and spec.terms[0].p <= 2 else "blocked"
 
 
-def response_data(spec: ModelSpec, slope_index, x_means) -> dict:
+def response_data(spec: ModelSpec, slope_index, x_means, cp=None) -> dict:
     """The y-dependent inputs of the kernel for ``spec``, by name (the ``pm.Data`` a refit swaps).
 
     ``closed_form``: ``Dty``, ``yty`` and ``Zty`` with ``D = [1, centred slopes]``;
     ``blocked``: ``response_row``, the y-dependent entries of the core's
-    cross-products (:func:`lmmcompare.core.blocks.response_row`).
+    cross-products (:func:`lmmcompare.core.blocks.response_row`); ``cp``, the
+    spec's cross-products when the caller has them, saves building them again.
     """
     if kernel(spec) == "blocked":
-        return {"response_row": response_row(cross_products(spec))}
+        return {"response_row": response_row(cross_products(spec) if cp is None else cp)}
     D = _sampled_design(spec, slope_index, x_means)
     return {"Dty": D.T @ spec.y, "yty": float(spec.y @ spec.y), "Zty": np.asarray(spec.Z.T @ spec.y).ravel()}
 
@@ -56,22 +57,22 @@ def _sampled_design(spec: ModelSpec, slope_index, x_means) -> np.ndarray:
     return np.column_stack([np.ones(spec.n), Xs]) if "(Intercept)" in spec.fixed_names else Xs
 
 
-def marginal_loglik(spec: ModelSpec, response: dict, coef, sigma, factors, slope_index, x_means):
+def marginal_loglik(spec: ModelSpec, response: dict, coef, sigma, factors, slope_index, x_means, cp=None):
     """log p(y | coef, sigma, Sigma) with b integrated out, as a PyTensor expression.
 
     ``response`` holds the y-dependent inputs (:func:`response_data`, arrays or
     ``pm.Data``); ``coef`` is ``(alpha, beta_1, ...)`` on the centred slopes;
     ``factors`` are the Cholesky factors ``L_i`` of the ``Sigma_i`` (absolute
-    scale).  :mod:`lmmcompare.validate` compiles it on its own to check it
-    against the REML criterion.
+    scale); ``cp`` as in :func:`response_data`.  :mod:`lmmcompare.validate`
+    compiles it on its own to check it against the REML criterion.
     """
+    cp = cross_products(spec) if cp is None else cp
     if kernel(spec) == "blocked":
         from .blocked import blocked_loglik   # PyTensor Op: loaded with PyMC, not with the package
 
         beta = spec_order_beta(spec, coef, slope_index, x_means)
-        return blocked_loglik(cross_products(spec), beta, sigma, factors, [t.p for t in spec.terms],
-                              response["response_row"])
-    return _closed_form(spec, response, coef, sigma, factors[0], slope_index, x_means)
+        return blocked_loglik(cp, beta, sigma, factors, [t.p for t in spec.terms], response["response_row"])
+    return _closed_form(spec, cp, response, coef, sigma, factors[0], slope_index, x_means)
 
 
 def spec_order_beta(spec: ModelSpec, coef, slope_index, x_means):
@@ -96,7 +97,7 @@ def spec_order_beta(spec: ModelSpec, coef, slope_index, x_means):
     return pt.stack(values)
 
 
-def _closed_form(spec: ModelSpec, response: dict, gamma, sigma, L_abs, slope_index, x_means):
+def _closed_form(spec: ModelSpec, cp, response: dict, gamma, sigma, L_abs, slope_index, x_means):
     """One grouping factor, p <= 2: ``log|M|`` and the quadratic form level by level.
 
     ``M_j = I + L' A_j L`` with ``A_j = Z_j'Z_j`` and ``L = L_abs / sigma``,
@@ -108,7 +109,7 @@ def _closed_form(spec: ModelSpec, response: dict, gamma, sigma, L_abs, slope_ind
     t = spec.terms[0]
     D = _sampled_design(spec, slope_index, x_means)
     DtD, ZtD = D.T @ D, np.asarray(spec.Z.T @ D)
-    A = cross_products(spec).A11   # (levels, p, p) diagonal blocks of Z'Z
+    A = cp.A11   # (levels, p, p) diagonal blocks of Z'Z
     rtr = response["yty"] - 2 * vecdot(gamma, response["Dty"]) + vecdot(gamma, matvec(DtD, gamma))
     c = (response["Zty"] - matvec(ZtD, gamma)).reshape((t.n_levels, t.p))
     L = L_abs / sigma
@@ -137,7 +138,8 @@ def add_marginal_likelihood(spec: ModelSpec, coef, sigma, factors, slope_index, 
     """The model's ``pm.Potential("marginal_loglik")``; with ``shared_response`` its y-inputs are ``pm.Data``."""
     import pymc as pm
 
-    response = response_data(spec, slope_index, x_means)
+    cp = cross_products(spec)   # built once for the response inputs and the likelihood
+    response = response_data(spec, slope_index, x_means, cp)
     if shared_response:
         response = {k: pm.Data(k, v) for k, v in response.items()}
-    pm.Potential("marginal_loglik", marginal_loglik(spec, response, coef, sigma, factors, slope_index, x_means))
+    pm.Potential("marginal_loglik", marginal_loglik(spec, response, coef, sigma, factors, slope_index, x_means, cp))

@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 from ..arguments import shown
+from ..core.blocks import cross_products
 from ..core.factor import LOG_2PI, factorize
 from ..core.relcovar import theta_to_T
 from ..errors import ArgumentError
@@ -50,8 +51,9 @@ class _PosteriorSide:
         gamma = pt.vector("gamma")
         sigma = pt.scalar("sigma")
         factors = [pt.matrix(f"L_{i}") for i in range(len(spec.terms))]
-        loglik = marginal_loglik(spec, response_data(spec, slope_index, x_means), gamma, sigma, factors,
-                                 slope_index, x_means)
+        cp = cross_products(spec)
+        loglik = marginal_loglik(spec, response_data(spec, slope_index, x_means, cp), gamma, sigma, factors,
+                                 slope_index, x_means, cp)
         self._fn = pytensor.function([gamma, sigma, *factors], [loglik, pytensor.grad(loglik, gamma)])
         self.p = len(spec.fixed_names)
         self.sizes = [t.p for t in spec.terms]
