@@ -24,6 +24,7 @@ import numpy as np
 from ..core.standardize import column_transforms
 from ..errors import ArgumentError
 from ..spec import ModelSpec
+from .blas_link import warn_if_unlinked
 from .covariance import level_effects, term_factors
 from .elementwise import matvec
 from .forms import term_forms
@@ -82,6 +83,7 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     import pymc as pm
     import pytensor.tensor as pt
 
+    warn_if_unlinked()
     if parameterization == "marginal":
         forms = ()
     elif parameterization == "auto":
