@@ -101,7 +101,7 @@ def _parser():
     c.add_argument("--tune", type=int, default=1000)
     c.add_argument("--chains", type=int, default=4)
     c.add_argument("--seed", type=int, default=None)
-    c.add_argument("--parameterization", default="auto", choices=["auto", "noncentered", "centered", "marginal"])
+    c.add_argument("--parameterization", default="marginal", choices=["marginal", "auto", "noncentered", "centered"])
     return p
 
 

@@ -2,8 +2,8 @@
 
 The engines are siblings: :mod:`lmmcompare.bayesian` imports nothing from
 :mod:`lmmcompare.freq`.  Where the Bayesian fit reads a frequentist one (the
-``parameterization="auto"`` choice reads the REML fit of the same spec), it is
-fitted here, in the open, and handed over:
+``parameterization="auto"`` choice, not the default, reads the REML fit of the
+same spec), it is fitted here, in the open, and handed over:
 
 * :func:`bayes` fits the REML model first only when ``auto`` needs it and no
   ``reml_fit`` is given;
@@ -20,6 +20,7 @@ import inspect
 import warnings
 
 from .arguments import check_bool, did_you_mean
+from .bayesian.fit import DEFAULT_PARAMETERIZATION
 from .compare import Comparison
 from .errors import ArgumentError
 from .freq import lmer
@@ -30,7 +31,7 @@ def _reml_fit_for_auto(spec, bayes_options, fit=None):
     """The REML fit the ``auto`` choice reads: ``fit`` by REML (an ML ``fit`` refitted from its own
     cross-products, :meth:`~lmmcompare.LmerFit.by_criterion`), else fitted here.  Warnings are kept
     quiet: a singular or flagged fit only steers the choice of form."""
-    if bayes_options.get("parameterization", "auto") != "auto" or bayes_options.get("reml_fit") is not None:
+    if bayes_options.get("parameterization", DEFAULT_PARAMETERIZATION) != "auto" or bayes_options.get("reml_fit") is not None:
         return bayes_options.get("reml_fit")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -60,15 +61,16 @@ def bayes(formula, data=None, **options):
         Passed to the sampler; ``seed`` makes the run reproducible.
     sampler : {"pymc", "nutpie"}
         nutpie (numba backend, faster compile-and-sample) when installed.
-    parameterization : {"auto", "noncentered", "centered", "marginal"}
+    parameterization : {"marginal", "auto", "noncentered", "centered"}
         How the random effects are sampled; the model and prior are the same.
-        ``auto`` (default) is noncentred (``b_j = L z_j``, as brms and bambi)
-        unless the data pin down the levels of every term, then centred
-        (``b_j ~ N(0, Sigma)`` sampled directly), which removes the inverted
-        funnel of well-informed levels (Penicillin); the choice comes from the
-        REML fit of the same spec (:mod:`lmmcompare.bayesian.forms`) and is in ``BayesFit.forms``.
-        ``marginal`` integrates the random effects out (see :mod:`lmmcompare.bayesian.marginal`) and
-        draws them afterwards from their exact conditional.
+        ``marginal`` (default) integrates the random effects out, so NUTS moves
+        on the fixed effects, sds, correlations and sigma alone (no funnel, in
+        any data), and draws ``b`` afterwards from its exact Gaussian
+        conditional ``b | beta, sigma, Sigma, y``, one draw per posterior draw
+        (see :mod:`lmmcompare.bayesian.marginal`).  ``noncentered`` samples
+        ``b_j = L z_j`` (as brms and bambi), ``centered`` samples
+        ``b_j ~ N(0, Sigma)`` directly, and ``auto`` picks one of those two from the
+        REML fit of the same spec (:mod:`lmmcompare.bayesian.forms`; the choice is in ``BayesFit.forms``).
     posterior_predictive : bool
         Also draw replicated responses into ``idata.posterior_predictive``.
     log_likelihood : bool

@@ -26,17 +26,26 @@ def run(formula, data, **kw):
 
 @pytest.fixture(scope="module")
 def sleep_nc():
-    return run(SLEEP, "sleepstudy", seed=1)
+    return run(SLEEP, "sleepstudy", seed=1, parameterization="noncentered")
 
 
 @pytest.fixture(scope="module")
 def sleep_marginal():
-    return run(SLEEP, "sleepstudy", seed=2, parameterization="marginal")
+    return run(SLEEP, "sleepstudy", seed=2)   # the default parameterisation, marginal
 
 
 @pytest.fixture(scope="module")
 def sleep_reml():
     return lc.lmer(SLEEP, "sleepstudy")
+
+
+def test_the_default_integrates_the_random_effects_out(sleep_marginal):
+    """parameterization="marginal" is the default: NUTS samples no level effects, which are drawn afterwards."""
+    assert sleep_marginal.parameterization == "marginal" and sleep_marginal.sampled_as == "marginal"
+    post = sleep_marginal.idata.posterior
+    assert post["r_Subject"].shape[2:] == (18, 2)    # drawn b | theta, y, one per posterior draw
+    assert np.all(post["r_Subject"].std(("chain", "draw")).values > 0)
+    assert not any(name.startswith(("z_", "c_")) for name in post.data_vars)
 
 
 def test_posterior_uses_the_frequentist_names(sleep_nc, sleep_reml):

@@ -63,7 +63,7 @@ def test_term_forms(formula, data, expected):
 def penicillin_fits():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        auto = lc.bayes(PENICILLIN, "Penicillin", seed=3, **SAMPLING)
+        auto = lc.bayes(PENICILLIN, "Penicillin", seed=3, parameterization="auto", **SAMPLING)
         marginal = lc.bayes(PENICILLIN, "Penicillin", seed=4, parameterization="marginal", **SAMPLING)
     return auto, marginal
 
@@ -120,14 +120,14 @@ def test_fit_both_optimises_once_and_hands_its_fit_to_auto(monkeypatch):
     monkeypatch.setattr(lmmcompare.bayesian.fit, "bayes", sample)
     monkeypatch.setattr(lmmcompare.frontend, "Comparison", lambda freq, post: freq)
     spec = lc.ModelSpec.from_formula(PENICILLIN, "Penicillin")
-    freq = lc.fit_both(spec)
+    freq = lc.fit_both(spec, parameterization="auto")
     assert made == [True] and handed[0]["reml_fit"] is freq
-    ml = lc.fit_both(spec, reml=False)
+    ml = lc.fit_both(spec, reml=False, parameterization="auto")
     assert made == [True, False] and handed[1]["reml_fit"] is ml.by_criterion(True) and handed[1]["reml_fit"].reml
     assert handed[1]["reml_fit"].objective == pytest.approx(freq.objective, abs=1e-8)
     assert term_forms(spec, handed[1]["reml_fit"]) == term_forms(spec, freq) == ["centered", "centered"]
-    lc.fit_both(spec, parameterization="marginal")
-    assert made == [True, False, True] and handed[2]["reml_fit"] is None
+    lc.fit_both(spec)   # the default, marginal, reads no REML fit
+    assert made == [True, False, True] and handed[2]["reml_fit"] is None and "parameterization" not in handed[2]
     with pytest.raises(lc.ArgumentError, match="parameterization='auto' chooses the form from the REML fit"):
         lmmcompare.bayesian.model.build_model(spec, lmmcompare.bayesian.default_priors(spec), "auto")
 

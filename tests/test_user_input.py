@@ -278,7 +278,7 @@ def no_fixed():
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        for form in ("auto", "marginal"):   # auto, the default, chooses the noncentred form here
+        for form in ("auto", "marginal"):   # auto chooses the noncentred form here; marginal is the default
             out[form] = lc.bayes("y ~ 0 + (x | g)", FRAME, draws=400, tune=400, chains=2, seed=16,
                                  parameterization=form, progressbar=False)
     return out
@@ -297,7 +297,7 @@ def test_bayes_without_fixed_effects_samples_the_sds(no_fixed):
     np.testing.assert_allclose(fit.idata.log_likelihood["y"].values, expected, rtol=1e-10)
 
 
-def test_bayes_without_fixed_effects_marginal_agrees_with_the_default(no_fixed):
+def test_bayes_without_fixed_effects_marginal_agrees_with_auto(no_fixed):
     a = no_fixed["auto"].summary(include_ranef=False)
     b = no_fixed["marginal"].summary(include_ranef=False)
     assert list(a.index) == list(b.index)

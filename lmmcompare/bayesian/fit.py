@@ -18,7 +18,8 @@ from .postprocess import (covariance_factors, fixed_effects, linear_predictor, n
 from .priors import PriorSet, default_priors
 from .result import BayesFit
 
-PARAMETERIZATIONS = ("auto", "noncentered", "centered", "marginal")
+PARAMETERIZATIONS = ("marginal", "auto", "noncentered", "centered")
+DEFAULT_PARAMETERIZATION = "marginal"   # b integrated out, drawn exactly afterwards (docs/bayesian.md says why)
 SAMPLERS = ("pymc", "nutpie")
 INITS = ("auto", "laplace", "jitter+adapt_diag", "adapt_diag", "jitter+adapt_full", "adapt_full")
 LAPLACE_MIN_N = 10_000   # init="auto" starts the marginal model from its mode from this many rows
@@ -34,7 +35,7 @@ def import_nutpie():
 
 
 def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
-          cores: int | None = None, seed=None, sampler: str = "pymc", parameterization: str = "auto",
+          cores: int | None = None, seed=None, sampler: str = "pymc", parameterization: str = DEFAULT_PARAMETERIZATION,
           progressbar: bool = True, target_accept: float = 0.9, posterior_predictive: bool = False,
           log_likelihood: bool = True, init: str = "auto", reml_fit=None) -> BayesFit:
     """Sample the Bayesian model of ``formula``: the engine behind :func:`lmmcompare.bayes`.
