@@ -235,3 +235,17 @@ def test_every_fit_stamps_the_software_version_that_made_it(sleep_marginal, tmp_
     assert sleep_marginal.idata.attrs["lmmcompare_version"] == version
     sleep_marginal.idata.to_netcdf(tmp_path / "fit.nc")
     assert az.from_netcdf(tmp_path / "fit.nc").attrs["lmmcompare_version"] == version
+
+
+def test_diagnostics_report_tree_depth_and_gradients_per_draw(sleep_marginal):
+    """Per chain and overall, from PyMC's own counts: a tree of depth d takes at most 2^d - 1 leapfrog steps."""
+    stats = sleep_marginal.idata.sample_stats
+    depth, steps = stats["tree_depth"].values, stats["n_steps"].values
+    assert np.all(steps <= 2.0**depth - 1) and np.all(steps >= 1)
+    per_chain = sleep_marginal.sampler_stats()
+    np.testing.assert_allclose(per_chain["gradients_per_draw"], steps.mean(axis=1), rtol=1e-12)
+    np.testing.assert_array_equal(per_chain["max_tree_depth"], depth.max(axis=1))
+    attrs = sleep_marginal.diagnostics().attrs
+    assert attrs["gradients_per_draw"] == pytest.approx(steps.mean(), rel=1e-12)
+    assert attrs["max_depth_hits"] == int(stats["reached_max_treedepth"].values.sum())
+    assert attrs["divergences"] == int(per_chain["divergences"].sum())

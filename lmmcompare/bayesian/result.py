@@ -16,6 +16,17 @@ from ..spec import ModelSpec
 from .priors import PriorSet
 
 
+_SAMPLER_STATS = (   # (column, sample_stats names in PyMC's and nutpie's spelling, reduction over draws)
+    ("divergences", ("diverging",), lambda v: v.sum(axis=1).astype(int)),
+    ("mean_tree_depth", ("tree_depth", "depth"), lambda v: v.mean(axis=1)),
+    ("max_tree_depth", ("tree_depth", "depth"), lambda v: v.max(axis=1).astype(int)),
+    ("max_depth_hits", ("reached_max_treedepth", "maxdepth_reached"), lambda v: v.sum(axis=1).astype(int)),
+    ("gradients_per_draw", ("n_steps",), lambda v: v.mean(axis=1)),
+    ("step_size", ("step_size",), lambda v: v.mean(axis=1)),
+    ("acceptance", ("acceptance_rate", "mean_tree_accept"), lambda v: v.mean(axis=1)),
+)
+
+
 @dataclass(frozen=True, eq=False)
 class BayesFit:
     """Posterior draws of the Bayesian LMM under the names shared with :class:`LmerFit`.
@@ -122,16 +133,45 @@ class BayesFit:
             raise ArgumentError("this fit stored no pointwise log-likelihood: refit with bayes(..., log_likelihood=True)")
         return az.loo(self.idata, pointwise=pointwise)
 
-    def diagnostics(self, warn: bool = False) -> pd.DataFrame:
-        """R-hat, bulk and tail ESS per parameter and the divergence count.
+    def sampler_stats(self) -> pd.DataFrame:
+        """Per chain: divergences, tree depth (mean, max, draws at the cap), gradients per draw, step size.
 
-        With ``warn``, a :class:`~lmmcompare.errors.SamplingWarning` names every parameter with
-        R-hat > 1.01 or ESS < 400, and reports divergences.
+        A NUTS draw of tree depth ``d`` costs up to ``2^d - 1`` leapfrog steps,
+        one gradient each (``n_steps``, PyMC's and nutpie's count): how hard the
+        posterior's geometry is, apart from how fast one gradient is.
+        """
+        stats = self.idata.sample_stats
+        columns = {}
+        for label, names, reduce in _SAMPLER_STATS:
+            name = next((n for n in names if n in stats), None)
+            if name is not None:
+                columns[label] = reduce(stats[name].values.astype(float))
+        table = pd.DataFrame(columns, index=pd.Index(stats.chain.values, name="chain"))
+        return table
+
+    def diagnostics(self, warn: bool = False) -> pd.DataFrame:
+        """R-hat, bulk and tail ESS per parameter; divergences, tree depth and gradients per draw in ``attrs``.
+
+        ``attrs`` holds ``divergences`` (total), ``mean_tree_depth``,
+        ``max_tree_depth``, ``max_depth_hits`` (draws whose tree hit the cap)
+        and ``gradients_per_draw`` (mean leapfrog steps) over all chains
+        (:meth:`sampler_stats` has them per chain).  With ``warn``, a
+        :class:`~lmmcompare.errors.SamplingWarning` names every parameter with
+        R-hat > 1.01 or ESS < 400, and reports divergences and trees cut at the cap.
         """
         check_bool("warn", warn)
         table = az.summary(self.idata, var_names=self.parameter_names, kind="diagnostics")
         divergent = int(self.idata.sample_stats["diverging"].sum()) if "diverging" in self.idata.sample_stats else 0
         table.attrs["divergences"] = divergent
+        per_chain = self.sampler_stats()
+        draws = self.idata.posterior.sizes["draw"]
+        for column in ("mean_tree_depth", "gradients_per_draw"):
+            if column in per_chain:
+                table.attrs[column] = float(per_chain[column].mean())
+        if "max_tree_depth" in per_chain:
+            table.attrs["max_tree_depth"] = int(per_chain["max_tree_depth"].max())
+        if "max_depth_hits" in per_chain:
+            table.attrs["max_depth_hits"] = int(per_chain["max_depth_hits"].sum())
         if warn:
             problems = []
             bad_rhat = table.index[table["r_hat"] > 1.01].tolist()
@@ -145,6 +185,10 @@ class BayesFit:
                         else "try parameterization='marginal', which has no level effects to funnel, "
                              "or raise target_accept")
                 problems.append(f"{divergent} divergent transitions ({hint})")
+            hits = table.attrs.get("max_depth_hits", 0)
+            if hits:
+                problems.append(f"{hits} of {draws * per_chain.shape[0]} draws hit the maximum tree depth "
+                                "(long trajectories: a ridge or strong correlations in the posterior)")
             if problems:
                 warnings.warn("; ".join(problems), SamplingWarning, stacklevel=3)
         return table

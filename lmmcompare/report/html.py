@@ -43,6 +43,11 @@ def software_versions() -> dict:
     return out
 
 
+MARGINAL_NOTE = (" (the default: the random effects are integrated out of the likelihood, so NUTS moves on "
+                 "the fixed effects, sds, correlations and sigma alone, with no funnel; each draw's random "
+                 "effects are then drawn from their exact Gaussian conditional)")
+
+
 def standalone_page(path, title: str, body: str) -> str:
     """Write ``body`` (HTML) as a self-contained page with the report's style; returns the path."""
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -80,7 +85,8 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
                  f"{cmp.freq.n_evals} evaluations, {'converged' if cmp.freq.converged else 'NOT converged'}"
                  f"{', singular fit' if cmp.freq.singular else ''}</li>")
     parts.append(f"<li>Bayesian: {cmp.bayes.sampled_as} parameterisation, {cmp.bayes.sampler} sampler, "
-                 f"{post.sizes['chain']} chains x {post.sizes['draw']} draws, {cmp.bayes.seconds:.1f} s</li></ul>")
+                 f"{post.sizes['chain']} chains x {post.sizes['draw']} draws, {cmp.bayes.seconds:.1f} s"
+                 f"{MARGINAL_NOTE if cmp.bayes.parameterization == 'marginal' else ''}</li></ul>")
     parts.append(f"<h2>Side by side ({int(level * 100)}% intervals; frequentist: {html.escape(ci)})</h2>")
     parts.append(table_html(table[TABLE_COLUMNS]))
     parts.append("<h2>Flags</h2>")
@@ -99,8 +105,9 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
     parts.append(figure_html(trace_plot(cmp.bayes), "Trace plots"))
     parts.append("<h2>Diagnostics and checks</h2>")
     diag = cmp.bayes.diagnostics()
-    parts.append(f"<p>Divergent transitions: {diag.attrs.get('divergences', 0)}.</p>")
+    parts.append(f"<p>Divergent transitions: {diag.attrs.get('divergences', 0)}. {_sampler_effort(diag.attrs)}</p>")
     parts.append(table_html(diag))
+    parts.append("<h3>Sampler, per chain</h3>" + table_html(cmp.bayes.sampler_stats()))
     parts.append("<h3>Posterior predictive test statistics</h3>" + table_html(cmp.ppc(seed=0)))
     parts.append("<h3>Model fit</h3>" + cmp.fit_statistics().to_html(na_rep="", border=0))
     parts.append("<h3>Priors</h3>" + cmp.bayes.prior_summary().to_html(index=False, border=0))
@@ -113,3 +120,14 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("\n".join(parts))
     return str(path)
+
+
+def _sampler_effort(attrs) -> str:
+    """One sentence on how hard NUTS worked: tree depth and gradients per draw."""
+    if "gradients_per_draw" not in attrs:
+        return ""
+    text = (f"NUTS took {attrs['gradients_per_draw']:.1f} gradient evaluations per draw "
+            f"(mean tree depth {attrs.get('mean_tree_depth', float('nan')):.1f}, "
+            f"deepest {attrs.get('max_tree_depth', 0)})")
+    hits = attrs.get("max_depth_hits", 0)
+    return text + (f"; {hits} draws hit the maximum depth." if hits else "; no tree hit the maximum depth.")
