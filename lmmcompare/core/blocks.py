@@ -11,6 +11,13 @@ entries of the blocks ``D_j D_j'``, so it is ``K @ vec(D_j D_j')`` for a sparse
 ``K`` built here once: each column of ``K`` pairs two nonzeros of ``A21`` in
 the same level block.  One sparse matrix-vector product then replaces a
 sparse-sparse product per evaluation.
+
+K has ``sum_j r_j (r_j + 1) / 2 * p_1^2`` entries (``r_j`` the rows of
+``A21`` that level j of the first term touches), which grows as ``m^2`` when
+every level meets every later level: a maximal crossed design (56 subjects x
+32 items, ``p = 4`` each) has 7.7 million, 7 ms a product.  There
+:attr:`CrossProducts.dense_pairs` switches to the dense products
+``B = A21 blockdiag(D_j)``, ``S = B B'`` (``m^2 l_1 p_1`` flops by BLAS: 0.3 ms).
 """
 from __future__ import annotations
 
@@ -30,6 +37,9 @@ except ImportError:  # pragma: no cover - a future scipy may move it
 from ..spec import ModelSpec
 
 DENSE_LIMIT = 6_000  # largest m for which the trailing block is stored dense
+PAIRS_DENSE_FROM = 50_000   # K entries from which the dense products are considered (small models keep K's digits)
+PAIRS_FLOP_RATIO = 20       # a BLAS flop costs about 1/20 of a sparse entry visited (measured, 2-core x86)
+PAIRS_DENSE_MAX = 5_000_000  # largest dense A21 (m * l1 * p1 entries) held for the dense products
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,8 +62,6 @@ class CrossProducts:
         ``p_i``, ``l_i`` and row offset of each later term inside ``m``.
     q_rest, p : int
         Random effects of the later terms; fixed effects.  ``m = q_rest + p + 1``.
-    K : csr_matrix (m * m, l1 * p1 * p1)
-        ``(K @ vec(W)).reshape(m, m)`` is the lower triangle of ``A21 W A21'``.
     beta_offset : ndarray (p,)
         The blocks hold ``y - X beta_offset`` in place of ``y`` (``beta_offset`` the
         least-squares coefficients of y on X): the criterion and the random effects
@@ -73,13 +81,35 @@ class CrossProducts:
     q_rest: int
     p: int
     n: int
-    K: sp.csr_matrix
     beta_offset: np.ndarray
 
     @property
     def m(self) -> int:
         """Size of the dense trailing block: later terms' random effects, then X, then y."""
         return self.A22.shape[0]
+
+    @cached_property
+    def K(self) -> sp.csr_matrix:
+        """(m * m, l1 * p1 * p1): ``(K @ vec(W)).reshape(m, m)`` is the lower triangle of ``A21 W A21'``."""
+        return _pair_structure(self.A21, self.l1, self.p1, self.m)
+
+    @cached_property
+    def dense_pairs(self) -> bool:
+        """Whether ``A21 W A21'`` and its adjoint are cheaper as dense products than through K (module docstring)."""
+        entries = _pair_count(self.A21, self.l1, self.p1)
+        dense = self.m * self.l1 * self.p1
+        return (entries >= PAIRS_DENSE_FROM and dense <= PAIRS_DENSE_MAX
+                and dense * self.m < PAIRS_FLOP_RATIO * entries)
+
+    @cached_property
+    def A21_blocks(self) -> np.ndarray:
+        """A21 as a dense (l1, m, p1) array, one ``m x p1`` block per level: the dense products' operand."""
+        return np.ascontiguousarray(self.A21_dense.reshape(self.m, self.l1, self.p1).transpose(1, 0, 2))
+
+    @cached_property
+    def A21_dense(self) -> np.ndarray:
+        """A21 as a dense (m, l1 * p1) array (the dense products' other layout)."""
+        return self.A21.toarray()
 
     @cached_property
     def A22_lower(self) -> np.ndarray:
@@ -146,6 +176,14 @@ def _first_block_diagonal(X1: np.ndarray, codes: np.ndarray, l1: int) -> np.ndar
         for b in range(a + 1):
             A11[:, a, b] = A11[:, b, a] = np.bincount(codes, weights=X1[:, a] * X1[:, b], minlength=l1)
     return A11
+
+
+def _pair_count(A21: sp.csr_matrix, l1: int, p1: int) -> int:
+    """Entries of K without building it: ``sum_j r_j (r_j + 1) / 2 * p1^2`` (module docstring)."""
+    coo = A21.tocoo()
+    touched = np.unique(coo.col // p1 * A21.shape[0] + coo.row) // A21.shape[0]
+    r = np.bincount(touched, minlength=l1).astype(np.int64)
+    return int(np.sum(r * (r + 1) // 2) * p1 * p1)
 
 
 def _pair_structure(A21: sp.csr_matrix, l1: int, p1: int, m: int) -> sp.csr_matrix:
@@ -225,8 +263,7 @@ def cross_products(spec: ModelSpec) -> CrossProducts:
         A11=_first_block_diagonal(first.design.matrix, first.codes, first.n_levels),
         A21=A21, A22=A22,
         rest_sizes=[t.p for t in rest], rest_levels=[t.n_levels for t in rest], rest_offsets=offsets,
-        q_rest=pos, p=spec.p, n=spec.n,
-        K=_pair_structure(A21, first.n_levels, first.p, m), beta_offset=offset)
+        q_rest=pos, p=spec.p, n=spec.n, beta_offset=offset)
 
 
 def response_row(cp: CrossProducts) -> np.ndarray:
@@ -248,4 +285,4 @@ def with_response_row(cp: CrossProducts, row: np.ndarray) -> CrossProducts:
     return CrossProducts(
         p1=cp.p1, l1=cp.l1, A11=cp.A11, A21=A21, A22=A22, rest_sizes=cp.rest_sizes,
         rest_levels=cp.rest_levels, rest_offsets=cp.rest_offsets, q_rest=cp.q_rest, p=cp.p, n=cp.n,
-        K=_pair_structure(A21, cp.l1, cp.p1, m), beta_offset=np.array(row[q1 + m :]))
+        beta_offset=np.array(row[q1 + m :]))

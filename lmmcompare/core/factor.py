@@ -108,8 +108,19 @@ def first_block(cp: CrossProducts, T1: np.ndarray):
     return L11, D, L11_inv_t @ L11_inv, D @ np.swapaxes(D, 1, 2)
 
 
-def _trailing_matrix(cp: CrossProducts, Wj: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    """``tril(A22) - K vec(W)`` as an m x m array, into ``out`` when given."""
+def _trailing_matrix(cp: CrossProducts, Wj: np.ndarray, Dj: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``tril(A22) - K vec(W)`` as an m x m array, into ``out`` when given.
+
+    With :attr:`~.blocks.CrossProducts.dense_pairs`, ``tril(A22 - B B')`` with
+    ``B = A21 blockdiag(D_j)`` (``W_j = D_j D_j'``) instead.
+    """
+    if cp.dense_pairs:
+        B = (cp.A21_blocks @ Dj).transpose(1, 0, 2).reshape(cp.m, -1)
+        M = np.tril(cp.A22 - B @ B.T)
+        if out is None:
+            return M
+        np.copyto(out, M)
+        return out
     if out is None:
         M = (cp.K @ Wj.ravel()).reshape(cp.m, cp.m)
         np.subtract(cp.A22_lower, M, out=M)
@@ -130,7 +141,7 @@ def factorize(cp: CrossProducts, theta: np.ndarray, workspace: np.ndarray | None
     theta = np.asarray(theta, dtype=float)
     Ts = theta_to_T(theta, [cp.p1] + cp.rest_sizes)
     L11, D1, M1_inv, Wj = first_block(cp, Ts[0])
-    M = _trailing_matrix(cp, Wj, workspace)
+    M = _trailing_matrix(cp, Wj, D1, workspace)
     if any(p > 1 for p in cp.rest_sizes):
         # a non-diagonal T_i mixes both triangles of its diagonal blocks: symmetrise, scale, cut
         M += np.tril(M, -1).T

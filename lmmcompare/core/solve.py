@@ -126,4 +126,8 @@ def _pair_quadratic(f: BlockedFactor, H: np.ndarray, k: int, out=None) -> np.nda
         G = scale_rows_cols(G, [T.T for T in f.Ts[1:]], cp.rest_offsets, cp.rest_levels)
         G = np.tril(G) if any(T.shape[0] > 1 for T in f.Ts[1:]) else G
     G[np.arange(k), np.arange(k)] *= 0.5
+    if cp.dense_pairs:
+        # g + g' is the symmetric G (diagonal halved once each way); Y_j = A21_j' G A21_j / 2
+        C = ((G + G.T) @ cp.A21_dense).reshape(cp.m, cp.l1, cp.p1).transpose(1, 0, 2)
+        return 0.5 * (np.swapaxes(cp.A21_blocks, 1, 2) @ C)
     return (cp.K_T @ G.ravel()).reshape(cp.l1, cp.p1, cp.p1)
