@@ -29,6 +29,11 @@ class DatasetNotFoundError(LmmError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class CrossedGroupingError(ArgumentError):
+    """Group-level LOO was asked of a model whose grouping factors are crossed: no factor has
+    every other nested in it, so the likelihood does not factorize over the levels of any one."""
+
+
 class NewLevelError(LmmError):
     """Prediction data holds a grouping level the model was not fitted on."""
 

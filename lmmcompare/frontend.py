@@ -75,8 +75,9 @@ def bayes(formula, data=None, **options):
         Also draw replicated responses into ``idata.posterior_predictive``.
     log_likelihood : bool
         Store the pointwise log-likelihood (``idata.log_likelihood``, what
-        :meth:`BayesFit.loo` needs).  It holds chains x draws x n numbers: for
-        large data (InstEval: 73,421 rows) pass False.
+        what observation-level :meth:`BayesFit.loo` needs; ``loo(by="group")`` needs
+        none).  It holds chains x draws x n numbers: for large data (InstEval:
+        73,421 rows) pass False.
     init : {"auto", "laplace", "jitter+adapt_diag", "adapt_diag", "jitter+adapt_full", "adapt_full"}
         How NUTS starts (``sampler="pymc"``).  ``"laplace"`` finds the posterior
         mode and starts from the inverse Hessian there as a dense mass matrix

@@ -821,6 +821,8 @@ FITTED_BAYES_ARGUMENTS = [
                  id="BayesFit.posterior_predictive-seed"),
     pytest.param(lambda cmp: cmp.bayes.loo(pointwise="yes"), "pointwise must be True or False",
                  id="BayesFit.loo-pointwise"),
+    pytest.param(lambda cmp: cmp.bayes.loo(by="subject"), "by must be one of observation, group, got 'subject'",
+                 id="BayesFit.loo-by"),
     pytest.param(lambda cmp: cmp.table(ci="bootstrap"), "ci must be one of profile, wald, boot, got 'bootstrap'",
                  id="Comparison.table-ci"),
     pytest.param(lambda cmp: cmp.table(ci="wald", level=95), "level must be a finite number > 0.0 and < 1.0",

@@ -10,10 +10,26 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..arguments import check_bool, check_level, check_seed
+from ..arguments import check_bool, check_choice, check_level, check_seed
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import ModelSpec
 from .priors import PriorSet
+
+LOO_LEVELS = ("observation", "group")
+
+
+def _warn_high_pareto_k(result, by: str) -> None:
+    """A SamplingWarning naming the points whose Pareto k exceeds ArviZ's threshold ``good_k``."""
+    k, good_k = result.pareto_k, float(result.good_k)
+    high = k[k > good_k]
+    if not high.size:
+        return
+    dim = k.dims[0]
+    names = ", ".join(map(str, high[dim].values[:10])) + (", ..." if high.size > 10 else "")
+    what = "observations" if by == "observation" else f"levels of {dim}"
+    hint = "; loo(by='group') leaves out whole groups" if by == "observation" else ""
+    warnings.warn(f"Pareto k > {good_k:.2f} for {high.size} of {k.size} {what} ({names}): their PSIS-LOO terms "
+                  f"are unreliable{hint}", SamplingWarning, stacklevel=3)
 
 
 _SAMPLER_STATS = (   # (column, sample_stats names in PyMC's and nutpie's spelling, reduction over draws)
@@ -126,12 +142,41 @@ class BayesFit:
         fixed = {n: post[n].values for n in self.spec.fixed_names}
         return linear_predictor(self.spec, fixed, random_effects_from_posterior(post, self.spec))
 
-    def loo(self, pointwise: bool = False):
-        """PSIS-LOO (ArviZ) from the pointwise conditional log-likelihood."""
+    def loo(self, pointwise: bool = False, by: str = "observation"):
+        """PSIS-LOO (ArviZ ``ELPDData``) of single observations or of whole groups.
+
+        ``by="observation"`` uses the stored pointwise log-likelihood, conditional on
+        the random effects: ``elpd = sum_i log p(y_i | y_-i)``.  ``by="group"`` leaves
+        out one level ``g`` of the grouping factor the likelihood factorizes over
+        (the single factor, or the coarsest of a nested design) with ``b`` integrated
+        out: ``elpd = sum_g log p(y_g | y_-g)``, from ``log p(y_g | beta, sigma, Sigma)``
+        per draw (:mod:`lmmcompare.bayesian.group_loo`); its pointwise values have
+        that factor's levels as coordinates.  Crossed factors raise
+        :class:`~lmmcompare.errors.CrossedGroupingError`.  Where a point has Pareto
+        k above ArviZ's threshold (0.7, lower for fewer than 2,200 draws), a
+        :class:`~lmmcompare.errors.SamplingWarning` names it instead of ArviZ's generic
+        warning: its PSIS estimate is unreliable.
+        """
         check_bool("pointwise", pointwise)
-        if "log_likelihood" not in self.idata.groups():
-            raise ArgumentError("this fit stored no pointwise log-likelihood: refit with bayes(..., log_likelihood=True)")
-        return az.loo(self.idata, pointwise=pointwise)
+        check_choice("by", by, LOO_LEVELS)
+        if by == "group":
+            from .group_loo import group_log_likelihood
+
+            loglik = group_log_likelihood(self.spec, self.idata.posterior)
+            data = az.InferenceData(posterior=self.idata.posterior, log_likelihood=xr.Dataset({"y": loglik}))
+        elif "log_likelihood" not in self.idata.groups():
+            raise ArgumentError("this fit stored no pointwise log-likelihood: refit with bayes(..., log_likelihood=True)"
+                                " or use loo(by='group'), which needs none")
+        else:
+            data = self.idata
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
+            result = az.loo(data, pointwise=True)
+        _warn_high_pareto_k(result, by)
+        if pointwise:
+            return result
+        summary = result.drop(["loo_i", "pareto_k"])   # what az.loo(pointwise=False) returns
+        return az.ELPDData(data=list(summary.values), index=list(summary.index))
 
     def sampler_stats(self) -> pd.DataFrame:
         """Per chain: divergences, tree depth (mean, max, draws at the cap), gradients per draw, step size.
