@@ -30,7 +30,47 @@ class TermFactors:
     A: np.ndarray | None   # None: the columns are sampled as they are (L_std is L)
 
 
-def term_factors(spec, i, priors: PriorSet, pm, pt, A=None) -> TermFactors:
+def lkj_cholesky(name: str, p: int, eta: float, pm, pt):
+    """The Cholesky factor of a ``p x p`` correlation matrix with the LKJ(eta) prior, on unconstrained coordinates.
+
+    PyMC's ``LKJCorr`` samples the correlations on a box (an interval transform
+    per entry) and returns ``-inf`` where the matrix is not positive definite:
+    NUTS meets walls, and near a singular covariance, where a maximal model's
+    posterior lives, its trees run long.  Here, as in Stan, ``k = p(p-1)/2``
+    free reals ``y`` give canonical partial correlations ``z = tanh(y)`` and the
+    factor row by row (Lewandowski, Kurowicka & Joe 2009, sec. 3)::
+
+        L_i0 = z_i0,   L_ij = z_ij sqrt(1 - sum_{l<j} L_il^2),   L_ii = sqrt(1 - sum_{l<i} L_il^2)
+
+    so every ``y`` is a valid correlation matrix.  The density of ``y`` is the
+    LKJ density of ``Omega = L L'`` in its Cholesky form,
+    ``sum_{i>=1} (p - i - 1 + 2 eta - 2) log L_ii``, plus the log-Jacobians
+    ``sum log(1 - z^2)`` (tanh) and ``sum_{i>j} 0.5 log(1 - sum_{l<j} L_il^2)``
+    (``z -> L``), added as ``pm.Potential(name + "_lkj")`` on ``pm.Flat(name, shape=k)``.
+    """
+    k = p * (p - 1) // 2
+    y = pm.Flat(name, shape=k)
+    z = pt.tanh(y)
+    log_density = pt.sum(pt.log1p(-z * z))
+    rows, position = [pt.stack([1.0] + [0.0] * (p - 1))], 0
+    for i in range(1, p):
+        row, remaining = [], 1.0   # remaining = 1 - sum of squares so far in this row
+        for j in range(i):
+            root = pt.sqrt(remaining) if j else 1.0
+            entry = z[position] * root
+            if j:
+                log_density = log_density + 0.5 * pt.log(remaining)
+            row.append(entry)
+            remaining = remaining - entry * entry
+            position += 1
+        diagonal = pt.sqrt(remaining)
+        log_density = log_density + (p - i - 1 + 2.0 * eta - 2.0) * pt.log(diagonal)
+        rows.append(pt.stack(row + [diagonal] + [0.0] * (p - i - 1)))
+    pm.Potential(name + "_lkj", log_density)
+    return pt.stack(rows)
+
+
+def term_factors(spec, i, priors: PriorSet, pm, pt, A=None, generative: bool = False) -> TermFactors:
     """``Sigma_i`` of term ``i`` of ``spec`` from per-column sds and an LKJ correlation, as :class:`TermFactors`.
 
     The variables are named by the spec's parameter table: ``sd_i_k`` per column
@@ -38,6 +78,8 @@ def term_factors(spec, i, priors: PriorSet, pm, pt, A=None) -> TermFactors:
 
     With a non-trivial standardising ``A`` (p = 2), the sampler moves on the
     standardised covariance instead (``_standardized_factors``), same prior.
+    For p >= 3 the correlation is sampled through :func:`lkj_cholesky`, unless
+    ``generative`` (a model for forward sampling) asks for PyMC's ``LKJCorr``.
     """
     A = None if is_identity(A) else np.asarray(A, dtype=float)
     term, table = spec.terms[i], spec.parameters
@@ -54,9 +96,11 @@ def term_factors(spec, i, priors: PriorSet, pm, pt, A=None) -> TermFactors:
         # without the matrix Ops of the general LKJ (which dominate a small model's gradient)
         rho = pm.Deterministic(f"rho_{i}", 2.0 * pm.Beta(f"corr_{i}", eta, eta) - 1.0)
         corr_chol = pt.stack([pt.stack([1.0, 0.0]), pt.stack([rho, pt.sqrt(1.0 - rho**2)])])
-    else:
+    elif generative:   # forward sampling (prior predictive) needs a distribution, not a Potential
         corr = pm.LKJCorr(f"corr_{i}", n=term.p, eta=eta, return_matrix=True)
         corr_chol = pt.linalg.cholesky(corr)
+    else:
+        corr_chol = lkj_cholesky(f"corr_{i}", term.p, eta, pm, pt)
     L = pm.Deterministic(table.terms[i].cholesky, sds[:, None] * corr_chol)
     if A is None:
         return TermFactors(L, L, None)

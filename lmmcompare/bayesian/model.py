@@ -76,7 +76,7 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     are ``pm.Data`` (``y_obs``, or for the marginal model the names of
     :func:`.marginal.response_data`), so one compiled model can be refit to new responses
     (:class:`.refit.Refitter`).  ``standardized=False`` samples every
-    covariance in the model's own sds and correlations (the generative form,
+    covariance in the model's own sds and correlations, with PyMC's LKJCorr (the generative form,
     which prior predictive draws need); the default moves the noncentered and
     centered forms on standardised columns (same model, same prior).
     """
@@ -102,7 +102,8 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
         # (Orthodont: no divergences); the extra Potential would only cost compile time (sleepstudy ESS/s 109 -> 69)
         if parameterization == "marginal":
             transforms = [None] * len(spec.terms)
-        factors = [term_factors(spec, i, priors, pm, pt, A) for i, A in enumerate(transforms)]
+        factors = [term_factors(spec, i, priors, pm, pt, A, generative=not standardized)
+                   for i, A in enumerate(transforms)]
         if parameterization == "marginal":
             add_marginal_likelihood(spec, coef, sigma, [f.L for f in factors], slope_index, x_means,
                                     shared_response)
