@@ -1,121 +1,190 @@
-"""Bulk-ESS per second of the Bayesian engine, by parameterisation, against bambi.
+"""The Bayesian engine's default call against bambi and brms: ESS per second of a fresh process.
 
-Usage: python3 benchmarks/run_bayes_benchmarks.py [--quick] [--skip-large]
+Usage::
 
-ESS/s is the smallest bulk ESS over the model's parameters (fixed effects,
-sds, correlations, sigma) divided by the wall time of the whole call
-(model building, compilation, sampling, post-processing). bambi is run on
-the same model when it is importable (install it in its own environment: it
-is never a dependency of lmmcompare); bambi's default model has uncorrelated
-group-specific terms, so it is given the formula with ``||`` semantics noted.
+    python3 benchmarks/run_bayes_benchmarks.py [--bambi-python PATH] [--brms]
+        [--cases sleepstudy,slopes,references,insteval,maximal] [--draws 1000] [--chains 4]
+
+Every measurement is a new interpreter (or ``Rscript``), timed from start to
+exit: import, model building, compilation, sampling and post-processing, as a
+user running a script pays them.  ESS is the smallest bulk ESS over the fixed
+effects, sds, correlations and sigma; R-hat the largest.  bambi runs in its own
+environment (``--bambi-python``; never a dependency of lmmcompare) at its own
+defaults, which sample uncorrelated group effects, a simpler model with no
+correlation to mix, so its ratio flatters it.  brms (``--brms``) runs through
+``Rscript`` with the same chains, draws and two cores.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
+import tempfile
+import textwrap
 import time
-import warnings
+from pathlib import Path
 
-import arviz as az
-import numpy as np
-import pandas as pd
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
+from designs import MAXIMAL_FORMULA, maximal_crossed, simulated_slopes  # noqa: E402
+
+REFERENCE_CASES = [   # every distinct model of tests/data/cases.json (lme4 1.1-31 references)
+    ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),
+    ("sleepstudy", "Reaction ~ Days + (Days || Subject)"),
+    ("sleepstudy", "Reaction ~ Days + (1 | Subject)"),
+    ("Dyestuff", "Yield ~ 1 + (1 | Batch)"),
+    ("Dyestuff2", "Yield ~ 1 + (1 | Batch)"),
+    ("Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)"),
+    ("Pastes", "strength ~ 1 + (1 | batch/cask)"),
+    ("cake", "angle ~ recipe * temp + (1 | recipe:replicate)"),
+    ("Orthodont", "distance ~ age * Sex + (age | Subject)"),
+]
+INSTEVAL = ("InstEval", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)")
+
+OURS = """
+import json, sys, time, warnings
 import lmmcompare as lc
+data = {data}
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    fit = lc.bayes({formula!r}, data, draws={draws}, tune={draws}, chains={chains}, seed=1, progressbar=False,
+                   log_likelihood={loglik})
+diag = fit.diagnostics()
+print("RESULT", json.dumps({{"ess": float(diag["ess_bulk"].min()), "rhat": float(diag["r_hat"].max()),
+      "divergences": int(diag.attrs["divergences"]), "grad_per_draw": diag.attrs.get("gradients_per_draw"),
+      "depth": diag.attrs.get("mean_tree_depth"), "sampling_s": fit.seconds}}))
+"""
+
+BAMBI = """
+import json, warnings
+import arviz as az, bambi as bmb, pandas as pd
+data = pd.read_csv({path!r})
+for column in {factors!r}:
+    data[column] = data[column].astype(str)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    idata = bmb.Model({formula!r}, data).fit(draws={draws}, tune={draws}, chains={chains}, random_seed=1,
+                                               progressbar=False)
+post = idata.posterior
+names = [v for v in post.data_vars if post[v].ndim == 2]   # fixed effects, sds, sigma: no per-level effects
+ess = az.ess(idata, var_names=names, method="bulk")
+rhat = az.rhat(idata, var_names=names)
+print("RESULT", json.dumps({{"ess": float(min(float(ess[v].min()) for v in names)),
+      "rhat": float(max(float(rhat[v].max()) for v in names)),
+      "divergences": int(idata.sample_stats["diverging"].sum())}}))
+"""
+
+BRMS = """
+suppressMessages({{library(brms); library(posterior)}})
+d <- read.csv("{path}")
+for (f in c({factors})) d[[f]] <- factor(d[[f]])
+fit <- brm({formula}, data = d, chains = {chains}, iter = {iter}, warmup = {draws}, cores = 2,
+           seed = 1, refresh = 0, silent = 2)
+s <- summarise_draws(as_draws_df(fit), "rhat", "ess_bulk")
+s <- s[grepl("^(b_|sd_|cor_|sigma)", s$variable), ]
+np <- nuts_params(fit)
+cat("RESULT", sprintf('{{"ess": %f, "rhat": %f, "divergences": %d}}', min(s$ess_bulk), max(s$rhat),
+    sum(np$Value[np$Parameter == "divergent__"])), "\\n")
+"""
 
 
-def simulated_large(n=20_000, groups=400, seed=0):
-    """Two-term correlated model: y = 2 + 0.5 x + b0_g + b1_g x + e, corr(b0, b1) = 0.3."""
-    rng = np.random.default_rng(seed)
-    g = rng.integers(0, groups, n)
-    x = rng.normal(size=n)
-    cov = np.array([[1.0, 0.3 * 0.5], [0.3 * 0.5, 0.25]])
-    b = rng.multivariate_normal([0, 0], cov, size=groups)
-    y = 2 + 0.5 * x + b[g, 0] + b[g, 1] * x + rng.normal(scale=1.5, size=n)
-    return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical(g.astype(str))})
-
-
-def ours(formula, data, parameterization, draws, tune, chains, sampler="pymc"):
+def timed(command: list[str]) -> dict:
+    """Run ``command``; its ``RESULT {json}`` line plus the process's wall seconds (or the error's tail)."""
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = lc.bayes(formula, data, draws=draws, tune=tune, chains=chains, seed=1, progressbar=False,
-                       parameterization=parameterization, sampler=sampler)
+    out = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    ess = az.ess(fit.idata, var_names=fit.parameter_names, method="bulk")
-    smallest = min(float(ess[v]) for v in fit.parameter_names)
-    div = int(fit.idata.sample_stats["diverging"].sum())
-    return wall, smallest, div
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return {**json.loads(line[7:]), "wall": wall}
+    return {"error": (out.stderr or out.stdout)[-600:], "wall": wall}
 
 
-def auto_choice(formula, data):
-    """The form ``parameterization="auto"`` (the default) picks for this model."""
-    from lmmcompare.bayesian.forms import term_forms
-
-    return term_forms(lc.ModelSpec.from_formula(formula, data))[0]
+def ours(data_expr: str, formula: str, draws: int, chains: int, loglik: bool = True) -> dict:
+    code = OURS.format(data=data_expr, formula=formula, draws=draws, chains=chains, loglik=loglik)
+    return timed([sys.executable, "-c", textwrap.dedent(code)])
 
 
-def bambi_run(formula, data, draws, tune, chains):
-    try:
-        import bambi as bmb
-    except Exception:
-        return None
-    t0 = time.perf_counter()
-    model = bmb.Model(formula, data)
-    idata = model.fit(draws=draws, tune=tune, chains=chains, random_seed=1, progressbar=False)
-    wall = time.perf_counter() - t0
-    ess = az.ess(idata, method="bulk")
-    names = [v for v in ess.data_vars if not v.endswith("_offset") and ess[v].ndim == 0]
-    return wall, min(float(ess[v]) for v in names), int(idata.sample_stats["diverging"].sum())
+def bambi(python: str, path: str, formula: str, factors: list[str], draws: int, chains: int) -> dict:
+    code = BAMBI.format(path=path, formula=formula, factors=factors, draws=draws, chains=chains)
+    return timed([python, "-c", textwrap.dedent(code)])
 
 
-def bambi_version():
-    import bambi
+def brms(path: str, formula: str, factors: list[str], draws: int, chains: int) -> dict:
+    script = BRMS.format(path=path, formula=formula, factors=", ".join(f'"{f}"' for f in factors),
+                         chains=chains, iter=2 * draws, draws=draws)
+    with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as handle:
+        handle.write(script)
+    return timed(["Rscript", handle.name])
 
-    return bambi.__version__
 
-
-def pm_version():
-    import pymc
-
-    return pymc.__version__
+def row(model: str, who: str, setting: str, r: dict, reference: dict | None = None) -> str:
+    if "error" in r:
+        return f"| {model} | {who} | {setting} | {r['wall']:.1f} | failed: {r['error'].splitlines()[-1][:80]} | | | | |"
+    rate = r["ess"] / r["wall"]
+    ratio = f"{rate / (reference['ess'] / reference['wall']):.2f}x" if reference and "error" not in reference else ""
+    depth = f"{r['grad_per_draw']:.1f}" if r.get("grad_per_draw") else ""
+    return (f"| {model} | {who} | {setting} | {r['wall']:.1f} | {r['ess']:.0f} | {rate:.1f} | {ratio} | "
+            f"{r['rhat']:.3f} | {r['divergences']} | {depth} |")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--bambi-python", help="python of an environment with bambi installed")
+    parser.add_argument("--brms", action="store_true", help="also run brms through Rscript (maximal design)")
+    parser.add_argument("--cases", default="sleepstudy,slopes,references,insteval,maximal")
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--chains", type=int, default=4)
     args = parser.parse_args(argv)
-    small = (300, 300, 2) if args.quick else (1000, 1000, 4)
-    large = (300, 300, 2)   # the noncentred and centred forms take minutes per 1,000 draws here
-    cases = [("sleepstudy", "Reaction ~ Days + (Days | Subject)", lc.load_dataset("sleepstudy"), small)]
-    if not args.skip_large:
-        cases.append(("simulated 20,000 rows, (x \\| g), 400 groups", "y ~ x + (x | g)", simulated_large(), large))
-    try:
-        import nutpie  # noqa: F401
+    cases = set(args.cases.split(","))
+    draws, chains = args.draws, args.chains
+    setting = f"{chains} x ({draws} + {draws})"
+    folder = Path(tempfile.mkdtemp())
+    rows = ["| model | software | chains x (tune + draws) | wall s | min bulk ESS | ESS/s | ours vs peer | "
+            "max R-hat | divergences | gradients per draw |", "|---|---|---|---|---|---|---|---|---|---|"]
 
-        samplers = ("pymc", "nutpie")
-    except ImportError:
-        samplers = ("pymc",)
-    rows = ["| model | sampler | chains x (tune + draws) | wall s | smallest bulk ESS | ESS/s | divergences |",
-            "|---|---|---|---|---|---|---|"]
-    for name, formula, data, (draws, tune, chains) in cases:
-        setting = f"{chains} x ({tune} + {draws})"
-        default = auto_choice(formula, data)
-        print(f"{name}: the default (parameterization='auto') samples it {default}", flush=True)
-        for sampler in samplers:
-            for par in ("noncentered", "centered", "marginal"):
-                wall, ess, div = ours(formula, data, par, draws, tune, chains, sampler)
-                label = f"{par}, the default" if par == default else par
-                rows.append(f"| {name} | lmmcompare {label} ({sampler}) | {setting} | {wall:.1f} | {ess:.0f} "
-                            f"| {ess / wall:.1f} | {div} |")
-                print(rows[-1], flush=True)
-        res = bambi_run(formula, data, draws, tune, chains)
-        if res is not None:
-            wall, ess, div = res
-            rows.append(f"| {name} | bambi {bambi_version()} (uncorrelated terms) | {setting} | {wall:.1f} | {ess:.0f} "
-                        f"| {ess / wall:.1f} | {div} |")
-            print(rows[-1], flush=True)
-    print(f"\nPyMC {pm_version()}, {os.cpu_count()} cores\n")
+    def show(line):
+        rows.append(line)
+        print(line, flush=True)
+
+    head_to_head = []
+    if "sleepstudy" in cases:
+        path = folder / "sleepstudy.csv"
+        import lmmcompare as lc
+        lc.load_dataset("sleepstudy").to_csv(path, index=False)
+        head_to_head.append(("sleepstudy (Days \\| Subject)", "Reaction ~ Days + (Days | Subject)",
+                             "'sleepstudy'", str(path), ["Subject"]))
+    if "slopes" in cases:
+        path = folder / "slopes.csv"
+        simulated_slopes().to_csv(path, index=False)
+        head_to_head.append(("simulated 7,000 rows, (x \\| g), 160 groups", "y ~ x + (x | g)",
+                             f"__import__('pandas').read_csv({str(path)!r}, dtype={{'g': str}})", str(path), ["g"]))
+    for model, formula, data_expr, path, factors in head_to_head:
+        mine = ours(data_expr, formula, draws, chains)
+        peer = bambi(args.bambi_python, path, formula, factors, draws, chains) if args.bambi_python else None
+        show(row(model, "lmmcompare default (marginal, PyMC NUTS)", setting, mine, peer))
+        if peer is not None:
+            show(row(model, "bambi (uncorrelated terms)", setting, peer))
+    if "references" in cases:
+        for data, formula in REFERENCE_CASES:
+            show(row(f"{data}: {formula.replace('|', chr(92) + '|')}", "lmmcompare default", setting,
+                     ours(repr(data), formula, draws, chains)))
+    if "insteval" in cases:
+        data, formula = INSTEVAL
+        show(row(f"{data}: {formula.replace('|', chr(92) + '|')}", "lmmcompare default (no pointwise log-lik)",
+                 setting, ours(repr(data), formula, draws, chains, loglik=False)))
+    if "maximal" in cases:
+        path = folder / "maximal.csv"
+        maximal_crossed().to_csv(path, index=False)
+        data_expr = f"__import__('pandas').read_csv({str(path)!r})"
+        model = "maximal crossed, 56 x 32, 1,791 rows"
+        peer = brms(str(path), MAXIMAL_FORMULA, ["subj", "item"], draws, chains) if args.brms else None
+        show(row(model, "lmmcompare default", setting, ours(data_expr, MAXIMAL_FORMULA, draws, chains, False), peer))
+        if peer is not None:
+            show(row(model, "brms (Stan)", setting, peer))
+    print(f"\n{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     print("\n".join(rows))
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import lmmcompare as lc
 from lmmcompare.freq import fit as fit_module
-from lmmcompare.freq.threads import single_blas_thread
+from lmmcompare.core.threads import single_blas_thread
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
+from ..core.threads import single_blas_thread
 from ..arguments import check_bool, check_choice, check_int, check_number, check_seed
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import as_spec
@@ -73,27 +74,38 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
 
     rng = np.random.default_rng(seed)
     sample_seed = int(rng.integers(2**31 - 1))
+    with single_blas_thread():   # small dense blocks: one BLAS thread (lmmcompare.core.threads)
+        kwargs = _sampling_options(built, draws, tune, chains, cores, sample_seed, progressbar, target_accept,
+                                   sampler, init)
+        with built.model, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
+            # nutpie's numba backend calls the blocked marginal's perform in object mode, as intended
+            warnings.filterwarnings("ignore", message="Numba will use object mode to run BlockedLogLik")
+            raw = pm.sample(**kwargs)
+        fit = _to_fit(raw, built, rng, seed, sampler, time.perf_counter() - t0, posterior_predictive,
+                      log_likelihood, progressbar)
+    return fit
+
+
+def _sampling_options(built, draws, tune, chains, cores, sample_seed, progressbar, target_accept, sampler,
+                      init) -> dict:
+    """The keywords of ``pm.sample``: PyMC's or nutpie's NUTS, and the start ``init`` asks for."""
     kwargs = dict(draws=draws, tune=tune, chains=chains, cores=cores if cores is not None else min(chains, 2),
                   random_seed=sample_seed, progressbar=progressbar, target_accept=target_accept,
                   compute_convergence_checks=False)
     if sampler == "nutpie":
         import_nutpie()
         kwargs["nuts_sampler"] = "nutpie"
-    elif init == "laplace" or (init == "auto" and parameterization == "marginal" and spec.n >= LAPLACE_MIN_N):
+    elif init == "laplace" or (init == "auto" and built.parameterization == "marginal"
+                               and built.spec.n >= LAPLACE_MIN_N):
         laplace = _laplace_options(built, chains, sample_seed, target_accept)
         if laplace:
             kwargs.pop("target_accept")   # the step carries it
             kwargs.update(laplace)
     elif init != "auto":
         kwargs["init"] = init
-    with built.model, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
-        # nutpie's numba backend calls the blocked marginal's perform in object mode, as intended
-        warnings.filterwarnings("ignore", message="Numba will use object mode to run BlockedLogLik")
-        raw = pm.sample(**kwargs)
-    seconds = time.perf_counter() - t0
-    return _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive, log_likelihood, progressbar)
+    return kwargs
 
 
 def _laplace_options(built, chains, sample_seed, target_accept) -> dict:
@@ -103,7 +115,7 @@ def _laplace_options(built, chains, sample_seed, target_accept) -> dict:
     start = laplace_start(built.model, chains, np.random.default_rng(sample_seed), target_accept)
     if start is None:
         warnings.warn("init='laplace': the Hessian at the posterior mode is not negative definite; "
-                      "starting as PyMC does (jitter+adapt_diag)", SamplingWarning, stacklevel=3)
+                      "starting as PyMC does (jitter+adapt_diag)", SamplingWarning, stacklevel=4)
         return {}
     return {"step": start.step, "initvals": start.initvals}
 

@@ -26,7 +26,7 @@ from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarn
 from ..spec import ModelSpec
 from .optimize import OptSummary, gradient_small, optimize_theta, projected_gradient
 from .start import intercepts_only, moment_start
-from .threads import single_blas_thread
+from ..core.threads import single_blas_thread
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,7 +75,7 @@ def _positive(name, value):
 # relative disagreement of the criterion in the model's and in standardised columns that is lost precision
 PRECISION_RTOL = 1e-9
 
-# trailing blocks (m x m, see .blocks) up to this size are optimised with one BLAS thread (see .threads)
+# trailing blocks (m x m, see .blocks) up to this size are optimised with one BLAS thread (see lmmcompare.core.threads)
 ONE_BLAS_THREAD_UP_TO = 256
 
 _OPTIONS = {"ftol": _positive, "gtol": _positive, "boundary_tol": _positive, "conv_tol": _positive,
@@ -91,7 +91,7 @@ def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
     for random intercepts only, the method-of-moments start of
     :mod:`lmmcompare.freq.start` when its objective is lower.  A given
     ``start`` (lme4's theta) is used as it is.  Models with a small trailing
-    block run with one BLAS thread (:mod:`lmmcompare.freq.threads`).
+    block run with one BLAS thread (:mod:`lmmcompare.core.threads`).
     """
     check_options("the optimizer (lmer's **options)", options, dict(_OPTIONS))
     with single_blas_thread(devfun.cp.m <= ONE_BLAS_THREAD_UP_TO):  # inline: warnings' stacklevels count frames

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import LmmWarning
-from ..threads import single_blas_thread
+from ...core.threads import single_blas_thread
 from .marginal_inverse import block, inner, marginal_inverse
 
 ONE_BLAS_THREAD_UP_TO = 1000  # q below which BLAS threads cost more than they save on a busy machine

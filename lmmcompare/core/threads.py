@@ -11,6 +11,12 @@ the duration with ``threadpoolctl`` (nothing happens where it is missing).
 Its rules apply: OpenBLAS's limit is process-wide, so only one Python thread
 at a time sets it and fits in other threads run with the counts as they are;
 the original counts are restored when the block ends.
+
+The Bayesian engine samples under the same limit: the blocked marginal
+likelihood of a maximal crossed design (trailing block 133 x 133) took 18 ms
+per evaluation with two OpenBLAS threads and 3.2 ms with one, on the same
+idle machine (PyMC's worker processes limit themselves to one thread each;
+chains sampled in the calling process did not).
 """
 from __future__ import annotations
 
