@@ -50,7 +50,7 @@ def left_scale(M: np.ndarray, Ts: list[np.ndarray], offsets: list[int], levels: 
             out[seg] *= T[0, 0]
         else:
             block = out[seg].reshape(n_lev, p, -1)
-            out[seg] = np.einsum("ba,jbc->jac", T, block).reshape(n_lev * p, -1)
+            out[seg] = np.matmul(T.T, block).reshape(n_lev * p, -1)   # T' per level (batched; einsum was 2.6x slower)
     return out
 
 
