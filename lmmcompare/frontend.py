@@ -82,9 +82,11 @@ def bayes(formula, data=None, **options):
         How NUTS starts (``sampler="pymc"``).  ``"laplace"`` finds the posterior
         mode and starts from the inverse Hessian there as a dense mass matrix
         (see :mod:`lmmcompare.bayesian.start`), each chain from its own overdispersed draw; it pays
-        for itself when the posterior is narrow.  ``"auto"`` is ``"laplace"`` for
-        the marginal parameterisation with at least 10,000 rows and PyMC's
-        ``"jitter+adapt_diag"`` otherwise; the other values are PyMC's.
+        for itself when the posterior is narrow or the fixed effects are correlated.
+        ``"auto"`` is ``"laplace"`` for the marginal parameterisation with at least
+        10,000 rows or with no term wider than two columns
+        (:func:`lmmcompare.bayesian.fit.laplace_by_default` has the measurements),
+        and PyMC's ``"jitter+adapt_diag"`` otherwise; the other values are PyMC's.
     reml_fit : LmerFit, optional
         The REML fit of the same spec, from which ``parameterization="auto"``
         chooses the form; fitted here first when ``auto`` needs it and it is
