@@ -54,3 +54,11 @@ def prior_fit(spec, draws=30):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
         return _to_fit(raw, built, np.random.default_rng(0), 1, "pymc", 0.0, False), prior
+
+
+def unrounded_summary(fit):
+    """Posterior mean, sd and MCSE per parameter, not rounded (ArviZ's summary rounds to 2 decimals,
+    which is coarser than the 4-MCSE bounds the agreement tests use)."""
+    import arviz as az
+
+    return az.summary(fit.idata, var_names=fit.parameter_names, round_to="none")
