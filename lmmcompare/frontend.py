@@ -20,7 +20,6 @@ import inspect
 import warnings
 
 from .arguments import check_bool, did_you_mean
-from .bayesian.fit import DEFAULT_PARAMETERIZATION
 from .compare import Comparison
 from .errors import ArgumentError
 from .freq import lmer
@@ -31,6 +30,8 @@ def _reml_fit_for_auto(spec, bayes_options, fit=None):
     """The REML fit the ``auto`` choice reads: ``fit`` by REML (an ML ``fit`` refitted from its own
     cross-products, :meth:`~lmmcompare.LmerFit.by_criterion`), else fitted here.  Warnings are kept
     quiet: a singular or flagged fit only steers the choice of form."""
+    from .bayesian.fit import DEFAULT_PARAMETERIZATION   # the Bayesian engine loads ArviZ: only when fitting
+
     if bayes_options.get("parameterization", DEFAULT_PARAMETERIZATION) != "auto" or bayes_options.get("reml_fit") is not None:
         return bayes_options.get("reml_fit")
     with warnings.catch_warnings():

@@ -109,7 +109,7 @@ def _sampling_options(built, draws, tune, chains, cores, sample_seed, progressba
 
 
 def laplace_by_default(built) -> bool:
-    """Whether ``init="auto"`` starts NUTS from the Laplace approximation (:mod:`.start`).
+    """Whether ``init="auto"`` starts NUTS from the Laplace approximation (:mod:`lmmcompare.bayesian.start`).
 
     For the marginal model with 10,000 rows or more (a narrow posterior: the
     first tuning windows from the prior's centre take hundreds of steps per

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..bayesian.group_loo import loo_grouping_factor
 from ..errors import CrossedGroupingError
 
 HIGH_K = "pareto_k_over_0.7"
@@ -52,6 +51,8 @@ def fit_statistics(freq_fit, bayes_fit) -> pd.DataFrame:
     spec, why_not = bayes_fit.spec, {}
     if "log_likelihood" not in bayes_fit.idata.groups():
         why_not["observation"] = "the fit stored no pointwise log-likelihood"
+    from ..bayesian.group_loo import loo_grouping_factor   # the Bayesian engine loads ArviZ: only here
+
     try:
         G = loo_grouping_factor(spec)
     except CrossedGroupingError:
