@@ -85,7 +85,7 @@ def bayes(formula, data=None, **options):
         (see :mod:`lmmcompare.bayesian.start`), each chain from its own overdispersed draw; it pays
         for itself when the posterior is narrow or the fixed effects are correlated.
         ``"auto"`` is ``"laplace"`` for the marginal parameterisation with at least
-        10,000 rows or with no term wider than two columns
+        10,000 rows or with terms of at most two columns and 15 levels or more
         (:func:`lmmcompare.bayesian.fit.laplace_by_default` has the measurements),
         and PyMC's ``"jitter+adapt_diag"`` otherwise; the other values are PyMC's.
     reml_fit : LmerFit, optional

@@ -24,7 +24,8 @@ DEFAULT_PARAMETERIZATION = "marginal"   # b integrated out, drawn exactly afterw
 SAMPLERS = ("pymc", "nutpie")
 INITS = ("auto", "laplace", "jitter+adapt_diag", "adapt_diag", "jitter+adapt_full", "adapt_full")
 LAPLACE_MIN_N = 10_000   # init="auto" starts the marginal model from its mode from this many rows, or ...
-LAPLACE_MAX_P = 2        # ... when no term has more columns than this (laplace_by_default)
+LAPLACE_MAX_P = 2        # ... when no term has more columns than this
+LAPLACE_MIN_LEVELS = 15  # ... and every term has at least this many levels (laplace_by_default)
 
 
 def import_nutpie():
@@ -113,18 +114,21 @@ def laplace_by_default(built) -> bool:
 
     For the marginal model with 10,000 rows or more (a narrow posterior: the
     first tuning windows from the prior's centre take hundreds of steps per
-    draw), or whose terms have at most two columns.  The dense mass matrix it
-    starts with carries the correlations of the fixed effects, which a
-    diagonal one cannot: measured at 4 x (1000 + 1000), seed 1, min bulk ESS
-    cake 1746 -> 5792 (gradients per draw 23 -> 6.6), sleepstudy 2951 -> 4317,
-    Penicillin 2993 -> 2437, Orthodont 1538 -> 1194.  With 4-column terms
-    (the maximal crossed design) the mode sits on the boundary of a
-    near-singular covariance and the Hessian there misleads (min ESS 60
-    against 185 in 2 x (300 + 300)), so those models keep PyMC's start.
+    draw), or whose terms have at most two columns and at least 15 levels
+    each.  The dense mass matrix it starts with carries the correlations of
+    the fixed effects, which a diagonal one cannot.  Measured at
+    4 x (1000 + 1000), seed 1, min bulk ESS with PyMC's start -> with this
+    one: cake 1746 -> 5792 (gradients per draw 23 -> 6.6), sleepstudy
+    2951 -> 4317, 7,000-row ``(x | g)`` 4713 -> 5219, Orthodont 1538 -> 1194.
+    With few levels an sd's posterior is skewed and far from the Gaussian at
+    its mode: Dyestuff (6 batches) 2076 -> 1736, Penicillin (6 samples)
+    2993 -> 2437, Pastes (10 batches) 2318 -> 1582.  With 4-column terms (the
+    maximal crossed design) the mode sits on the boundary of a near-singular
+    covariance (min ESS 185 -> 60 in 2 x (300 + 300)).  Those keep PyMC's start.
     """
     spec = built.spec
-    return built.parameterization == "marginal" and (spec.n >= LAPLACE_MIN_N or
-                                                     all(t.p <= LAPLACE_MAX_P for t in spec.terms))
+    small_terms = all(t.p <= LAPLACE_MAX_P and t.n_levels >= LAPLACE_MIN_LEVELS for t in spec.terms)
+    return built.parameterization == "marginal" and (spec.n >= LAPLACE_MIN_N or small_terms)
 
 
 def _laplace_options(built, chains, sample_seed, target_accept) -> dict:
