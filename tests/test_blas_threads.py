@@ -11,8 +11,8 @@ import numpy as np  # noqa: F401  (loads OpenBLAS, so threadpoolctl sees it)
 import pytest
 
 import lmmcompare as lc
-from lmmcompare.freq import fit as fit_module
 from lmmcompare.core.threads import single_blas_thread
+from lmmcompare.freq import fit as fit_module
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 

@@ -9,8 +9,8 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
-from ..core.threads import single_blas_thread
 from ..arguments import check_bool, check_choice, check_int, check_number, check_seed
+from ..core.threads import single_blas_thread
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import as_spec
 from .model import build_model

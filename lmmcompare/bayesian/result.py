@@ -191,8 +191,7 @@ class BayesFit:
             name = next((n for n in names if n in stats), None)
             if name is not None:
                 columns[label] = reduce(stats[name].values.astype(float))
-        table = pd.DataFrame(columns, index=pd.Index(stats.chain.values, name="chain"))
-        return table
+        return pd.DataFrame(columns, index=pd.Index(stats.chain.values, name="chain"))
 
     def diagnostics(self, warn: bool = False) -> pd.DataFrame:
         """R-hat, bulk and tail ESS per parameter; divergences, tree depth and gradients per draw in ``attrs``.
@@ -209,7 +208,6 @@ class BayesFit:
         divergent = int(self.idata.sample_stats["diverging"].sum()) if "diverging" in self.idata.sample_stats else 0
         table.attrs["divergences"] = divergent
         per_chain = self.sampler_stats()
-        draws = self.idata.posterior.sizes["draw"]
         for column in ("mean_tree_depth", "gradients_per_draw"):
             if column in per_chain:
                 table.attrs[column] = float(per_chain[column].mean())
@@ -232,7 +230,8 @@ class BayesFit:
                 problems.append(f"{divergent} divergent transitions ({hint})")
             hits = table.attrs.get("max_depth_hits", 0)
             if hits:
-                problems.append(f"{hits} of {draws * per_chain.shape[0]} draws hit the maximum tree depth "
+                draws = self.idata.posterior.sizes["draw"] * per_chain.shape[0]
+                problems.append(f"{hits} of {draws} draws hit the maximum tree depth "
                                 "(long trajectories: a ridge or strong correlations in the posterior)")
             if problems:
                 warnings.warn("; ".join(problems), SamplingWarning, stacklevel=3)
