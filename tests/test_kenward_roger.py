@@ -28,10 +28,12 @@ KR_REFERENCE = json.loads((DATA / "kr_reference.json").read_text())
 RTOL_PBKRTEST = 1e-8  # observed: 2e-14 (MathAchieve), 1.4e-12 (the lme4_reference cases)
 
 
-def dense_kenward_roger(spec, theta, sigma):
-    """pbkrtest's vcovAdj_internal with n x n Sigma and G_r, for small models only."""
+def dense_kenward_roger(spec, theta, sigma, weights=None):
+    """pbkrtest's vcovAdj_internal with n x n Sigma and G_r, for small models only; with prior
+    ``weights`` the residual part of Sigma (and its G_r) is ``sigma^2 W^{-1}``."""
     n, X = spec.n, spec.X
-    G, Sigma = [], sigma**2 * np.eye(n)
+    residual = np.eye(n) if weights is None else np.diag(1.0 / np.asarray(weights, float))
+    G, Sigma = [], sigma**2 * residual
     Ts = theta_to_T(np.asarray(theta, float), [t.p for t in spec.terms])
     for term, T in zip(spec.terms, Ts):
         cov = sigma**2 * T @ T.T
@@ -42,7 +44,7 @@ def dense_kenward_roger(spec, theta, sigma):
                 Gr = (term.Z @ sp.kron(sp.identity(term.n_levels), E) @ term.Z.T).toarray()
                 G.append(Gr)
                 Sigma += cov[a, b] * Gr
-    G.append(np.eye(n))
+    G.append(residual)
     Sinv = np.linalg.inv(Sigma)
     Phi = np.linalg.inv(X.T @ Sinv @ X)
     H = [Gr @ Sinv for Gr in G]

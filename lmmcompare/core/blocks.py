@@ -82,6 +82,7 @@ class CrossProducts:
     p: int
     n: int
     beta_offset: np.ndarray
+    log_weights: float = 0.0   # sum_i log w_i of prior weights: -2 log L gains -log_weights (lmmcompare.spec.inputs)
 
     @property
     def m(self) -> int:
@@ -234,17 +235,18 @@ def _trailing_cross_products(rest_blocks: list, D: np.ndarray, Z1: sp.csc_matrix
 
 
 def cross_products(spec: ModelSpec) -> CrossProducts:
-    """Compute the blocks once for ``spec`` (X, y, Z from the spec)."""
+    """Compute the blocks once for ``spec``: of ``W^{1/2} [Z X (y - offset)]`` with prior weights ``W``
+    and an offset (:mod:`lmmcompare.spec.inputs`), of ``[Z X y]`` without."""
     first, rest = spec.terms[0], spec.terms[1:]
-    Z1 = first.Z
-    rest_blocks = [t.Z for t in rest]
-    y, offset = spec.y, np.zeros(spec.p)
+    Z1 = spec.weighted_rows(first.Z)
+    rest_blocks = [spec.weighted_rows(t.Z) for t in rest]
+    y, offset = spec.working_response, np.zeros(spec.p)
+    X = spec.weighted_rows(spec.X)
     if spec.p:
-        X = spec.X
         for _ in range(2):  # one step of iterative refinement: y - X offset is accurate to rounding
             step = np.linalg.lstsq(X, y, rcond=None)[0]
             offset, y = offset + step, y - X @ step
-    D = np.column_stack([spec.X, y]) if spec.p else y[:, None]
+    D = np.column_stack([X, y]) if spec.p else y[:, None]
     m = sum(t.q for t in rest) + D.shape[1]
     if m > DENSE_LIMIT:
         from ..errors import DataError
@@ -260,10 +262,10 @@ def cross_products(spec: ModelSpec) -> CrossProducts:
         pos += t.q
     return CrossProducts(
         p1=first.p, l1=first.n_levels,
-        A11=_first_block_diagonal(first.design.matrix, first.codes, first.n_levels),
+        A11=_first_block_diagonal(spec.weighted_rows(first.design.matrix), first.codes, first.n_levels),
         A21=A21, A22=A22,
         rest_sizes=[t.p for t in rest], rest_levels=[t.n_levels for t in rest], rest_offsets=offsets,
-        q_rest=pos, p=spec.p, n=spec.n, beta_offset=offset)
+        q_rest=pos, p=spec.p, n=spec.n, beta_offset=offset, log_weights=spec.log_weights)
 
 
 def response_row(cp: CrossProducts) -> np.ndarray:
@@ -285,4 +287,4 @@ def with_response_row(cp: CrossProducts, row: np.ndarray) -> CrossProducts:
     return CrossProducts(
         p1=cp.p1, l1=cp.l1, A11=cp.A11, A21=A21, A22=A22, rest_sizes=cp.rest_sizes,
         rest_levels=cp.rest_levels, rest_offsets=cp.rest_offsets, q_rest=cp.q_rest, p=cp.p, n=cp.n,
-        beta_offset=np.array(row[q1 + m :]))
+        beta_offset=np.array(row[q1 + m :]), log_weights=cp.log_weights)

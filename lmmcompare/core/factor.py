@@ -88,8 +88,8 @@ class BlockedFactor:
         r2 = self.r2
         if reml:
             nr = n - p
-            return self.logdet_theta + self.logdet_X + nr * (1.0 + LOG_2PI + np.log(r2 / nr))
-        return self.logdet_theta + n * (1.0 + LOG_2PI + np.log(r2 / n))
+            return self.logdet_theta + self.logdet_X + nr * (1.0 + LOG_2PI + np.log(r2 / nr)) - self.cp.log_weights
+        return self.logdet_theta + n * (1.0 + LOG_2PI + np.log(r2 / n)) - self.cp.log_weights
 
 
 def first_block(cp: CrossProducts, T1: np.ndarray):

@@ -87,7 +87,7 @@ def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True) 
         return LogLikelihood(-np.inf, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
     r2, grad_r2_beta = _rss_at(f, beta)
     s2 = sigma * sigma
-    value = -0.5 * (cp.n * (LOG_2PI + np.log(s2)) + f.logdet_theta + r2 / s2)
+    value = -0.5 * (cp.n * (LOG_2PI + np.log(s2)) + f.logdet_theta + r2 / s2 - cp.log_weights)
     if not gradient:
         return LogLikelihood(value, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
     dlogdet, fallback = logdet_gradient(f, include_X=False, workspaces=False)

@@ -39,7 +39,8 @@ def fit_at_theta(devfun: Devfun, theta) -> LmerFit:
     return make_fit(devfun, opt)
 
 
-def lmer(formula, data=None, reml: bool = True, start=None, **options) -> LmerFit:
+def lmer(formula, data=None, reml: bool = True, start=None, weights=None, offset=None, contrasts=None, subset=None,
+         na_action: str = "omit", **options) -> LmerFit:
     """Fit a linear mixed model by REML or ML, as lme4's ``lmer``.
 
     Parameters
@@ -52,6 +53,9 @@ def lmer(formula, data=None, reml: bool = True, start=None, **options) -> LmerFi
         REML criterion (True) or maximum likelihood (False).
     start : array-like, optional
         Starting theta (lme4's order).
+    weights, offset, contrasts, subset, na_action
+        Prior weights, an offset, factor codings, the rows to use and the
+        missing-value rule, as lme4's arguments (:meth:`lmmcompare.ModelSpec.from_formula`).
     **options
         Passed to :func:`lmmcompare.freq.optimize.optimize_theta` (``ftol``, ``gtol``, ...).
 
@@ -61,6 +65,7 @@ def lmer(formula, data=None, reml: bool = True, start=None, **options) -> LmerFi
     """
     check_bool("reml", reml)
     check_options("lmer", options, dict(_OPTIONS), also=("formula", "data", "reml", "start"))
-    spec = as_spec(formula, data)
+    spec = as_spec(formula, data, weights=weights, offset=offset, contrasts=contrasts, subset=subset,
+                   na_action=na_action)
     devfun = make_devfun(spec, reml)
     return make_fit(devfun, optimize_lmer(devfun, start=start, **options))

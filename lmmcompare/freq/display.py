@@ -73,7 +73,7 @@ def summary_text(fit) -> str:
         w = max(len(v) for v in vals + heads) + 1
         lines.append("".join(h.rjust(w) for h in heads))
         lines.append("".join(v.rjust(w) for v in vals))
-    scaled = fit.residuals() / fit.sigma
+    scaled = fit.residuals("pearson") / fit.sigma
     q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
     lines += ["", "Scaled residuals: ",
               "".join(h.rjust(8) for h in ["Min", "1Q", "Median", "3Q", "Max"]),

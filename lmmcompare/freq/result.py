@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..arguments import check_bool, check_seed, shown
+from ..arguments import check_bool, check_choice, check_seed, shown
 from ..errors import ArgumentError, DataError, NewLevelError, SingularFitWarning
 from ..spec.parameters import sd_cor_from_cov
 from ..spec import ModelSpec
 from ..spec.checks import prediction_frame
+from ..spec.inputs import new_offset
 from ..spec.design import rebuild_design
 from ..core.blocks import CrossProducts
 from ..core.factor import BlockedFactor
@@ -259,15 +260,18 @@ class LmerFit:
         return out
 
     def fitted(self) -> np.ndarray:
-        """``X beta + Z b`` for the rows of the model frame."""
-        return self.spec.X @ self.beta + self._random_part(self.b)
+        """``offset + X beta + Z b`` for the rows of the model frame."""
+        return self.spec.working_offset + self.spec.X @ self.beta + self._random_part(self.b)
 
-    def residuals(self) -> np.ndarray:
-        """Response residuals ``y - fitted``."""
-        return self.spec.y - self.fitted()
+    def residuals(self, type: str = "response") -> np.ndarray:
+        """Residuals: ``y - fitted`` (``"response"``, lme4's default for an LMM) or
+        ``sqrt(w) (y - fitted)`` (``"pearson"``, equal to them without prior weights)."""
+        check_choice("type", type, ("response", "pearson"))
+        r = self.spec.y - self.fitted()
+        return self.spec.weighted_rows(r) if type == "pearson" else r
 
     def predict(self, newdata: pd.DataFrame | None = None, re: bool = True,
-                allow_new_levels: bool = False) -> np.ndarray:
+                allow_new_levels: bool = False, offset=None) -> np.ndarray:
         """Predictions, population-level (``re=False``) or conditional on the random effects.
 
         Parameters
@@ -279,18 +283,22 @@ class LmerFit:
         allow_new_levels : bool
             Levels not in the fit get zero random effects; otherwise a
             :class:`~lmmcompare.errors.NewLevelError` names them.
+        offset : array, optional
+            With ``newdata``, the ``offset`` argument's values for its rows (the
+            formula's ``offset(...)`` terms are evaluated on ``newdata``);
+            required when the fit had an ``offset`` argument.
         """
         re = check_bool("re", re)
         check_bool("allow_new_levels", allow_new_levels)
         if newdata is None:
-            return self.fitted() if re else self.spec.X @ self.beta
+            return self.fitted() if re else self.spec.working_offset + self.spec.X @ self.beta
         if not isinstance(newdata, pd.DataFrame):
             raise ArgumentError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
         spec = self.spec
         frame, complete = prediction_frame(spec, newdata, with_groups=re)
         X = rebuild_design(spec.fixed, frame, "the fixed-effects model matrix")[:, list(spec.keep_fixed)]
         out = np.full(len(newdata), np.nan)
-        out[complete] = X @ self.beta
+        out[complete] = X @ self.beta + new_offset(spec, frame, offset, complete)
         if not re:
             return out
         for t, sl in self._term_slices():
@@ -324,9 +332,11 @@ class LmerFit:
         rng = np.random.default_rng(seed)
         Z = self.spec.Z
         Lam = self._lambda_matrix()
-        fixed = self.spec.X @ self.beta
+        fixed = self.spec.working_offset + self.spec.X @ self.beta
         z = rng.standard_normal((self.spec.q, nsim))
         eps = rng.standard_normal((self.spec.n, nsim))
+        if self.spec.weights is not None:   # residual sd sigma / sqrt(w_i)
+            eps /= np.sqrt(self.spec.weights)[:, None]
         sims = fixed[:, None] + self.sigma * (Z @ (Lam @ z)) + self.sigma * eps
         return pd.DataFrame(sims, columns=[f"sim_{i + 1}" for i in range(nsim)])
 

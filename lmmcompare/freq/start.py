@@ -24,7 +24,7 @@ def intercepts_only(spec) -> bool:
 
 def moment_start(spec) -> np.ndarray:
     """Method-of-moments theta for a model whose terms are all ``(1 | g)``."""
-    X, y = spec.X, spec.y
+    X, y = spec.weighted_rows(spec.X), spec.working_response
     n = y.size
     resid = y - X @ np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else y - y.mean()
     components = []

@@ -251,3 +251,24 @@ def prediction_frame(spec, newdata: pd.DataFrame, with_groups: bool) -> tuple[pd
                 frame[c] = frame[c].astype(object)
     return frame, complete
 
+
+def check_sizes(spec) -> None:
+    """lme4's checks: levels < observations and ``l_i p_i`` < observations for every term; and p < n."""
+    if spec.p >= spec.n:
+        raise DataError(
+            f"the fixed-effects model matrix has {spec.p} columns ({', '.join(spec.fixed_names[:6])}"
+            f"{', ...' if spec.p > 6 else ''}) for {spec.n} observations; the residual variance needs more "
+            "observations than fixed effects: remove fixed-effect terms (is a numeric column stored as text "
+            "or as a factor with one level per row?)")
+    for t in spec.terms:
+        if t.n_levels >= spec.n:
+            raise DataError(
+                f"grouping factor {t.group!r} has {t.n_levels} levels for {spec.n} observations; "
+                "the number of levels of each grouping factor must be < the number of observations "
+                "(one observation per level makes the random effect indistinguishable from the residual)")
+    for t in spec.terms:  # lme4's check.nobs.vs.nRE = "stop", term by term (checkZdims)
+        if t.q >= spec.n:
+            raise DataError(
+                f"number of observations (={spec.n}) <= number of random effects (={t.q}) for term "
+                f"({t.expr} | {t.group}); the random-effects parameters and the residual variance (or scale "
+                "parameter) are probably unidentifiable: simplify the term or use a grouping factor with fewer levels")

@@ -10,6 +10,7 @@ slowest, as R's ``a:b`` gives.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
-from .checks import check_magnitude, drop_unused_levels
+from .checks import check_magnitude, drop_unused_levels, response_vector
+from .contrasts import coded_expression, r_coded_name
 from .formula import _split_top
 from .formula_checks import formula_error
 from .terms import direct_columns
@@ -117,6 +119,9 @@ class Design:
         The rows it was built on.
     formulaic_spec : formulaic.ModelSpec or None
         formulaic's spec, None when the matrix was built directly (:mod:`.terms`).
+    context : dict
+        Names ``expr`` uses beyond :data:`_CONTEXT`: the contrast objects of coded
+        factors (:mod:`.contrasts`), needed again to rebuild the matrix for new data.
     """
 
     matrix: np.ndarray
@@ -127,6 +132,7 @@ class Design:
     expr: str = ""
     frame: pd.DataFrame | None = field(default=None, repr=False)
     formulaic_spec: object = field(default=None, repr=False)
+    context: dict = field(default_factory=dict, repr=False)
 
     @property
     def direct(self) -> bool:
@@ -141,16 +147,20 @@ class Design:
         return formulaic_design(self.expr, self.frame, "the model matrix").formulaic_spec
 
 
-def build_design(expr: str, frame: pd.DataFrame, where: str) -> Design:
+def build_design(expr: str, frame: pd.DataFrame, where: str, codings: dict | None = None) -> Design:
     """Evaluate a one-sided formula on ``frame`` (complete rows only).
 
     Plain formulas (:func:`.terms.simple_terms`) are built directly, others by
-    formulaic (:func:`formulaic_design`); both give the same design.  Every
+    formulaic (:func:`formulaic_design`); both give the same design.
+    ``codings`` (from :func:`.contrasts.resolve_contrasts`) codes those factors
+    by their contrasts, with R's names (``recipe1``).  Every
     column must be finite with squares representable in double precision
     (``I(1/x)`` at ``x = 0`` or ``log(x)`` at ``x <= 0`` is a :class:`DataError` naming it).
     """
-    cols = direct_columns(expr, frame, reserved=_CONTEXT)
-    if cols is None:
+    cols = None if codings else direct_columns(expr, frame, reserved=_CONTEXT)
+    if codings:
+        design = _coded_design(expr, frame, where, codings)
+    elif cols is None:
         design = formulaic_design(expr, frame, where)
     else:
         _check_intercept_name(cols.columns, bool(cols.categorical), expr)
@@ -164,12 +174,24 @@ def build_design(expr: str, frame: pd.DataFrame, where: str) -> Design:
     return design
 
 
-def formulaic_design(expr: str, frame: pd.DataFrame, where: str) -> Design:
+def _coded_design(expr: str, frame: pd.DataFrame, where: str, codings: dict) -> Design:
+    """The design with coded factors written ``C(f, coding)`` for formulaic, named back as R names them."""
+    coded, context, back = coded_expression(expr, codings)
+    design = formulaic_design(coded, frame, where, context)
+    return dataclasses.replace(
+        design, names=tuple(r_coded_name(n, back) for n in design.names),
+        term_columns=tuple((r_coded_name(label, back), cols) for label, cols in design.term_columns),
+        term_variables=tuple(tuple(back.get(v, v) for v in term) for term in design.term_variables),
+        categorical=frozenset(back.get(v, v) for v in design.categorical))
+
+
+def formulaic_design(expr: str, frame: pd.DataFrame, where: str, context: dict | None = None) -> Design:
     """The :class:`Design` of ``expr`` on ``frame`` by formulaic (no checks of the values)."""
+    context = context or {}
     try:  # the frame has no missing values: NaN or inf can only come from a transformation, reported later
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             mm = formulaic.model_matrix(r_expression(quote_names(expr)), frame, na_action="ignore",
-                                        context=_CONTEXT)
+                                        context={**_CONTEXT, **context})
     except Exception as exc:  # formulaic raises many types; the user needs one message
         raise formula_error(f"cannot build {where} from", expr, exc, frame.columns) from exc
     ms = mm.model_spec
@@ -185,7 +207,18 @@ def formulaic_design(expr: str, frame: pd.DataFrame, where: str) -> Design:
                   term_columns=tuple((str(term), tuple(range(sl.start, sl.stop))) for term, sl in terms),
                   term_variables=variables,
                   categorical=frozenset(e for e, k in kinds.items() if getattr(k, "value", k) == "categorical"),
-                  expr=expr, frame=frame, formulaic_spec=ms)
+                  expr=expr, frame=frame, formulaic_spec=ms, context=context)
+
+
+def expression_values(expr: str, frame: pd.DataFrame, where: str = "response") -> np.ndarray:
+    """One numeric column from an expression of the frame's columns (the response, an offset)."""
+    name = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
+    if name in frame.columns:
+        return response_vector(frame[name], name)
+    design = build_design(f"0 + I({expr})" if where != "response" else f"0 + {expr}", frame, f"the {where}")
+    if design.matrix.shape[1] != 1:
+        raise FormulaError(f"{where} {expr!r} must evaluate to one numeric column")
+    return response_vector(design.matrix[:, 0], expr)
 
 
 def _check_intercept_name(columns, by_formulaic: bool, expr: str) -> None:
@@ -219,7 +252,7 @@ def rebuild_design(design: Design, frame: pd.DataFrame, where: str) -> np.ndarra
                 for intercept, term in terms]
         return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
     try:
-        mm = design.model_spec.get_model_matrix(frame, na_action="raise", context=_CONTEXT)
+        mm = design.model_spec.get_model_matrix(frame, na_action="raise", context={**_CONTEXT, **design.context})
     except Exception as exc:
         raise formula_error(f"cannot build {where} for the new data from", design.expr, exc,
                             frame.columns) from exc

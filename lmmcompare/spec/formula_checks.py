@@ -72,11 +72,11 @@ def check_formula_terms(expr: str, where: str, columns) -> None:
                 f"data[{arg!r}] = data[{arg!r}].astype('category'), or write C({arg}) in the formula")
         if call == "offset":
             raise FormulaError(
-                f"offset({arg}) in {where} {expr!r} is not supported yet: subtract the offset from the response "
-                f"instead (a new column, response - {arg}, as the response; the estimates are the same)")
+                f"offset({arg}) in {where} {expr!r}: an offset is a term of its own in the fixed part, "
+                f"'y ~ x + offset({arg}) + (1 | g)', or the offset= argument")
         raise FormulaError(
-            f"weights({arg}) in {where} {expr!r}: prior weights are not supported yet (in lme4 they are lmer's "
-            "weights= argument, not a formula term); remove the term")
+            f"weights({arg}) in {where} {expr!r}: prior weights are the weights= argument (as lme4's), "
+            f"not a formula term: lmer(formula, data, weights={arg!r})")
 
 
 def plain_text(message: str) -> str:

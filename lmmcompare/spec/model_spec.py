@@ -19,8 +19,11 @@ import scipy.sparse as sp
 
 from ..datasets import load_dataset
 from ..errors import ArgumentError, DataError, FormulaError, RankDeficiencyWarning
-from .checks import check_column_values, check_columns, check_frame, complete_rows, response_vector
-from .design import _CONTEXT, Design, GroupingFactor, build_design, quote_names, r_expression
+from .checks import check_column_values, check_columns, check_frame, check_sizes, complete_rows
+from .contrasts import non_treatment, resolve_contrasts
+from .inputs import (OFFSET, WEIGHTS, apply_subset, attach_input, check_no_missing, check_weights,
+                     drop_zero_weights, split_offsets)
+from .design import _CONTEXT, Design, GroupingFactor, build_design, expression_values, quote_names, r_expression
 from .formula import ParsedFormula, parse_formula, variables_of
 from .parameters import ParameterTable
 from .formula_checks import check_formula_terms, check_functions, formula_error, strip_comments, transform_variables
@@ -57,6 +60,13 @@ class ModelSpec:
         Aliased fixed-effect columns dropped for rank deficiency.
     predictors : tuple of str
         Columns used in the fixed part or left of a bar (not grouping-only).
+    weights : ndarray (n,) or None
+        Prior weights: row ``i`` has residual variance ``sigma^2 / w_i`` (:mod:`.inputs`).
+    offset : ndarray (n,) or None
+        Known part of the linear predictor: the ``offset(...)`` terms plus the ``offset`` argument.
+    inputs : dict
+        The keyword arguments beyond formula and data that rebuild this spec
+        from :attr:`frame` (:attr:`build_arguments`).
     """
 
     formula: str
@@ -70,6 +80,40 @@ class ModelSpec:
     dropped_fixed: tuple[str, ...] = ()
     keep_fixed: tuple[int, ...] = ()
     predictors: tuple[str, ...] = ()
+    weights: np.ndarray | None = field(default=None, repr=False)
+    offset: np.ndarray | None = field(default=None, repr=False)
+    inputs: dict = field(default_factory=dict, repr=False)
+    offset_terms: tuple[str, ...] = ()
+
+    @property
+    def build_arguments(self) -> dict:
+        """``formula``, ``data`` (the model frame) and the options with which
+        ``ModelSpec.from_formula(**spec.build_arguments)`` rebuilds this spec."""
+        return {"formula": self.formula, "data": self.frame, **self.inputs}
+
+    @property
+    def working_offset(self) -> np.ndarray:
+        """The offset, zeros when there is none."""
+        return np.zeros(self.n) if self.offset is None else self.offset
+
+    @property
+    def log_weights(self) -> float:
+        """``sum_i log w_i``: the weighted density's constant beyond the row-scaled one (:mod:`.inputs`)."""
+        return 0.0 if self.weights is None else float(np.log(self.weights).sum())
+
+    def weighted_rows(self, M):
+        """``W^{1/2} M`` for an array or sparse matrix with one row per observation (``M`` when unweighted)."""
+        if self.weights is None:
+            return M
+        root = np.sqrt(self.weights)
+        if sp.issparse(M):
+            return sp.diags(root) @ M
+        return M * (root if np.ndim(M) == 1 else root[:, None])
+
+    @property
+    def working_response(self) -> np.ndarray:
+        """``W^{1/2} (y - offset)``: the response of the row-scaled unweighted model."""
+        return self.weighted_rows(self.y - self.working_offset) if self.offset is not None else self.weighted_rows(self.y)
 
     @property
     def X(self) -> np.ndarray:
@@ -136,7 +180,8 @@ class ModelSpec:
         return dataclasses.replace(self, y=y)
 
     @classmethod
-    def from_formula(cls, formula: str, data) -> "ModelSpec":
+    def from_formula(cls, formula: str, data, weights=None, offset=None, contrasts=None, subset=None,
+                     na_action: str = "omit") -> "ModelSpec":
         """Parse an lme4 formula and build the design once.
 
         Parameters
@@ -147,6 +192,23 @@ class ModelSpec:
             ``(1|a:b)``, several and crossed terms, ``I(...)``, ``a*b``.
         data : DataFrame or str
             The data, or the name of a shipped dataset.
+        weights : str or array, optional
+            Prior weights (a column or one value per row of ``data``): the
+            residual variance of row i is ``sigma^2 / w_i``, as lme4's.  Rows of
+            weight 0 are dropped with a warning.
+        offset : str or array, optional
+            Added to the linear predictor, as ``offset(col)`` terms of the
+            formula (both may be given; they add up).
+        contrasts : dict, optional
+            Coding of the fixed part's factors: ``{"recipe": "sum"}``, one of
+            ``"treatment"``, ``"sum"``, ``"helmert"``, ``"poly"`` or a numeric
+            matrix (levels x columns); others follow
+            :func:`lmmcompare.set_default_contrasts` (:mod:`.contrasts`).
+        subset : array of bool or str, optional
+            The rows to use: a mask over ``data`` or a ``DataFrame.query`` string.
+        na_action : {"omit", "fail"}
+            Drop rows with missing values in the model's columns (with a
+            warning that counts them), or raise a DataError naming the columns.
 
         Returns
         -------
@@ -161,8 +223,15 @@ class ModelSpec:
 
             data = load_dataset(data)
         check_frame(data)
+        data = apply_subset(data, subset)
+        data, weights_column = attach_input(data, weights, "weights", WEIGHTS)
+        data, offset_column = attach_input(data, offset, "offset", OFFSET)
+        if weights_column:
+            check_weights(data[WEIGHTS].to_numpy(), weights if isinstance(weights, str) else "the weights array")
         formula = strip_comments(formula)
         parsed = parse_formula(formula)
+        fixed_expr, offset_exprs = split_offsets(parsed.fixed)
+        parsed = dataclasses.replace(parsed, fixed=fixed_expr)
         if not parsed.bars:
             raise FormulaError(
                 f"formula {formula!r} has no random-effects term such as '(1 | group)'; "
@@ -170,17 +239,35 @@ class ModelSpec:
                 "(e.g. statsmodels.formula.api.ols or numpy.linalg.lstsq)"
             )
         used, predictors = _used_columns(parsed, data)
-        frame, n_dropped = complete_rows(data, used)
+        columns = {c for c in data.columns if isinstance(c, str)}
+        offset_vars = set().union(*(_required(f"I({e})", "offset(...)", columns) for e in offset_exprs))
+        check_columns(offset_vars, data, "offset(...)")
+        used = [c for c in map(str, data.columns) if c in set(used) | offset_vars]
+        predictors = predictors | offset_vars
+        hidden = [c for c in (weights_column, offset_column) if c]
+        check_no_missing(data, used + hidden, na_action)
+        frame, n_dropped = complete_rows(data, used + hidden)
+        if weights_column:
+            frame, n_zero = drop_zero_weights(frame)
+            n_dropped += n_zero
+        w = frame.pop(WEIGHTS).to_numpy() if weights_column else None
+        offset_argument = frame.pop(OFFSET).to_numpy() if offset_column else None
+        o = offset_argument
         check_column_values(frame, used, predictors)
-        y = _response(parsed.response, frame)
-        fixed = build_design(parsed.fixed, frame, "the fixed-effects model matrix")
+        y = expression_values(parsed.response, frame)
+        for expr in offset_exprs:
+            o = (0.0 if o is None else o) + expression_values(expr, frame, "offset(...)")
+        codings = resolve_contrasts(contrasts, parsed.fixed, frame)
+        fixed = build_design(parsed.fixed, frame, "the fixed-effects model matrix", non_treatment(codings))
         keep, dropped = _full_rank_columns(fixed)
         terms = random_terms(parsed, frame)
+        inputs = {"weights": w, "offset": offset_argument, "contrasts": codings or None}
         spec = cls(formula=formula, response=parsed.response, y=y, fixed=fixed, terms=terms,
                    frame=frame, data_name=data_name, n_dropped=n_dropped,
                    dropped_fixed=dropped, keep_fixed=keep,
-                   predictors=tuple(c for c in frame.columns if c in predictors))
-        _check_sizes(spec)
+                   predictors=tuple(c for c in frame.columns if c in predictors),
+                   weights=w, offset=o, inputs=inputs, offset_terms=tuple(offset_exprs))
+        check_sizes(spec)
         return spec
 
     def __repr__(self):
@@ -246,16 +333,6 @@ def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str],
     return [str(c) for c in data.columns if str(c) in used], predictors
 
 
-def _response(expr: str, frame: pd.DataFrame) -> np.ndarray:
-    name = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
-    if name in frame.columns:
-        return response_vector(frame[name], name)
-    design = build_design(f"0 + {expr}", frame, "the response")
-    if design.matrix.shape[1] != 1:
-        raise FormulaError(f"response {expr!r} must evaluate to one numeric column")
-    return response_vector(design.matrix[:, 0], expr)
-
-
 def _full_rank_columns(fixed: Design, tol: float = 1e-7) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """Keep a full-rank subset of X's columns, as lme4's ``chkRank.drop.cols``.
 
@@ -289,34 +366,19 @@ def _full_rank_columns(fixed: Design, tol: float = 1e-7) -> tuple[tuple[int, ...
     return keep, dropped
 
 
-def _check_sizes(spec: ModelSpec) -> None:
-    """lme4's checks: levels < observations and ``l_i p_i`` < observations for every term; and p < n."""
-    if spec.p >= spec.n:
-        raise DataError(
-            f"the fixed-effects model matrix has {spec.p} columns ({', '.join(spec.fixed_names[:6])}"
-            f"{', ...' if spec.p > 6 else ''}) for {spec.n} observations; the residual variance needs more "
-            "observations than fixed effects: remove fixed-effect terms (is a numeric column stored as text "
-            "or as a factor with one level per row?)")
-    for t in spec.terms:
-        if t.n_levels >= spec.n:
-            raise DataError(
-                f"grouping factor {t.group!r} has {t.n_levels} levels for {spec.n} observations; "
-                "the number of levels of each grouping factor must be < the number of observations "
-                "(one observation per level makes the random effect indistinguishable from the residual)")
-    for t in spec.terms:  # lme4's check.nobs.vs.nRE = "stop", term by term (checkZdims)
-        if t.q >= spec.n:
-            raise DataError(
-                f"number of observations (={spec.n}) <= number of random effects (={t.q}) for term "
-                f"({t.expr} | {t.group}); the random-effects parameters and the residual variance (or scale "
-                "parameter) are probably unidentifiable: simplify the term or use a grouping factor with fewer levels")
+INPUT_DEFAULTS = {"weights": None, "offset": None, "contrasts": None, "subset": None, "na_action": "omit"}
 
 
-def as_spec(formula, data=None) -> ModelSpec:
-    """A ModelSpec from a spec, or from a formula and data."""
+def as_spec(formula, data=None, **inputs) -> ModelSpec:
+    """A ModelSpec from a spec, or from a formula, data and the inputs of :meth:`ModelSpec.from_formula`."""
     if isinstance(formula, ModelSpec):
         if data is not None:
             raise ArgumentError("pass either a ModelSpec or a formula with data, not a spec with data")
+        given = [k for k, v in inputs.items() if not (v is None or (k == "na_action" and v == "omit"))]
+        if given:
+            raise ArgumentError(f"{given[0]} is part of the spec: pass it to ModelSpec.from_formula, or pass the "
+                                "formula and data here instead of a spec")
         return formula
     if data is None:
         raise ArgumentError("data is required with a formula: a DataFrame or a shipped dataset name")
-    return ModelSpec.from_formula(formula, data)
+    return ModelSpec.from_formula(formula, data, **inputs)

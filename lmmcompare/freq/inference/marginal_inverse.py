@@ -172,11 +172,11 @@ def marginal_inverse(spec, theta, sigma: float, dense: bool | None = None) -> Ma
         When the connected blocks of the random effects are too large to hold
         dense (more than ``MAX_DENSE_ENTRIES`` entries).
     """
-    X = spec.X
+    X = spec.weighted_rows(spec.X)   # with prior weights, V = Z G Z' + sigma^2 W^{-1}: row-scale by W^{1/2}
     n = X.shape[0]
     q = spec.q
     s2 = float(sigma) ** 2
-    Z = spec.Z
+    Z = spec.weighted_rows(spec.Z)
     ZtZ = (Z.T @ Z).tocsr()
     labels = components(spec, ZtZ)
     sizes = np.bincount(labels)

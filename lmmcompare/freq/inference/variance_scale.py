@@ -234,7 +234,7 @@ class VarianceScale:
             return bad
         sigma = s[-1]
         s2 = sigma * sigma
-        value = f.logdet_theta + f.r2 / s2 + self.cp.n * (LOG_2PI + np.log(s2))
+        value = f.logdet_theta + f.r2 / s2 + self.cp.n * (LOG_2PI + np.log(s2)) - self.cp.log_weights
         dtheta = dlogdet + dr2 / s2
         J = self._theta_jacobian(s, theta)
         grad = dtheta @ J

@@ -27,7 +27,7 @@ def deviance_varpar(fit, varpar) -> float:
     except np.linalg.LinAlgError:
         return np.inf
     s2 = sigma * sigma
-    dev = f.logdet_theta + f.r2 / s2 + cp.n * (LOG_2PI + np.log(s2))
+    dev = f.logdet_theta + f.r2 / s2 + cp.n * (LOG_2PI + np.log(s2)) - cp.log_weights
     if fit.reml:
         dev += f.logdet_X - cp.p * (LOG_2PI + np.log(s2))
     return dev
