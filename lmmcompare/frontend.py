@@ -24,6 +24,7 @@ from .compare import Comparison
 from .errors import ArgumentError
 from .freq import lmer
 from .spec import as_spec
+from .spec.model_spec import INPUT_DEFAULTS
 
 
 def _reml_fit_for_auto(spec, bayes_options, fit=None):
@@ -88,6 +89,9 @@ def bayes(formula, data=None, **options):
         10,000 rows or with terms of at most two columns and 15 levels or more
         (:func:`lmmcompare.bayesian.fit.laplace_by_default` has the measurements),
         and PyMC's ``"jitter+adapt_diag"`` otherwise; the other values are PyMC's.
+    weights, offset, contrasts, subset, na_action
+        Prior weights, an offset, factor codings, the rows to use and the missing-value
+        rule, as :func:`lmmcompare.lmer` takes them (:meth:`lmmcompare.ModelSpec.from_formula`).
     reml_fit : LmerFit, optional
         The REML fit of the same spec, from which ``parameterization="auto"``
         chooses the form; fitted here first when ``auto`` needs it and it is
@@ -100,8 +104,13 @@ def bayes(formula, data=None, **options):
     from .bayesian.fit import bayes as sample
 
     _check_keywords("bayes", options, [k for k in inspect.signature(sample).parameters if k not in ("formula", "data")])
-    spec = as_spec(formula, data)
+    spec = as_spec(formula, data, **_spec_inputs(options))
     return sample(spec, **{**options, "reml_fit": _reml_fit_for_auto(spec, options)})
+
+
+def _spec_inputs(options: dict) -> dict:
+    """The spec's inputs (weights, offset, contrasts, subset, na_action), taken out of ``options``."""
+    return {k: options.pop(k) for k in INPUT_DEFAULTS if k in options}
 
 
 def fit_both(formula, data=None, reml: bool = True, **bayes_options) -> Comparison:
@@ -115,7 +124,7 @@ def fit_both(formula, data=None, reml: bool = True, **bayes_options) -> Comparis
     check_bool("reml", reml)
     accepted = [k for k in inspect.signature(sample).parameters if k not in ("formula", "data", "reml_fit")]
     _check_keywords("fit_both", bayes_options, ["reml"] + accepted, ": reml goes to lmer, the others to bayes")
-    spec = as_spec(formula, data)
+    spec = as_spec(formula, data, **_spec_inputs(bayes_options))
     freq_fit = lmer(spec, reml=reml)
     reml_fit = _reml_fit_for_auto(spec, bayes_options, freq_fit)
     return Comparison(freq_fit, sample(spec, **bayes_options, reml_fit=reml_fit))

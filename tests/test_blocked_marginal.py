@@ -33,9 +33,20 @@ def _dense_parts(spec, theta):
 
 
 def _dense_loglik(spec, beta, sigma, theta):
+    """``log N(y; offset + X beta, sigma^2 (Z Lambda Lambda' Z' + W^{-1}))``, W the prior weights."""
     Lam, Z = _dense_parts(spec, theta)
-    V = sigma**2 * (Z @ Lam @ Lam.T @ Z.T + np.eye(spec.n))
-    return scipy.stats.multivariate_normal(spec.X @ beta, V).logpdf(spec.y)
+    residual = np.eye(spec.n) if spec.weights is None else np.diag(1.0 / spec.weights)
+    V = sigma**2 * (Z @ Lam @ Lam.T @ Z.T + residual)
+    return scipy.stats.multivariate_normal(spec.working_offset + spec.X @ beta, V).logpdf(spec.y)
+
+
+def _spec(formula, data, inputs=False):
+    """The spec; with ``inputs``, prior weights in (0.5, 2) and an offset, functions of the row number."""
+    if not inputs:
+        return lc.ModelSpec.from_formula(formula, data)
+    n = len(lc.load_dataset(data))
+    rows = np.arange(n)
+    return lc.ModelSpec.from_formula(formula, data, weights=0.5 + 0.75 * (rows % 3), offset=3.0 * np.cos(rows))
 
 
 def _point(spec, seed):
@@ -48,9 +59,10 @@ def _point(spec, seed):
 
 
 @pytest.mark.filterwarnings("ignore::lmmcompare.errors.SingularFitWarning")
+@pytest.mark.parametrize("inputs", [False, True], ids=["plain", "weights_offset"])
 @pytest.mark.parametrize("formula, data", CASES)
-def test_loglik_and_gradient_match_the_dense_normal_density(formula, data):
-    spec = lc.ModelSpec.from_formula(formula, data)
+def test_loglik_and_gradient_match_the_dense_normal_density(formula, data, inputs):
+    spec = _spec(formula, data, inputs)
     beta, sigma, theta = _point(spec, seed=len(formula))
     ll = loglik(cross_products(spec), beta, sigma, theta)
     ref = _dense_loglik(spec, beta, sigma, theta)
@@ -70,14 +82,17 @@ def test_loglik_and_gradient_match_the_dense_normal_density(formula, data):
 
 
 @pytest.mark.filterwarnings("ignore::lmmcompare.errors.SingularFitWarning")
+@pytest.mark.parametrize("inputs", [False, True], ids=["plain", "weights_offset"])
 @pytest.mark.parametrize("formula, data", CASES)
-def test_conditional_draws_are_the_dense_gaussian_conditional(formula, data):
-    """Same normal numbers, dense factor of M = Lambda'Z'Z Lambda + I: the Cholesky factor is unique."""
-    spec = lc.ModelSpec.from_formula(formula, data)
+def test_conditional_draws_are_the_dense_gaussian_conditional(formula, data, inputs):
+    """Same normal numbers, dense factor of M = Lambda'Z'WZ Lambda + I: the Cholesky factor is unique."""
+    spec = _spec(formula, data, inputs)
     beta, sigma, theta = _point(spec, seed=7)
     Lam, Z = _dense_parts(spec, theta)
+    root = np.ones(spec.n) if spec.weights is None else np.sqrt(spec.weights)
+    Z = root[:, None] * Z
     M = Lam.T @ Z.T @ Z @ Lam + np.eye(spec.q)
-    mean_u = np.linalg.solve(M, Lam.T @ Z.T @ (spec.y - spec.X @ beta))
+    mean_u = np.linalg.solve(M, Lam.T @ Z.T @ (root * (spec.y - spec.working_offset - spec.X @ beta)))
     z = np.random.default_rng(11).standard_normal(spec.q)
     expected = Lam @ (mean_u + sigma * np.linalg.solve(np.linalg.cholesky(M).T, z))
     drawn = conditional_effects(cross_products(spec), beta, sigma, theta, np.random.default_rng(11))
@@ -118,12 +133,13 @@ def _graph(spec, shared):
 
 
 @pytest.mark.filterwarnings("ignore::lmmcompare.errors.SingularFitWarning")
+@pytest.mark.parametrize("inputs", [False, True], ids=["plain", "weights_offset"])
 @pytest.mark.parametrize("formula, data", MODEL_CASES)
-def test_model_marginal_loglik_is_the_dense_normal_density(formula, data):
+def test_model_marginal_loglik_is_the_dense_normal_density(formula, data, inputs):
     """Both kernels behind ``marginal_loglik``: value to 1e-10, gradient against central differences."""
     from lmmcompare.bayesian.marginal import kernel
 
-    spec = lc.ModelSpec.from_formula(formula, data)
+    spec = _spec(formula, data, inputs)
     assert kernel(spec) == ("closed_form" if len(spec.terms) == 1 and spec.terms[0].p <= 2 else "blocked")
     fn, _, to_coef = _graph(spec, shared=False)
     beta, sigma, theta = _point(spec, seed=3)

@@ -40,7 +40,8 @@ def import_nutpie():
 def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
           cores: int | None = None, seed=None, sampler: str = "pymc", parameterization: str = DEFAULT_PARAMETERIZATION,
           progressbar: bool = True, target_accept: float = 0.9, posterior_predictive: bool = False,
-          log_likelihood: bool = True, init: str = "auto", reml_fit=None) -> BayesFit:
+          log_likelihood: bool = True, init: str = "auto", reml_fit=None, weights=None, offset=None,
+          contrasts=None, subset=None, na_action: str = "omit") -> BayesFit:
     """Sample the Bayesian model of ``formula``: the engine behind :func:`lmmcompare.bayes`.
 
     Takes the arguments documented there.  ``parameterization="auto"`` needs
@@ -68,7 +69,8 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
         raise ArgumentError("init='laplace' needs sampler='pymc' (nutpie adapts its own mass matrix)")
     if priors is not None and not isinstance(priors, (dict, PriorSet)):
         raise ArgumentError(f"priors must be a dict such as {{'sigma': ('half_normal', 10)}}, got {priors!r}")
-    spec = as_spec(formula, data)
+    spec = as_spec(formula, data, weights=weights, offset=offset, contrasts=contrasts, subset=subset,
+                   na_action=na_action)
     prior_set = default_priors(spec, priors)
     t0 = time.perf_counter()
     built = build_model(spec, prior_set, parameterization, reml_fit=reml_fit)
@@ -163,6 +165,8 @@ def _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive, log_l
     if log_likelihood or posterior_predictive:
         mu = linear_predictor(spec, fixed, b_terms)
         sigma = variances["sigma"][..., None]
+        if spec.weights is not None:   # residual sd sigma / sqrt(w_i)
+            sigma = sigma / np.sqrt(spec.weights)
     if log_likelihood:
         loglik = -0.5 * np.log(2 * np.pi * sigma**2) - 0.5 * ((spec.y - mu) / sigma) ** 2
         groups["log_likelihood"] = xr.Dataset({"y": xr.DataArray(loglik, dims=("chain", "draw", "obs"),

@@ -163,15 +163,19 @@ def group_log_likelihood(spec: ModelSpec, posterior) -> xr.DataArray:
     order = np.argsort(G.codes, kind="stable")
     bounds = np.searchsorted(G.codes[order], np.arange(G.n_levels + 1))
     out = np.empty((sigma.size, G.n_levels))
+    # prior weights: the row-scaled model plus its Jacobian, sum_i log w_i / 2 (lmmcompare.spec.inputs)
+    root = np.ones(spec.n) if spec.weights is None else np.sqrt(spec.weights)
+    response = spec.y - spec.working_offset
     for g in range(G.n_levels):
         rows = order[bounds[g] : bounds[g + 1]]
         Z_g, blocks = _group_design(spec, rows)
-        y_g, X_g = spec.y[rows], spec.X[rows]
+        r_g = root[rows]
+        y_g, X_g, Z_g = r_g * response[rows], r_g[:, None] * spec.X[rows], r_g[:, None] * Z_g
         step = max(1, CHUNK_ENTRIES // (Z_g.shape[1] ** 2 + rows.size))
         for lo in range(0, sigma.size, step):
             part = slice(lo, lo + step)
             out[part, g] = group_log_density(y_g, X_g, Z_g, blocks, beta[part], sigma[part],
-                                             [R[part] for R in roots])
+                                             [R[part] for R in roots]) + np.log(r_g).sum()
     return xr.DataArray(out.reshape(chains, draws, G.n_levels), dims=("chain", "draw", G.name),
                         coords={"chain": posterior.chain.values, "draw": posterior.draw.values,
                                 G.name: list(G.levels)})

@@ -47,14 +47,19 @@ def response_data(spec: ModelSpec, slope_index, x_means, cp=None) -> dict:
     """
     if kernel(spec) == "blocked":
         return {"response_row": response_row(cross_products(spec) if cp is None else cp)}
-    D = _sampled_design(spec, slope_index, x_means)
-    return {"Dty": D.T @ spec.y, "yty": float(spec.y @ spec.y), "Zty": np.asarray(spec.Z.T @ spec.y).ravel()}
+    D, y = _sampled_design(spec, slope_index, x_means), spec.working_response
+    return {"Dty": D.T @ y, "yty": float(y @ y), "Zty": np.asarray(spec.weighted_rows(spec.Z).T @ y).ravel()}
 
 
 def _sampled_design(spec: ModelSpec, slope_index, x_means) -> np.ndarray:
-    """``D = [1, centred slopes]`` (or the slopes alone), the columns of ``(alpha, beta_1, ...)``."""
+    """``W^{1/2} D`` with ``D = [1, centred slopes]`` (or the slopes alone), the columns of ``(alpha, beta_1, ...)``.
+
+    With prior weights ``W`` the likelihood is that of the row-scaled model
+    (:mod:`lmmcompare.spec.inputs`); without, ``D`` itself.
+    """
     Xs = spec.X[:, slope_index] - x_means
-    return np.column_stack([np.ones(spec.n), Xs]) if "(Intercept)" in spec.fixed_names else Xs
+    D = np.column_stack([np.ones(spec.n), Xs]) if "(Intercept)" in spec.fixed_names else Xs
+    return spec.weighted_rows(D)
 
 
 def marginal_loglik(spec: ModelSpec, response: dict, coef, sigma, factors, slope_index, x_means, cp=None):
@@ -108,8 +113,8 @@ def _closed_form(spec: ModelSpec, cp, response: dict, gamma, sigma, L_abs, slope
 
     t = spec.terms[0]
     D = _sampled_design(spec, slope_index, x_means)
-    DtD, ZtD = D.T @ D, np.asarray(spec.Z.T @ D)
-    A = cp.A11   # (levels, p, p) diagonal blocks of Z'Z
+    DtD, ZtD = D.T @ D, np.asarray(spec.weighted_rows(spec.Z).T @ D)
+    A = cp.A11   # (levels, p, p) diagonal blocks of Z'WZ
     rtr = response["yty"] - 2 * vecdot(gamma, response["Dty"]) + vecdot(gamma, matvec(DtD, gamma))
     c = (response["Zty"] - matvec(ZtD, gamma)).reshape((t.n_levels, t.p))
     L = L_abs / sigma
@@ -131,7 +136,7 @@ def _closed_form(spec: ModelSpec, cp, response: dict, gamma, sigma, L_abs, slope
         logdet = pt.sum(pt.log(det))
         quad = pt.sum((m22 * w1**2 - 2 * m12 * w1 * w2 + m11 * w2**2) / det)
     s2 = sigma**2
-    return -0.5 * (spec.n * pt.log(2 * np.pi * s2) + logdet + (rtr - quad) / s2)
+    return -0.5 * (spec.n * pt.log(2 * np.pi * s2) + logdet + (rtr - quad) / s2 - spec.log_weights)
 
 
 def add_marginal_likelihood(spec: ModelSpec, coef, sigma, factors, slope_index, x_means, shared_response: bool):

@@ -112,7 +112,11 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
                 b = level_effects(spec, i, f, form, pm, pt)
                 mu = mu + _level_part(t, b)
             observed = pm.Data("y_obs", spec.y, dims="obs") if shared_response else spec.y
-            pm.Normal("y", mu=mu, sigma=sigma, observed=observed, dims="obs")
+            if spec.offset is not None:
+                mu = mu + spec.offset
+            # prior weights: residual sd sigma / sqrt(w_i) (lmmcompare.spec.inputs)
+            scale = sigma if spec.weights is None else sigma / np.sqrt(spec.weights)
+            pm.Normal("y", mu=mu, sigma=scale, observed=observed, dims="obs")
     return BuiltModel(model=model, spec=spec, priors=priors, parameterization=parameterization,
                       x_means=x_means, slope_index=slope_index, forms=forms)
 

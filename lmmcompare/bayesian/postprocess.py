@@ -73,8 +73,8 @@ def random_effects_marginal(post, built, fixed, factors, rng, progress=False):
     sigma = _stack(post, spec.parameters["sigma"].pymc_name)
     beta = beta_draws(fixed, spec.fixed_names, sigma.shape)  # (c, d, p)
     if len(spec.terms) == 1 and spec.terms[0].p <= 2:
-        Z = spec.Z
-        Zty, ZtX = np.asarray(Z.T @ spec.y).ravel(), np.asarray(Z.T @ spec.X)
+        Z = spec.weighted_rows(spec.Z)   # with prior weights: the row-scaled model (lmmcompare.spec.inputs)
+        Zty, ZtX = np.asarray(Z.T @ spec.working_response).ravel(), np.asarray(Z.T @ spec.weighted_rows(spec.X))
         return [_single_term_draws(spec, sigma, beta, factors[0], Zty, ZtX, rng)]
     return _blocked_draws(spec, sigma, beta, factors, rng, progress)
 
@@ -106,7 +106,7 @@ def _single_term_draws(spec, sigma, beta, L, Zty, ZtX, rng):
     """One grouping factor: M is block-diagonal, one p x p block per level."""
     t = spec.terms[0]
     A = np.zeros((t.n_levels, t.p, t.p))
-    Xt = t.design.matrix
+    Xt = spec.weighted_rows(t.design.matrix)
     for a in range(t.p):
         for b in range(t.p):
             A[:, a, b] = np.bincount(t.codes, weights=Xt[:, a] * Xt[:, b], minlength=t.n_levels)
@@ -134,9 +134,9 @@ def random_effects_from_posterior(post, spec):
 
 
 def linear_predictor(spec, fixed, b_terms):
-    """``X beta + Z b`` for every draw: (chain, draw, obs)."""
+    """``offset + X beta + Z b`` for every draw: (chain, draw, obs)."""
     beta = beta_draws(fixed, spec.fixed_names, b_terms[0].shape[:2])
-    mu = np.einsum("np,cdp->cdn", spec.X, beta)
+    mu = np.einsum("np,cdp->cdn", spec.X, beta) + spec.working_offset
     for t, b in zip(spec.terms, b_terms):
         mu += np.einsum("nk,cdnk->cdn", t.design.matrix, b[:, :, t.codes, :])
     return mu

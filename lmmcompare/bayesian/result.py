@@ -119,7 +119,8 @@ class BayesFit:
 
         The ones stored in ``idata.posterior_predictive`` when the fit drew them
         (``bayes(..., posterior_predictive=True)``); otherwise drawn here from
-        ``seed``, ``y_rep = X beta + Z b + sigma e`` per draw, and returned without
+        ``seed``, ``y_rep = offset + X beta + Z b + sigma e / sqrt(w)`` per draw (``w`` the prior
+        weights), and returned without
         being stored: a result is a value, and no call changes what it holds.
         """
         check_seed("seed", seed)
@@ -128,6 +129,8 @@ class BayesFit:
         rng = np.random.default_rng(seed)
         mu = self.linear_predictor()
         sigma = self.idata.posterior["sigma"].values[..., None]
+        if self.spec.weights is not None:
+            sigma = sigma / np.sqrt(self.spec.weights)
         yrep = mu + sigma * rng.standard_normal(mu.shape)
         da = xr.DataArray(yrep, dims=("chain", "draw", "obs"),
                           coords={"chain": self.idata.posterior.chain.values,
@@ -135,7 +138,7 @@ class BayesFit:
         return da
 
     def linear_predictor(self) -> np.ndarray:
-        """``X beta + Z b`` for every draw: (chain, draw, obs)."""
+        """``offset + X beta + Z b`` for every draw: (chain, draw, obs)."""
         from .postprocess import linear_predictor, random_effects_from_posterior
 
         post = self.idata.posterior
