@@ -256,3 +256,48 @@ def test_a_spec_with_inputs_is_refused_beside_a_spec():
     spec = lc.ModelSpec.from_formula("Reaction ~ Days + (Days | Subject)", "sleepstudy")
     with pytest.raises(ArgumentError, match="weights is part of the spec"):
         lc.lmer(spec, weights=np.ones(180))
+
+
+@pytest.mark.parametrize("new,expected", [
+    (". ~ . - Days", "Reaction ~ (Days | Subject)"),
+    (". ~ . + I(Days^2)", "Reaction ~ Days + (Days | Subject) + I(Days^2)"),
+    ("log(.) ~ .", "log(Reaction) ~ Days + (Days | Subject)"),
+    (". ~ . - (Days | Subject) + (1 | Subject)", "Reaction ~ Days + (1 | Subject)"),
+    (". ~ . - 1", "Reaction ~ Days + (Days | Subject) - 1"),
+    (". ~ . + Days", "Reaction ~ Days + (Days | Subject)"),
+])
+def test_update_formula_is_r_update_formula(new, expected):
+    from lmmcompare.spec.update import update_formula
+
+    assert update_formula("Reaction ~ Days + (Days | Subject)", new) == expected
+
+
+def test_update_refits_as_r_update():
+    fit = lc.lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+    for key, updated in (("minus_days", fit.update(". ~ . - Days")), ("ml", fit.update(reml=False))):
+        ref = INPUTS["update"][key]
+        assert updated.spec.formula == ref["formula"]
+        assert updated.reml == bool(ref["reml"])
+        assert updated.objective == pytest.approx(ref["criterion"], rel=1e-6)
+        np.testing.assert_allclose(updated.fixef, ref["fixef"], rtol=1e-5)
+    weighted = fit.update(weights=input_values("sleepstudy", "w"))
+    assert weighted.objective == pytest.approx(FITS["sleepstudy_w_reml"]["criterion"], rel=1e-6)
+    np.testing.assert_array_equal(weighted.update(". ~ . - Days").spec.weights, weighted.spec.weights)   # carried over
+    with pytest.raises(ArgumentError, match="weights was an array for its own rows"):
+        weighted.update(data=lc.load_dataset("sleepstudy"))
+    with pytest.raises(ArgumentError, match="unknown keyword argument 'draws' for update"):
+        fit.update(draws=10)
+
+
+def test_bayesfit_update_keeps_the_fits_settings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        post = lc.bayes("Reaction ~ Days + (Days | Subject)", "sleepstudy", draws=60, tune=60, chains=2, seed=3,
+                        progressbar=False, priors={"sigma": ("half_normal", 40)})
+        smaller = post.update(". ~ . - Days", draws=30, progressbar=False, priors=None)
+    assert smaller.spec.formula == "Reaction ~ (Days | Subject)"
+    assert dict(smaller.idata.posterior.sizes)["draw"] == 30 and smaller.seed == 3
+    assert smaller.idata.sample_stats.attrs["tuning_steps"] == 60
+    assert "Days" not in smaller.idata.posterior and smaller.priors.user == ()
+    with pytest.raises(ArgumentError, match="set by hand"):
+        post.update(". ~ . - Days")

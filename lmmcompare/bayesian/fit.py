@@ -185,3 +185,7 @@ def _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive, log_l
                    sampler=sampler, seed=seed, seconds=seconds)
     fit.diagnostics(warn=True)
     return fit
+
+
+# BayesFit.update samples through this module, which imports BayesFit (the method cannot import it back)
+BayesFit._sample = staticmethod(bayes)

@@ -13,6 +13,7 @@ import xarray as xr
 from ..arguments import check_bool, check_choice, check_level, check_seed
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import ModelSpec
+from ..spec.update import updated_inputs
 from .priors import PriorSet
 
 LOO_LEVELS = ("observation", "group")
@@ -72,6 +73,33 @@ class BayesFit:
     seed: object
     seconds: float
     forms: dict = dataclasses.field(default_factory=dict)
+
+    def update(self, formula: str | None = None, data=None, **changes) -> "BayesFit":
+        """A new fit of this model with some arguments changed, as R's (and brms') ``update``.
+
+        ``formula`` may use ``.`` for the old sides (``". ~ . - Days"``); ``data``
+        defaults to this fit's model frame; ``changes`` are any of
+        :func:`lmmcompare.bayes`'s arguments.  The rest are this fit's: draws,
+        tuning steps, chains, seed, sampler, parameterisation, the stored
+        groups, and its priors (default priors are scaled to the new data
+        again; priors a user set are kept while the model's parameters are
+        the same, and must be given again when they are not).
+        """
+        spec_arguments, rest = updated_inputs(self.spec, formula, data, changes)
+        spec = ModelSpec.from_formula(**spec_arguments)
+        post = self.idata.posterior
+        options = dict(draws=post.sizes["draw"], chains=post.sizes["chain"], seed=self.seed, sampler=self.sampler,
+                       parameterization=self.parameterization,
+                       tune=int(self.idata.sample_stats.attrs.get("tuning_steps", post.sizes["draw"])),
+                       log_likelihood="log_likelihood" in self.idata.groups(),
+                       posterior_predictive="posterior_predictive" in self.idata.groups())
+        if "priors" not in rest and self.priors.user:
+            if (spec.parameters.fixed_labels + spec.parameters.variance_labels
+                    != self.spec.parameters.fixed_labels + self.spec.parameters.variance_labels):
+                raise ArgumentError(f"this fit's priors for {', '.join(self.priors.from_user)} were set by hand "
+                                    "and the new model has other parameters: pass priors= to update")
+            options["priors"] = self.priors
+        return self._sample(spec, **{**options, **rest})
 
     @property
     def sampled_as(self) -> str:

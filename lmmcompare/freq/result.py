@@ -23,19 +23,20 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..arguments import check_bool, check_choice, check_seed, shown
+from ..arguments import check_bool, check_choice, check_options, check_seed, shown
 from ..errors import ArgumentError, DataError, NewLevelError, SingularFitWarning
 from ..spec.parameters import sd_cor_from_cov
 from ..spec import ModelSpec
 from ..spec.checks import prediction_frame
 from ..spec.inputs import new_offset
+from ..spec.update import INPUTS, updated_inputs
 from ..spec.design import rebuild_design
 from ..core.blocks import CrossProducts
 from ..core.factor import BlockedFactor
 from ..core.relcovar import theta_to_T
 from . import inference
 from .display import summary_text
-from .fit import Devfun, optimize_lmer
+from .fit import _OPTIONS, Devfun, optimize_lmer
 from .optimize import OptSummary
 from .estimates import values_at
 
@@ -121,12 +122,30 @@ class LmerFit:
 
     @cached_property
     def _other_criterion(self) -> "LmerFit":
-        devfun = Devfun(spec=self.spec, cp=self.cp, reml=not self.reml)
-        opt = optimize_lmer(devfun)
-        fit = LmerFit(**values_at(devfun, opt.theta), opt=opt)
-        if fit.singular:
-            warnings.warn("boundary (singular) fit: see help('isSingular')", SingularFitWarning, stacklevel=4)
-        return fit
+        return _optimized(Devfun(spec=self.spec, cp=self.cp, reml=not self.reml))
+
+    def update(self, formula: str | None = None, data=None, **changes) -> "LmerFit":
+        """A new fit of this model with some arguments changed, as R's ``update``.
+
+        ``formula`` may use ``.`` for the old sides (``". ~ . - Days"``, R's
+        ``update.formula``); ``data`` defaults to this fit's model frame;
+        ``changes`` are any of :func:`lmmcompare.lmer`'s arguments (``reml``,
+        ``weights``, ``offset``, ``contrasts``, ``subset``, ``na_action`` and the
+        optimizer's options).
+
+        >>> fit.update(". ~ . - Days")        # doctest: +SKIP
+        >>> fit.update(reml=False)            # doctest: +SKIP
+        """
+        from ..core.blocks import cross_products
+
+        spec_arguments, rest = updated_inputs(self.spec, formula, data, changes)
+        reml = check_bool("reml", rest.pop("reml", self.reml))
+        start = rest.pop("start", None)
+        check_options("update", rest, dict(_OPTIONS), also=("formula", "data", "reml", "start", *INPUTS))
+        spec = ModelSpec.from_formula(**spec_arguments)
+        if formula is None and data is None and not set(changes) - {"reml"}:
+            return self.by_criterion(reml)   # same model: lme4's refitML / update(REML=)
+        return _optimized(Devfun(spec=spec, cp=cross_products(spec), reml=reml), start=start, **rest)
 
     # ---- likelihood summaries -------------------------------------------------
     @property
@@ -373,3 +392,12 @@ class LmerFit:
         crit = "REML criterion" if self.reml else "deviance"
         return (f"<LmerFit {kind}: {self.spec.formula} | n={self.nobs}, {crit}={self.objective:.4f}, "
                 f"sigma={self.sigma:.4g}{', singular' if self.singular else ''}>")
+
+
+def _optimized(devfun: Devfun, **options) -> LmerFit:
+    """The fit at the optimum of ``devfun`` (what ``lmer`` returns), with lme4's singular-fit warning."""
+    opt = optimize_lmer(devfun, **options)
+    fit = LmerFit(**values_at(devfun, opt.theta), opt=opt)
+    if fit.singular:
+        warnings.warn("boundary (singular) fit: see help('isSingular')", SingularFitWarning, stacklevel=4)
+    return fit

@@ -84,6 +84,7 @@ class ModelSpec:
     offset: np.ndarray | None = field(default=None, repr=False)
     inputs: dict = field(default_factory=dict, repr=False)
     offset_terms: tuple[str, ...] = ()
+    inputs_as_given: dict = field(default_factory=dict, repr=False)   # names and queries, for update(data=)
 
     @property
     def build_arguments(self) -> dict:
@@ -266,7 +267,10 @@ class ModelSpec:
                    frame=frame, data_name=data_name, n_dropped=n_dropped,
                    dropped_fixed=dropped, keep_fixed=keep,
                    predictors=tuple(c for c in frame.columns if c in predictors),
-                   weights=w, offset=o, inputs=inputs, offset_terms=tuple(offset_exprs))
+                   weights=w, offset=o, inputs=inputs, offset_terms=tuple(offset_exprs),
+                   inputs_as_given={k: (v if v is None or isinstance(v, str) else "array") for k, v in
+                                    (("weights", weights), ("offset", offset), ("subset", subset),
+                                     ("na_action", na_action))})
         check_sizes(spec)
         return spec
 
