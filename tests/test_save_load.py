@@ -1,20 +1,18 @@
-"""fit.save(path) / lc.load(path): one file of data (zip of JSON, NPY, netCDF), never a pickle.
+"""fit.save(path) / lc.load(path) of LmerFit, BayesFit and Comparison.
 
 Every value a saved result returns must be returned bit for bit by the loaded one
-(np.array_equal, assert_frame_equal with check_exact=True, == on floats and text);
-loading must not optimise, sample or compile; a file that is not ours, is newer, or
-smuggles a pickle is refused with a typed error and runs nothing.
+(np.array_equal, assert_frame_equal with check_exact=True, == on floats and text), and
+loading must not optimise, sample or compile.  The file format itself (values, frames,
+datasets, refused files) is tested in test_save_format.py.
 """
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 import pathlib
 import subprocess
 import sys
+import tempfile
 import warnings
-import zipfile
 
 import numpy as np
 import pandas as pd
@@ -22,9 +20,6 @@ import pytest
 import scipy.sparse as sp
 
 import lmmcompare as lc
-from lmmcompare.archive import FORMAT_VERSION, ArchiveWriter, save_archive
-from lmmcompare.archive.container import ArchiveReader
-from lmmcompare.errors import ArgumentError, DataError, FileFormatError
 
 assert_frame = dict(check_exact=True)
 
@@ -87,6 +82,12 @@ def _same_fields(a, b, skip=()):
             assert type(x) is type(y) and x == y, f.name
 
 
+def _round_trip(result):
+    """``lc.load(result.save(path))`` through a file in a temporary folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        return lc.load(result.save(pathlib.Path(folder) / "result.lmm"))
+
+
 def test_lmer_fit_values_spec_and_factor_round_trip_exactly(saved_lmer):
     fit, back = saved_lmer
     assert type(back) is lc.LmerFit
@@ -141,14 +142,6 @@ def test_profile_and_kenward_roger_of_a_loaded_fit_equal_the_original():
     pd.testing.assert_frame_equal(back.coef_table("kenward-roger"), fit.coef_table("kenward-roger"), **assert_frame)
     ml, ml_back = fit.by_criterion(False), back.by_criterion(False)   # refit by ML from the loaded cross-products
     assert ml_back.objective == ml.objective and np.array_equal(ml_back.theta, ml.theta)
-
-
-def _round_trip(obj, tmp=None):
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = obj.save(pathlib.Path(folder) / "result.lmm")
-        return lc.load(path)
 
 
 def test_a_fit_to_a_new_response_keeps_its_response():
@@ -261,140 +254,3 @@ def test_loading_a_bayes_fit_imports_neither_pymc_nor_pytensor(comparison, tmp_p
                          cwd=pathlib.Path(__file__).resolve().parents[1]).stdout.split()
     assert float(out[0]) == float(comparison.bayes.idata.posterior["sigma"].mean())
     assert out[1:] == ["False", "False"]
-
-
-# ---- values the file format encodes --------------------------------------------------------------
-def _encode_decode(value, tmp_path):
-    path = save_archive(tmp_path / "value.lmm", "LmerFit", lambda writer: writer.encode(value))
-    with zipfile.ZipFile(path) as archive:
-        reader = ArchiveReader(archive, json.loads(archive.read("lmmcompare.json")), path)
-        return reader.decode(reader.content)
-
-
-def test_numpy_random_states_and_scalars_round_trip(tmp_path):
-    gen = np.random.default_rng(7)
-    gen.normal(size=3)
-    seq = np.random.SeedSequence(12345, spawn_key=(1, 2))
-    value = {"gen": gen, "seq": seq, (1, "a"): np.float32(1.25), "i": np.int64(-3), "f": 0.1 + 0.2,
-             "mt": np.random.Generator(np.random.MT19937(4))}
-    back = _encode_decode(value, tmp_path)
-    assert list(back) == list(value)
-    assert np.array_equal(back["gen"].normal(size=5), gen.normal(size=5))
-    assert np.array_equal(back["mt"].normal(size=5), value["mt"].normal(size=5))
-    assert back["seq"].entropy == seq.entropy and back["seq"].spawn_key == seq.spawn_key
-    assert np.array_equal(back["seq"].generate_state(4), seq.generate_state(4))
-    assert type(back[(1, "a")]) is np.float32 and back[(1, "a")] == np.float32(1.25)
-    assert type(back["i"]) is np.int64 and back["i"] == -3 and back["f"] == 0.1 + 0.2
-
-
-def test_frames_keep_dtypes_categories_and_index(tmp_path):
-    frame = _odd_data()
-    frame["text"] = pd.array(["a", None] * (len(frame) // 2), dtype="string")
-    frame.attrs = {"source": "test"}
-    frame.index = pd.MultiIndex.from_arrays([frame.index, np.arange(len(frame))], names=["row", "k"])
-    back = _encode_decode(frame, tmp_path)
-    pd.testing.assert_frame_equal(back, frame, **assert_frame)
-    assert back["dose"].cat.ordered and list(back["dose"].cat.categories) == ["low", "mid", "high"]
-    assert back["batch"].cat.categories.dtype == np.int64 and back.attrs == {"source": "test"}
-    dated = pd.DataFrame({"x": [1.0, 2.0, 3.0]}, index=pd.date_range("2024-01-01", periods=3, freq="D"))
-    pd.testing.assert_frame_equal(_encode_decode(dated, tmp_path), dated, **assert_frame)
-
-
-def test_values_that_are_not_data_are_refused_at_save_naming_the_column(tmp_path):
-    frame = pd.DataFrame({"ok": [1.0, 2.0], "bad": [object(), object()]})
-    with pytest.raises(DataError, match="column 'bad'"):
-        save_archive(tmp_path / "x.lmm", "LmerFit", lambda writer: writer.encode(frame, "the data"))
-    assert not list(tmp_path.iterdir())   # nothing half-written
-
-
-# ---- files that are not ours, newer, damaged, or carry a pickle -----------------------------------
-@pytest.fixture(scope="module")
-def saved_file(tmp_path_factory):
-    fit = _fit("Reaction ~ Days + (1 | Subject)", "sleepstudy")
-    return fit.save(tmp_path_factory.mktemp("file") / "fit.lmm")
-
-
-def _rewrite(source, target, change):
-    """Copy the archive ``source`` to ``target`` with ``change(name, data) -> data`` applied to each member."""
-    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
-        for name in old.namelist():
-            new.writestr(name, change(name, old.read(name)))
-    return target
-
-
-class _TouchesMarker:
-    """Unpickling this runs pathlib.Path(path).touch(): the code a pickle can smuggle in."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return pathlib.Path.touch, (pathlib.Path(self.path),)
-
-
-def test_a_pickle_inside_the_file_is_refused_and_never_run(saved_file, tmp_path):
-    def payload(marker):
-        buffer = io.BytesIO()
-        np.save(buffer, np.array([_TouchesMarker(marker)], dtype=object), allow_pickle=True)
-        return buffer.getvalue()
-
-    proof = tmp_path / "proof"   # the payload does run when unpickled
-    np.load(io.BytesIO(payload(proof)), allow_pickle=True)
-    assert proof.exists()
-    marker = tmp_path / "marker"
-    crafted = _rewrite(saved_file, tmp_path / "crafted.lmm",
-                       lambda name, data: payload(marker) if name.endswith(".npy") else data)
-    with pytest.raises(FileFormatError, match="pickle"):
-        lc.load(crafted)
-    assert not marker.exists()
-
-
-def test_a_file_from_a_newer_format_is_refused(saved_file, tmp_path):
-    def newer(name, data):
-        if name != "lmmcompare.json":
-            return data
-        meta = json.loads(data)
-        meta["format_version"] = FORMAT_VERSION + 1
-        return json.dumps(meta)
-
-    with pytest.raises(FileFormatError, match=f"newer lmmcompare.*file format {FORMAT_VERSION + 1}.*upgrade"):
-        lc.load(_rewrite(saved_file, tmp_path / "newer.lmm", newer))
-
-
-def test_files_that_are_not_ours_are_refused(tmp_path):
-    noise = tmp_path / "noise.lmm"
-    noise.write_bytes(np.random.default_rng(0).bytes(1000))
-    plain = tmp_path / "plain.zip"
-    with zipfile.ZipFile(plain, "w") as archive:
-        archive.writestr("readme.txt", "hello")
-    foreign = tmp_path / "foreign.zip"
-    with zipfile.ZipFile(foreign, "w") as archive:
-        archive.writestr("lmmcompare.json", json.dumps({"format": "other", "format_version": 1}))
-    for path in (noise, plain, foreign):
-        with pytest.raises(FileFormatError, match="not an lmmcompare file"):
-            lc.load(path)
-
-
-def test_a_damaged_file_is_a_typed_error(saved_file, tmp_path):
-    with zipfile.ZipFile(saved_file) as archive:
-        member = next(n for n in archive.namelist() if n.endswith(".npy"))
-    damaged = tmp_path / "damaged.lmm"
-    with zipfile.ZipFile(saved_file) as old, zipfile.ZipFile(damaged, "w") as new:
-        for name in old.namelist():
-            if name != member:
-                new.writestr(name, old.read(name))
-    with pytest.raises(FileFormatError, match=f"lacks its member '{member}'"):
-        lc.load(damaged)
-
-
-def test_bad_paths_are_typed_errors_naming_the_path(saved_file, tmp_path):
-    fit = _fit("Reaction ~ Days + (1 | Subject)", "sleepstudy")
-    missing = tmp_path / "no_such_dir" / "fit.lmm"
-    with pytest.raises(ArgumentError, match="no_such_dir.*does not exist"):
-        fit.save(missing)
-    with pytest.raises(ArgumentError, match="is a directory"):
-        fit.save(tmp_path)
-    with pytest.raises(ArgumentError, match="no file .*nothing.lmm"):
-        lc.load(tmp_path / "nothing.lmm")
-    with pytest.raises(ArgumentError, match="path must be a file name"):
-        fit.save(3)

@@ -58,12 +58,11 @@ def decode_values(reader, node):
             out[i] = reader.decode(v)
         return out
     if kind == "string":
-        na_value = pd.NA if body["na_value"] == "NA" else np.nan
+        na_value = {} if body["na_value"] == "NA" else {"na_value": np.nan}   # pandas < 2.3 knows only NA
         try:
-            dtype = pd.StringDtype(body["storage"], na_value=na_value)
-            return pd.array(body["values"], dtype=dtype)
+            return pd.array(body["values"], dtype=pd.StringDtype(body["storage"], **na_value))
         except ImportError:   # pyarrow storage where pyarrow is missing: the same strings, stored by Python
-            return pd.array(body["values"], dtype=pd.StringDtype("python", na_value=na_value))
+            return pd.array(body["values"], dtype=pd.StringDtype("python", **na_value))
     if kind == "categorical":
         categories = decode_index(reader, body["categories"])
         dtype = pd.CategoricalDtype(categories, ordered=bool(body["ordered"]))

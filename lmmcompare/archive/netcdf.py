@@ -18,13 +18,22 @@ import io
 import os
 import tempfile
 
-from ..errors import DataError
+from ..errors import ArgumentError, DataError, FileFormatError
 
 ENGINE = "h5netcdf"
 
 
+def _check_engine(error=ArgumentError) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(ENGINE) is None:
+        raise error(f"saving or loading a Bayesian fit's draws needs {ENGINE} (netCDF-4), which ArviZ "
+                    f"usually installs: pip install {ENGINE}")
+
+
 def encode_dataset(writer, dataset, where: str) -> dict:
     """A netCDF member holding ``dataset``'s values and coordinates, and its attributes as JSON."""
+    _check_engine()
     names = [*dataset.variables, *dataset.dims]
     odd = next((n for n in names if not isinstance(n, str)), None)
     if odd is not None:
@@ -56,6 +65,7 @@ def decode_dataset(reader, node):
     """The Dataset :func:`encode_dataset` wrote, with its names and attributes restored."""
     import xarray as xr
 
+    _check_engine(FileFormatError)
     with xr.open_dataset(io.BytesIO(reader.member(node["netcdf"])), engine=ENGINE) as opened:
         dataset = opened.load()
     dataset = dataset.rename(node["renamed"]) if node["renamed"] else dataset
