@@ -254,3 +254,24 @@ def test_loading_a_bayes_fit_imports_neither_pymc_nor_pytensor(comparison, tmp_p
                          cwd=pathlib.Path(__file__).resolve().parents[1]).stdout.split()
     assert float(out[0]) == float(comparison.bayes.idata.posterior["sigma"].mean())
     assert out[1:] == ["False", "False"]
+
+
+@pytest.mark.skipif(not hasattr(lc.ModelSpec, "build_arguments"),
+                    reason="weights, offset, contrasts and subset arrive with ModelSpec.build_arguments")
+def test_weights_offset_contrasts_and_subset_are_saved_with_the_model():
+    """The spec's build arguments (arrays, a contrast matrix, a subset) rebuild the same weighted model."""
+    data = lc.load_dataset("sleepstudy")
+    data["w"] = 1.0 + data["Days"] % 3
+    cake = lc.load_dataset("cake")
+    fits = [lc.lmer("Reaction ~ Days + (Days | Subject)", data, weights="w"),
+            lc.lmer("Reaction ~ Days + offset(Days) + (1 | Subject)", data, offset=np.arange(len(data)) / 100),
+            lc.lmer("angle ~ recipe + temperature + (1 | replicate)", cake,
+                    contrasts={"recipe": "sum", "temperature": np.eye(6)[:, 1:]}),
+            lc.lmer("Reaction ~ Days + (1 | Subject)", data, subset=data["Days"] > 1)]
+    for fit in fits:
+        back = _round_trip(fit)
+        assert back.summary() == fit.summary() and np.array_equal(back.fitted(), fit.fitted())
+        pd.testing.assert_frame_equal(back.coef_table(), fit.coef_table(), **assert_frame)
+        for name in ("weights", "offset"):
+            want, got = getattr(fit.spec, name), getattr(back.spec, name)
+            assert (want is None and got is None) or np.array_equal(want, got), name
