@@ -2,17 +2,19 @@
 from ._version import __version__
 
 from .datasets import list_datasets, load_dataset
-from .errors import ArgumentError, DataError, DatasetNotFoundError, FormulaError, LmmError
+from .errors import ArgumentError, DataError, DatasetNotFoundError, FileFormatError, FormulaError, LmmError
 from .spec import ModelSpec
 from .spec.contrasts import set_default_contrasts
 from .freq import LmerFit, lmer
 from .freq.anova import anova
 from .compare import Comparison, compare
 from .frontend import bayes, fit_both
+from .loading import load
 from . import validate  # lc.validate.coverage(...) without a second import; it imports PyMC only when it samples
 
-__all__ = ["ModelSpec", "set_default_contrasts", "lmer", "LmerFit", "anova", "bayes", "BayesFit", "compare", "fit_both", "Comparison", "validate",
-           "load_dataset", "list_datasets", "LmmError", "FormulaError", "DataError", "ArgumentError", "DatasetNotFoundError", "__version__"]
+__all__ = ["ModelSpec", "set_default_contrasts", "lmer", "LmerFit", "anova", "bayes", "BayesFit", "compare",
+           "fit_both", "Comparison", "validate", "load", "load_dataset", "list_datasets", "LmmError", "FormulaError",
+           "DataError", "ArgumentError", "DatasetNotFoundError", "FileFormatError", "__version__"]
 
 
 def __getattr__(name):

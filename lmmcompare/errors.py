@@ -34,6 +34,11 @@ class CrossedGroupingError(ArgumentError):
     every other nested in it, so the likelihood does not factorize over the levels of any one."""
 
 
+class FileFormatError(LmmError):
+    """A file given to :func:`lmmcompare.load` is not a saved lmmcompare result, is damaged, holds
+    something other than data (a pickle), or was written by a newer lmmcompare."""
+
+
 class NewLevelError(LmmError):
     """Prediction data holds a grouping level the model was not fitted on."""
 

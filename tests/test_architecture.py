@@ -155,13 +155,13 @@ def test_lower_layers_do_not_import_higher_ones(lower, higher):
 # the two engines share layer 3 and import nothing from each other.
 LAYERS = [
     ("lmmcompare._version", "lmmcompare.errors", "lmmcompare.arguments", "lmmcompare.progress", "lmmcompare.datasets"),
-    ("lmmcompare.spec",),
+    ("lmmcompare.spec", "lmmcompare.archive"),
     ("lmmcompare.core",),
     ("lmmcompare.freq", "lmmcompare.bayesian"),
     ("lmmcompare.plots",),
     ("lmmcompare.report",),
     ("lmmcompare.compare", "lmmcompare.validate"),
-    ("lmmcompare.frontend",),
+    ("lmmcompare.frontend", "lmmcompare.loading"),
     ("lmmcompare.cli",),
 ]
 

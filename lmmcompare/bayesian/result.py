@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..archive import save_archive
 from ..arguments import check_bool, check_choice, check_level, check_seed
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import ModelSpec
 from ..spec.update import updated_inputs
+from .persist import bayes_fit_content
 from .priors import PriorSet
 
 LOO_LEVELS = ("observation", "group")
@@ -267,6 +269,15 @@ class BayesFit:
             if problems:
                 warnings.warn("; ".join(problems), SamplingWarning, stacklevel=3)
         return table
+
+    def save(self, path) -> str:
+        """Write this fit to one file at ``path``; :func:`lmmcompare.load` reads it back without sampling.
+
+        A zip archive of data only: every group of ``idata`` as netCDF, the priors as
+        family names and numbers, the model as its formula and model frame; never a
+        pickle, so loading one from someone else runs no code.  Returns the path written.
+        """
+        return save_archive(path, "BayesFit", lambda writer: bayes_fit_content(writer, self))
 
     def __repr__(self):
         post = self.idata.posterior

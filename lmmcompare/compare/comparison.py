@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..archive import save_archive
 from ..arguments import check_choice, check_level, check_seed
 from ..errors import ArgumentError
 from ..freq.inference.confint import METHODS
@@ -14,6 +15,7 @@ from ..report.html import write_report
 from ..report.markdown import comparison_markdown
 from .checks import fit_statistics, ppc_statistics
 from .matching import spec_difference
+from .persist import comparison_content
 from .ranef import ranef_table, shrinkage_table
 from .table import FLAG_TEXT, comparison_table
 
@@ -116,6 +118,14 @@ class Comparison:
         if bad:
             raise ArgumentError(f"studies must be CoverageResult or SBCResult objects, got {', '.join(bad)}")
         return write_report(self, path, ci, level, studies=studies)
+
+    def save(self, path) -> str:
+        """Write both fits and the intervals computed so far to one file; :func:`lmmcompare.load` reads it.
+
+        A zip archive of data only (JSON, NPY, netCDF; never a pickle): loading needs no
+        refit, no sampling and no compilation, and runs no code from the file.  Returns the path written.
+        """
+        return save_archive(path, "Comparison", lambda writer: comparison_content(writer, self))
 
 
 def compare(lmer_fit, bayes_fit) -> Comparison:

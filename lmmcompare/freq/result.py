@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..archive import save_archive
 from ..arguments import check_bool, check_choice, check_options, check_seed, shown
 from ..errors import ArgumentError, DataError, NewLevelError, SingularFitWarning
 from ..spec.parameters import sd_cor_from_cov
@@ -39,6 +40,7 @@ from .display import summary_text
 from .fit import _OPTIONS, Devfun, optimize_lmer
 from .optimize import OptSummary
 from .estimates import values_at
+from .persist import lmer_fit_content
 
 
 class DerivedValues:
@@ -386,6 +388,17 @@ class LmerFit:
     def summary(self) -> str:
         """Text laid out like lme4's ``summary(fit)``."""
         return summary_text(self)
+
+    # ---- saving ------------------------------------------------------------------------
+    def save(self, path) -> str:
+        """Write this fit to one file at ``path``; :func:`lmmcompare.load` reads it back without refitting.
+
+        The file is a zip archive of data only (JSON and NPY arrays, never a pickle), so
+        loading one from someone else runs no code.  The model is rebuilt from its formula
+        and model frame, the cross-products and factor are evaluated at the saved theta.
+        Returns the path written.
+        """
+        return save_archive(path, "LmerFit", lambda writer: lmer_fit_content(writer, self))
 
     def __repr__(self):
         kind = "REML" if self.reml else "ML"
