@@ -25,13 +25,10 @@ import scipy.sparse as sp
 
 from ..archive import save_archive
 from ..arguments import check_bool, check_choice, check_options, check_seed, shown
-from ..errors import ArgumentError, DataError, NewLevelError, SingularFitWarning
+from ..errors import ArgumentError, SingularFitWarning
 from ..spec.parameters import sd_cor_from_cov
 from ..spec import ModelSpec
-from ..spec.checks import prediction_frame
-from ..spec.inputs import new_offset
 from ..spec.update import INPUTS, updated_inputs
-from ..spec.design import rebuild_design
 from ..core.blocks import CrossProducts
 from ..core.factor import BlockedFactor
 from ..core.relcovar import theta_to_T
@@ -39,6 +36,7 @@ from . import inference
 from .display import summary_text
 from .fit import _OPTIONS, Devfun, optimize_lmer
 from .optimize import OptSummary
+from .prediction import predict_rows
 from .estimates import values_at
 from .persist import lmer_fit_content
 
@@ -309,35 +307,7 @@ class LmerFit:
             formula's ``offset(...)`` terms are evaluated on ``newdata``);
             required when the fit had an ``offset`` argument.
         """
-        re = check_bool("re", re)
-        check_bool("allow_new_levels", allow_new_levels)
-        if newdata is None:
-            return self.fitted() if re else self.spec.working_offset + self.spec.X @ self.beta
-        if not isinstance(newdata, pd.DataFrame):
-            raise ArgumentError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
-        spec = self.spec
-        frame, complete = prediction_frame(spec, newdata, with_groups=re)
-        X = rebuild_design(spec.fixed, frame, "the fixed-effects model matrix")[:, list(spec.keep_fixed)]
-        out = np.full(len(newdata), np.nan)
-        out[complete] = X @ self.beta + new_offset(spec, frame, offset, complete)
-        if not re:
-            return out
-        for t, sl in self._term_slices():
-            missing = [c for c in t.factor.columns if c not in newdata.columns]
-            if missing:
-                raise DataError(f"newdata lacks grouping column {missing[0]!r} needed by term {t.group!r}")
-            codes = t.factor.codes_for(frame)
-            new = codes < 0
-            if new.any() and not allow_new_levels:
-                bad = frame.loc[new, list(t.factor.columns)].astype(str).agg(":".join, axis=1).unique()
-                raise NewLevelError(
-                    f"newdata has level(s) {', '.join(map(repr, bad[:5]))} of {t.group!r} not in the fit; "
-                    "pass allow_new_levels=True to predict them with zero random effects")
-            Xi = rebuild_design(t.design, frame, f"random term for {t.group!r}")
-            coef = self.b[sl].reshape(t.n_levels, t.p)[np.where(new, 0, codes)]
-            coef[new] = 0.0
-            out[complete] += np.einsum("ij,ij->i", Xi, coef)
-        return out
+        return predict_rows(self, newdata, re, allow_new_levels, offset)
 
     def simulate(self, nsim: int = 1, seed=None) -> pd.DataFrame:
         """Responses simulated from the fitted model (new b and new noise), as lme4's ``simulate``.
