@@ -102,6 +102,10 @@ def _parser():
     c.add_argument("--chains", type=int, default=4)
     c.add_argument("--seed", type=int, default=None)
     c.add_argument("--parameterization", default="marginal", choices=["marginal", "auto", "noncentered", "centered"])
+    for command in (f, c):
+        command.add_argument("--weights", help="column of prior weights (residual variance sigma^2 / w)")
+        command.add_argument("--offset", help="column added to the linear predictor")
+        command.add_argument("--subset", help="rows to use, a pandas query such as 'Days >= 2'")
     return p
 
 
@@ -118,7 +122,8 @@ def main(argv=None) -> int:
         if args.command == "compare":
             _check_flags(args)
         frame, name = _load(args.data)
-        spec = ModelSpec.from_formula(args.formula, frame)
+        spec = ModelSpec.from_formula(args.formula, frame, weights=args.weights, offset=args.offset,
+                                      subset=args.subset)
         spec = dataclasses.replace(spec, data_name=name)
         if args.command == "fit":
             print(lmer(spec, reml=not args.ml).summary())

@@ -301,3 +301,30 @@ def test_bayesfit_update_keeps_the_fits_settings():
     assert "Days" not in smaller.idata.posterior and smaller.priors.user == ()
     with pytest.raises(ArgumentError, match="set by hand"):
         post.update(". ~ . - Days")
+
+
+def test_cli_takes_weights_offset_and_subset_columns(tmp_path):
+    import subprocess
+    import sys
+
+    d = lc.load_dataset("sleepstudy")
+    d["w"], d["off"] = input_values("sleepstudy", "w"), input_values("sleepstudy", "off")
+    path = tmp_path / "sleep.csv"
+    d.to_csv(path, index=False, float_format="%.17g")
+    out = subprocess.run([sys.executable, "-m", "lmmcompare.cli", "fit", "Reaction ~ Days + (Days | Subject)",
+                          "--data", str(path), "--weights", "w", "--offset", "off", "--subset", "Days >= 1"],
+                         capture_output=True, text=True)
+    expected = lc.lmer("Reaction ~ Days + (Days | Subject)", d, weights="w", offset="off", subset="Days >= 1")
+    assert out.returncode == 0, out.stderr
+    assert f"REML criterion at convergence: {expected.objective:.1f}" in out.stdout
+
+
+def test_the_report_states_the_model_inputs():
+    from lmmcompare.spec.inputs import describe_inputs
+
+    cake = lc.load_dataset("cake")
+    spec = lc.ModelSpec.from_formula("angle ~ recipe * temp + offset(0.1 * temp) + (1 | recipe:replicate)", cake,
+                                     weights=np.linspace(1, 3, 270), contrasts={"recipe": "sum"})
+    assert describe_inputs(spec) == ["prior weights (residual variance sigma^2 / w): from 1 to 3",
+                                     "offset: offset(0.1 * temp)", "contrasts: recipe: sum"]
+    assert describe_inputs(lc.ModelSpec.from_formula("angle ~ recipe + (1 | replicate)", cake)) == []

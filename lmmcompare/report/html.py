@@ -7,6 +7,7 @@ import io
 import platform
 from importlib import metadata
 
+from ..spec.inputs import describe_inputs
 from .markdown import TABLE_COLUMNS
 
 _CSS = """
@@ -76,8 +77,10 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
              f"<h1>{html.escape(spec.formula)}</h1>",
              "<h2>Model and data</h2><ul>",
              f"<li>{spec.n} observations of <code>{html.escape(spec.response)}</code>"
-             + (f" ({spec.n_dropped} rows with missing values dropped)" if spec.n_dropped else "") + "</li>",
+             + (f" ({spec.n_dropped} rows with missing values or zero weight dropped)" if spec.n_dropped else "")
+             + "</li>",
              f"<li>fixed effects: {html.escape(', '.join(spec.fixed_names))}</li>"]
+    parts += [f"<li>{html.escape(line)}</li>" for line in describe_inputs(spec)]
     for t in spec.terms:
         parts.append(f"<li>random term <code>({html.escape(' + '.join(t.columns))} | {html.escape(t.group)})</code>:"
                      f" {t.n_levels} levels</li>")

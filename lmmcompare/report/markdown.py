@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..spec.inputs import describe_inputs
+
 TABLE_COLUMNS = ["estimate", "se", "lower", "upper", "post_median", "post_sd", "eti_lower", "eti_upper",
                  "r_hat", "ess_bulk", "shift", "overlap", "flag"]
 
@@ -40,7 +42,8 @@ def comparison_markdown(cmp, ci: str = "profile", level: float = 0.95, **options
     lines = [f"### `{spec.formula}`", "",  # a code span: the formula's * and _ are not emphasis
              f"{spec.n} observations; " + ", ".join(f"{g}: {f.n_levels} levels" for g, f in spec.factors.items())
              + f". Frequentist: {'REML' if cmp.freq.reml else 'ML'}, {ci} intervals; Bayesian: "
-               f"{cmp.bayes.sampled_as} ({cmp.bayes.sampler}); {int(level * 100)}% intervals.", "",
+               f"{cmp.bayes.sampled_as} ({cmp.bayes.sampler}); {int(level * 100)}% intervals."
+             + "".join(f" {line[0].upper()}{line[1:]}." for line in describe_inputs(spec)), "",
              frame_markdown(table[TABLE_COLUMNS], "parameter"), ""]
     flags = cmp.flags(ci, level, **options)
     if flags:

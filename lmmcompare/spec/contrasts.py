@@ -19,7 +19,7 @@ coded factor of the fixed part and letting formulaic encode it; the names are
 then mapped back to R's.  As in lme4 they apply to the fixed part only.
 
 The package-wide default (R's ``options(contrasts = c("contr.treatment",
-"contr.poly"))``) is :data:`DEFAULT_CONTRASTS`, changed with
+"contr.poly"))``) is ``DEFAULT_CONTRASTS``, changed with
 :func:`set_default_contrasts`: unordered factors are treatment coded, ordered
 ones (pandas ordered categoricals) polynomial, as in R.
 """
@@ -114,8 +114,8 @@ def resolve_contrasts(contrasts, fixed_expr: str, frame: pd.DataFrame) -> dict:
     """The coding of each factor of the fixed part: ``{name: "treatment" | "sum" | ... | ndarray}``.
 
     ``contrasts`` is the user's dict (or None); factors it does not name get
-    :data:`DEFAULT_CONTRASTS` by whether they are ordered.  Raises
-    :class:`ArgumentError` for an unknown coding, a matrix of the wrong shape,
+    ``DEFAULT_CONTRASTS`` by whether they are ordered.  Raises
+    :class:`~lmmcompare.errors.ArgumentError` for an unknown coding, a matrix of the wrong shape,
     or a name that is not a factor of the fixed part.
     """
     given = {} if contrasts is None else contrasts

@@ -99,7 +99,7 @@ def attach_input(data: pd.DataFrame, value, argument: str, column: str) -> tuple
 
 
 def check_weights(w: np.ndarray, argument: str) -> None:
-    """Negative or infinite prior weights are a :class:`DataError` naming ``argument``."""
+    """Negative or infinite prior weights are a :class:`~lmmcompare.errors.DataError` naming ``argument``."""
     bad = ~np.isnan(w) & ((w < 0) | ~np.isfinite(w))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -108,7 +108,7 @@ def check_weights(w: np.ndarray, argument: str) -> None:
 
 
 def check_no_missing(data: pd.DataFrame, used: list[str], na_action: str) -> None:
-    """``na_action="fail"``: a :class:`DataError` naming the columns with missing values."""
+    """``na_action="fail"``: a :class:`~lmmcompare.errors.DataError` naming the columns with missing values."""
     if na_action not in NA_ACTIONS:
         raise ArgumentError(f"na_action must be one of {', '.join(map(repr, NA_ACTIONS))}, got {na_action!r}")
     if na_action == "omit":
@@ -122,7 +122,7 @@ def check_no_missing(data: pd.DataFrame, used: list[str], na_action: str) -> Non
 
 
 def drop_zero_weights(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Rows with weight 0 removed, with a :class:`DroppedRowsWarning` (lme4 keeps them and fails)."""
+    """Rows with weight 0 removed, with a :class:`~lmmcompare.errors.DroppedRowsWarning` (lme4 keeps them and fails)."""
     zero = frame[WEIGHTS].to_numpy() == 0
     if not zero.any():
         return frame, 0
@@ -150,3 +150,20 @@ def new_offset(spec, frame: pd.DataFrame, offset, complete) -> np.ndarray | floa
                                 "value per row")
         total += values[complete]
     return total
+
+
+def describe_inputs(spec) -> list[str]:
+    """One line per model input a report shows: weights, offset, codings other than R's defaults."""
+    out = []
+    if spec.weights is not None:
+        out.append(f"prior weights (residual variance sigma^2 / w): from {spec.weights.min():.4g} to "
+                   f"{spec.weights.max():.4g}")
+    if spec.offset is not None:
+        terms = [f"offset({t})" for t in spec.offset_terms] + (["the offset argument"] if
+                                                                 spec.inputs.get("offset") is not None else [])
+        out.append(f"offset: {' + '.join(terms)}")
+    codings = {k: ("a matrix" if not isinstance(v, str) else v) for k, v in (spec.inputs.get("contrasts") or {}).items()}
+    coded = [f"{k}: {v}" for k, v in codings.items() if v not in ("treatment", "poly")]
+    if coded:
+        out.append(f"contrasts: {', '.join(coded)}")
+    return out

@@ -61,12 +61,12 @@ class ModelSpec:
     predictors : tuple of str
         Columns used in the fixed part or left of a bar (not grouping-only).
     weights : ndarray (n,) or None
-        Prior weights: row ``i`` has residual variance ``sigma^2 / w_i`` (:mod:`.inputs`).
+        Prior weights: row ``i`` has residual variance ``sigma^2 / w_i`` (:mod:`lmmcompare.spec.inputs`).
     offset : ndarray (n,) or None
         Known part of the linear predictor: the ``offset(...)`` terms plus the ``offset`` argument.
     inputs : dict
         The keyword arguments beyond formula and data that rebuild this spec
-        from :attr:`frame` (:attr:`build_arguments`).
+        from ``frame`` (:attr:`build_arguments`).
     """
 
     formula: str
@@ -99,7 +99,7 @@ class ModelSpec:
 
     @property
     def log_weights(self) -> float:
-        """``sum_i log w_i``: the weighted density's constant beyond the row-scaled one (:mod:`.inputs`)."""
+        """``sum_i log w_i``: the weighted density's constant beyond the row-scaled one (:mod:`lmmcompare.spec.inputs`)."""
         return 0.0 if self.weights is None else float(np.log(self.weights).sum())
 
     def weighted_rows(self, M):
@@ -204,7 +204,7 @@ class ModelSpec:
             Coding of the fixed part's factors: ``{"recipe": "sum"}``, one of
             ``"treatment"``, ``"sum"``, ``"helmert"``, ``"poly"`` or a numeric
             matrix (levels x columns); others follow
-            :func:`lmmcompare.set_default_contrasts` (:mod:`.contrasts`).
+            :func:`lmmcompare.set_default_contrasts` (:mod:`lmmcompare.spec.contrasts`).
         subset : array of bool or str, optional
             The rows to use: a mask over ``data`` or a ``DataFrame.query`` string.
         na_action : {"omit", "fail"}
