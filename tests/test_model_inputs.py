@@ -328,3 +328,11 @@ def test_the_report_states_the_model_inputs():
     assert describe_inputs(spec) == ["prior weights (residual variance sigma^2 / w): from 1 to 3",
                                      "offset: offset(0.1 * temp)", "contrasts: recipe: sum"]
     assert describe_inputs(lc.ModelSpec.from_formula("angle ~ recipe + (1 | replicate)", cake)) == []
+
+
+def test_profile_intervals_with_constant_weights_scale_only_sigma():
+    plain = lc.lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+    weighted = lc.lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff", weights=np.full(30, 4.0))
+    a, b = plain.confint(method="profile"), weighted.confint(method="profile")
+    np.testing.assert_allclose(b.loc["sigma"], 2.0 * a.loc["sigma"], rtol=1e-4)
+    np.testing.assert_allclose(b.drop("sigma"), a.drop("sigma"), rtol=1e-4)
