@@ -17,6 +17,7 @@ from .datasets import describe_dataset, list_datasets, load_dataset
 from .errors import LmmError
 from .freq import lmer
 from .frontend import bayes
+from .derived.grid import reference_grid
 from .spec import ModelSpec
 from .spec.formula_checks import plain_text
 
@@ -102,6 +103,8 @@ def _parser():
     c.add_argument("--chains", type=int, default=4)
     c.add_argument("--seed", type=int, default=None)
     c.add_argument("--parameterization", default="marginal", choices=["marginal", "auto", "noncentered", "centered"])
+    c.add_argument("--emmeans", metavar="SPEC", help="marginal means of these factors and their pairwise "
+                   "differences, side by side (e.g. recipe, or 'recipe | temperature')")
     for command in (f, c):
         command.add_argument("--weights", help="column of prior weights (residual variance sigma^2 / w)")
         command.add_argument("--offset", help="column added to the linear predictor")
@@ -128,6 +131,8 @@ def main(argv=None) -> int:
         if args.command == "fit":
             print(lmer(spec, reml=not args.ml).summary())
             return 0
+        if args.emmeans:   # a specs that names no factor fails here, before anything is fitted
+            reference_grid(spec, args.emmeans)
 
         print(f"fitting {args.formula} by {'ML' if args.ml else 'REML'} ...", file=sys.stderr)
         freq = lmer(spec, reml=not args.ml)
@@ -136,9 +141,9 @@ def main(argv=None) -> int:
                      parameterization=args.parameterization, progressbar=True,
                      reml_fit=None if args.ml else freq)  # auto's choice reads the REML fit: the one just made
         cmp = compare(freq, post)
-        print(cmp.to_markdown(ci=args.ci))
+        print(cmp.to_markdown(ci=args.ci, emmeans=args.emmeans))
         if args.report:
-            print(f"report written to {cmp.report(args.report, ci=args.ci)}", file=sys.stderr)
+            print(f"report written to {cmp.report(args.report, ci=args.ci, emmeans=args.emmeans)}", file=sys.stderr)
         return 0
     except LmmError as exc:
         print(f"lmmcompare: error: {plain_text(str(exc))}", file=sys.stderr)

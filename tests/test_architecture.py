@@ -158,7 +158,7 @@ LAYERS = [
     ("lmmcompare.spec", "lmmcompare.archive"),
     ("lmmcompare.core",),
     ("lmmcompare.freq", "lmmcompare.bayesian"),
-    ("lmmcompare.plots",),
+    ("lmmcompare.plots", "lmmcompare.derived"),
     ("lmmcompare.report",),
     ("lmmcompare.compare", "lmmcompare.validate"),
     ("lmmcompare.frontend", "lmmcompare.loading"),

@@ -14,6 +14,7 @@ from ..freq.result import LmerFit
 from ..report.html import write_report
 from ..report.markdown import comparison_markdown
 from .checks import fit_statistics, ppc_statistics
+from .derived import emmeans_table, pairs_table
 from .matching import spec_difference
 from .persist import comparison_content
 from .ranef import ranef_table, shrinkage_table
@@ -92,6 +93,18 @@ class Comparison:
         """logLik/AIC/BIC beside elpd_loo, p_loo and Pareto-k warnings."""
         return fit_statistics(self.freq, self.bayes)
 
+    def emmeans(self, specs, by=None, at=None, ddf: str = "kenward-roger", level: float = 0.95,
+                weights: str = "equal") -> pd.DataFrame:
+        """Estimated marginal means of ``specs`` from both fits (:func:`lmmcompare.emmeans`), side by side
+        with the ``shift``, ``overlap`` and ``flag`` columns of :meth:`table`."""
+        return emmeans_table(self.freq, self.bayes, specs, level, by=by, at=at, ddf=ddf, weights=weights)
+
+    def pairs(self, specs, adjust: str = "tukey", by=None, at=None, ddf: str = "kenward-roger",
+              level: float = 0.95, weights: str = "equal") -> pd.DataFrame:
+        """Pairwise differences of the marginal means from both fits: frequentist estimates, adjusted
+        p-values and intervals (emmeans' ``pairs``) beside posterior ones with the probability of direction."""
+        return pairs_table(self.freq, self.bayes, specs, adjust, level, by=by, at=at, ddf=ddf, weights=weights)
+
     def flags(self, ci: str = "profile", level: float = 0.95, **options) -> list[tuple[str, str, str]]:
         """``(parameter, flag, explanation)`` for every flag in the table (``options`` as :meth:`table`)."""
 
@@ -101,23 +114,36 @@ class Comparison:
                 out.append((name, f, FLAG_TEXT[f]))
         return out
 
-    def to_markdown(self, ci: str = "profile", level: float = 0.95, **options) -> str:
-        """The table and flags as GitHub-flavoured Markdown (``options`` as :meth:`table`)."""
+    def to_markdown(self, ci: str = "profile", level: float = 0.95, emmeans=None, **options) -> str:
+        """The table and flags as GitHub-flavoured Markdown (``options`` as :meth:`table`); with
+        ``emmeans`` (a specs of :func:`lmmcompare.emmeans`) the marginal means and their pairs too."""
 
-        return comparison_markdown(self, ci, level, **options)
+        return comparison_markdown(self, ci, level, derived=self._derived_sections(emmeans, level), **options)
 
-    def report(self, path, ci: str = "profile", level: float = 0.95, studies=()) -> str:
+    def _derived_sections(self, emmeans, level) -> list:
+        if emmeans is None:
+            return []
+        return [(f"Estimated marginal means of {emmeans}", self.emmeans(emmeans, level=level),
+                 "emmeans' reference grid (other factors averaged with equal weights, covariates at their means); "
+                 "frequentist: Kenward-Roger se, df and intervals; Bayesian: the same grid on every posterior draw."),
+                (f"Pairwise differences of {emmeans}", self.pairs(emmeans, level=level),
+                 "Frequentist p-values and intervals with Tukey's adjustment; pd is the posterior probability of "
+                 "the difference's sign (direction).")]
+
+    def report(self, path, ci: str = "profile", level: float = 0.95, studies=(), emmeans=None) -> str:
         """Write one self-contained HTML file (images embedded); returns the path.
 
         ``studies``: results of :func:`lmmcompare.validate.coverage` or
-        :func:`lmmcompare.validate.sbc` to include as sections of the report.
+        :func:`lmmcompare.validate.sbc` to include as sections of the report;
+        ``emmeans``: a specs (``"recipe"``) whose marginal means and pairwise
+        differences the report shows side by side (:meth:`emmeans`, :meth:`pairs`).
         """
 
         studies = tuple(studies)
         bad = [type(s).__name__ for s in studies if not hasattr(s, "html_section")]
         if bad:
             raise ArgumentError(f"studies must be CoverageResult or SBCResult objects, got {', '.join(bad)}")
-        return write_report(self, path, ci, level, studies=studies)
+        return write_report(self, path, ci, level, studies=studies, derived=self._derived_sections(emmeans, level))
 
     def save(self, path) -> str:
         """Write both fits and the intervals computed so far to one file; :func:`lmmcompare.load` reads it.

@@ -64,8 +64,9 @@ def _versions_html() -> str:
         + "</ul>"
 
 
-def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()) -> str:
-    """Write the comparison report; ``studies`` (coverage or SBC results) add their sections."""
+def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=(), derived=()) -> str:
+    """Write the comparison report; ``studies`` (coverage or SBC results) add their sections, and
+    ``derived`` ``(title, table, note)`` sections of derived quantities side by side."""
     from ..plots import caterpillar_plot, forest_plot, plot_profile, ppc_plot, shrinkage_plot, trace_plot
 
     spec = cmp.spec
@@ -98,6 +99,8 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
                                       f"</code>: {html.escape(text)}.</li>" for n, f, text in flags) + "</ul>")
     else:
         parts.append("<p>No flags: estimates, intervals and posteriors agree on every parameter.</p>")
+    for title, frame, note in derived:
+        parts.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(note)}</p>" + table_html(frame))
     parts.append("<h2>Figures</h2>")
     parts.append(figure_html(forest_plot(cmp, ci, level), "Frequentist and Bayesian intervals per parameter"))
     parts.append(figure_html(caterpillar_plot(cmp), "Random effects: conditional modes and posterior means"))

@@ -35,8 +35,9 @@ def frame_markdown(frame: pd.DataFrame, index_name: str = "") -> str:
     return "\n".join(lines)
 
 
-def comparison_markdown(cmp, ci: str = "profile", level: float = 0.95, **options) -> str:
-    """The comparison table and its flags in Markdown (``options`` go to :meth:`~lmmcompare.Comparison.table`)."""
+def comparison_markdown(cmp, ci: str = "profile", level: float = 0.95, derived=(), **options) -> str:
+    """The comparison table and its flags in Markdown (``options`` go to :meth:`~lmmcompare.Comparison.table`);
+    ``derived`` ``(title, table, note)`` sections follow."""
     table = cmp.table(ci, level, **options)
     spec = cmp.spec
     lines = [f"### `{spec.formula}`", "",  # a code span: the formula's * and _ are not emphasis
@@ -51,4 +52,7 @@ def comparison_markdown(cmp, ci: str = "profile", level: float = 0.95, **options
         lines += [f"- `{name}` ({flag}): {text}" for name, flag, text in flags]
     else:
         lines.append("No flags: the two paradigms agree on every parameter.")
+    for title, frame, note in derived:
+        lines += ["", f"**{title}**", "", note, "", frame_markdown(frame, " / ".join(map(str, frame.index.names))
+                                                                  if frame.index.names[0] else "")]
     return "\n".join(lines)

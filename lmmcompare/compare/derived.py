@@ -1,0 +1,69 @@
+"""Derived quantities side by side: marginal means, their contrasts, predictions and R².
+
+Each row is one quantity the two fits both answer: the frequentist estimate,
+se and interval beside the posterior median, sd and equal-tailed interval,
+with the ``shift``, ``overlap`` and ``flag`` columns of the parameter table
+(:mod:`.table`; ``shift`` in units of the frequentist se, or the posterior sd
+where the frequentist answer has no se).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .table import interval_overlap
+
+
+def side_by_side(freq: pd.DataFrame, draws: np.ndarray, level: float) -> pd.DataFrame:
+    """``freq`` (columns ``estimate``, and ``se``, ``lower``, ``upper`` where known; one row per quantity)
+    beside ``draws`` (posterior draws x quantities, in the same order)."""
+    a = (1 - level) / 2
+    rows = []
+    for k, (_, row) in enumerate(freq.iterrows()):
+        d = draws[:, k]
+        est = float(row["estimate"])
+        se = float(row.get("se", np.nan))
+        lo, hi = float(row.get("lower", np.nan)), float(row.get("upper", np.nan))
+        med, sd = float(np.median(d)), float(d.std(ddof=1))
+        eti = np.quantile(d, [a, 1 - a])
+        scale = se if np.isfinite(se) and se > 0 else sd
+        shift = (med - est) / scale if scale > 0 else np.nan
+        flags = []
+        f_width, b_width = hi - lo, eti[1] - eti[0]
+        if np.isfinite(f_width) and f_width > 0 and b_width > 0 and max(b_width / f_width, f_width / b_width) > 1.5:
+            flags.append("width")
+        if np.isfinite(shift) and abs(shift) > 1:
+            flags.append("shift")
+        rows.append({"estimate": est, "se": se, "lower": lo, "upper": hi, "post_median": med, "post_sd": sd,
+                     "eti_lower": eti[0], "eti_upper": eti[1], "shift": shift,
+                     "overlap": interval_overlap(lo, hi, eti[0], eti[1]), "flag": ",".join(flags)})
+    return pd.DataFrame(rows, index=freq.index)
+
+
+def emmeans_table(freq_fit, bayes_fit, specs, level: float = 0.95, **options) -> pd.DataFrame:
+    """The marginal means of ``specs`` in both fits (:func:`lmmcompare.emmeans`)."""
+    from ..derived.emmeans import emmeans
+
+    freq = emmeans(freq_fit, specs, level=level, **options)
+    bayes_options = {k: v for k, v in options.items() if k != "ddf"}
+    post = emmeans(bayes_fit, specs, level=level, **bayes_options)
+    table = freq.table().rename(columns={"emmean": "estimate"})
+    out = side_by_side(table, post.draws().to_numpy(), level)
+    out.insert(2, "df", table["df"])
+    return out
+
+
+def pairs_table(freq_fit, bayes_fit, specs, adjust: str = "tukey", level: float = 0.95, **options) -> pd.DataFrame:
+    """Pairwise differences of the means of ``specs`` in both fits: the frequentist ones with their
+    (adjusted) p-values and intervals, the posterior ones with the probability of direction ``pd``."""
+    from ..derived.emmeans import emmeans
+
+    freq = emmeans(freq_fit, specs, level=level, **options).pairs(adjust)
+    bayes_options = {k: v for k, v in options.items() if k != "ddf"}
+    post = emmeans(bayes_fit, specs, level=level, **bayes_options)
+    draws = post.contrast_draws("pairwise").to_numpy()
+    out = side_by_side(freq, draws, level)
+    out.insert(2, "df", freq["df"])
+    out.insert(3, "p", freq["p"])
+    out["pd"] = np.maximum((draws > 0).mean(axis=0), (draws < 0).mean(axis=0))
+    return out
