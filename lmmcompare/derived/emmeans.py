@@ -69,9 +69,20 @@ def emmeans(fit, specs, by=None, at=None, ddf: str = "kenward-roger", level: flo
     return EMMeans(fit=fit, grid=grid, ddf=ddf, level=level)
 
 
+def _numeric(values) -> bool:
+    try:
+        [float(v) for v in values]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def labels(levels: pd.DataFrame, names: list) -> list[str]:
-    """emmeans' labels of the means: the levels of ``names`` joined by spaces."""
-    return [" ".join(str(v) for v in row) for row in levels[names].itertuples(index=False)]
+    """emmeans' labels of the means in contrasts: the levels of ``names`` joined by spaces, a factor with
+    numeric levels named before them (``temperature175``), parenthesised when they hold an operator."""
+    parts = [[f"{n}{v}" for v in levels[n]] if _numeric(levels[n]) else [str(v) for v in levels[n]] for n in names]
+    joined = [" ".join(p) for p in zip(*parts)]
+    return [f"({s})" if any(op in s for op in "-+/*") else s for s in joined]
 
 
 def contrast_matrix(method, means: list[str]) -> tuple[np.ndarray, list[str], str]:

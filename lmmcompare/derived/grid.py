@@ -111,8 +111,9 @@ def reference_grid(spec, specs, by=None, at=None, weights: str = "equal") -> Gri
     else:
         w = np.ones(len(frame))
     means = frame[keys].drop_duplicates()
-    if by_names:   # emmeans orders by the by-factors first, then the means within them
-        means = means.sort_values(by_names, kind="stable", key=lambda s: s.cat.codes if hasattr(s, "cat") else s)
+    # emmeans' order: the first factor varies fastest, the by-factors slowest
+    order = list(reversed(by_names)) + list(reversed(names))
+    means = means.sort_values(order, kind="stable", key=lambda s: s.cat.codes if hasattr(s, "cat") else s)
     L = []
     for _, level in means.iterrows():
         rows_of = np.all([frame[k].to_numpy() == level[k] for k in keys], axis=0)
