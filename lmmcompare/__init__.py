@@ -7,12 +7,13 @@ from .spec import ModelSpec
 from .spec.contrasts import set_default_contrasts
 from .freq import LmerFit, lmer
 from .freq.anova import anova
+from .derived import icc, r2
 from .compare import Comparison, compare
 from .frontend import bayes, fit_both
 from .loading import load
 from . import validate  # lc.validate.coverage(...) without a second import; it imports PyMC only when it samples
 
-__all__ = ["ModelSpec", "set_default_contrasts", "lmer", "LmerFit", "anova", "bayes", "BayesFit", "compare",
+__all__ = ["ModelSpec", "set_default_contrasts", "lmer", "LmerFit", "anova", "r2", "icc", "bayes", "BayesFit", "compare",
            "fit_both", "Comparison", "validate", "load", "load_dataset", "list_datasets", "LmmError", "FormulaError",
            "DataError", "ArgumentError", "DatasetNotFoundError", "FileFormatError", "__version__"]
 

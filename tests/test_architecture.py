@@ -158,6 +158,7 @@ LAYERS = [
     ("lmmcompare.spec", "lmmcompare.archive"),
     ("lmmcompare.core",),
     ("lmmcompare.freq", "lmmcompare.bayesian"),
+    ("lmmcompare.derived",),
     ("lmmcompare.plots",),
     ("lmmcompare.report",),
     ("lmmcompare.compare", "lmmcompare.validate"),
