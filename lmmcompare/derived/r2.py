@@ -67,7 +67,7 @@ class R2:
     marginal, conditional : float or ndarray
         Numbers for an LmerFit, (chain, draw) arrays of posterior draws for a BayesFit.
     kind : str
-        ``"nakagawa"`` or ``"bayes"`` (see :func:`r2`).
+        ``"nakagawa"`` or ``"bayes"`` (see :func:`lmmcompare.r2`).
     variances : VarianceComponents or None
         The components of ``kind="nakagawa"`` (None for ``"bayes"``).
     """
@@ -194,8 +194,8 @@ def icc(fit, tolerance: float = 1e-5) -> ICC:
     """Adjusted and unadjusted intraclass correlation (``performance::icc``).
 
     ``adjusted = v_r / (v_r + v_e)`` and ``unadjusted = v_r / (v_f + v_r + v_e)``
-    with the components of :func:`r2`; per posterior draw for a BayesFit.
-    Both are NaN for a singular LmerFit (see :func:`r2`'s ``tolerance``).
+    with the components of :func:`lmmcompare.r2`; per posterior draw for a BayesFit.
+    Both are NaN for a singular LmerFit (see :func:`lmmcompare.r2`'s ``tolerance``).
 
     Examples
     --------
