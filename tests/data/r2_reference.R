@@ -34,6 +34,7 @@ cases <- list(
   list(id = "orthodont", data = "Orthodont", formula = "distance ~ age * Sex + (age | Subject)"),
   list(id = "sleep_slopes_weighted", data = "sleepstudy", formula = "Reaction ~ Days + (Days | Subject)",
        weights = "w", weights_r = "1 + (Days %% 3)"),
+  list(id = "sleep_offset", data = "sleepstudy", formula = "Reaction ~ Days + offset(2 * Days) + (Days | Subject)"),
   list(id = "sleep_slope_not_fixed", data = "sleepstudy", formula = "Reaction ~ 1 + (Days | Subject)"),
   list(id = "dyestuff2_singular", data = "Dyestuff2", formula = "Yield ~ 1 + (1 | Batch)")
 )
