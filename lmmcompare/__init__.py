@@ -7,14 +7,16 @@ from .spec import ModelSpec
 from .spec.contrasts import set_default_contrasts
 from .freq import LmerFit, lmer
 from .freq.anova import anova
+from .derived import icc, r2
 from .compare import Comparison, compare
 from .derived.emmeans import emmeans
 from .frontend import bayes, fit_both
 from .loading import load
 from . import validate  # lc.validate.coverage(...) without a second import; it imports PyMC only when it samples
 
-__all__ = ["ModelSpec", "set_default_contrasts", "lmer", "LmerFit", "anova", "bayes", "BayesFit", "compare",
-           "fit_both", "Comparison", "emmeans", "validate", "load", "load_dataset", "list_datasets", "LmmError", "FormulaError",
+__all__ = ["ModelSpec", "set_default_contrasts", "lmer", "LmerFit", "anova", "r2", "icc", "emmeans", "bayes",
+           "BayesFit", "compare", "fit_both", "Comparison", "validate", "load", "load_dataset", "list_datasets",
+           "LmmError", "FormulaError",
            "DataError", "ArgumentError", "DatasetNotFoundError", "FileFormatError", "__version__"]
 
 

@@ -27,6 +27,7 @@ OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # Public names the API reference must document (HTML anchors are the full names).
 API_NAMES = [
     "lmmcompare.lmer", "lmmcompare.bayes", "lmmcompare.compare", "lmmcompare.fit_both", "lmmcompare.anova",
+    "lmmcompare.r2", "lmmcompare.icc",
     "lmmcompare.load_dataset", "lmmcompare.list_datasets", "lmmcompare.ModelSpec", "lmmcompare.LmerFit",
     "lmmcompare.LmerFit.summary", "lmmcompare.LmerFit.confint", "lmmcompare.BayesFit", "lmmcompare.Comparison",
     "lmmcompare.Comparison.table", "lmmcompare.load", "lmmcompare.LmerFit.save", "lmmcompare.BayesFit.save",
