@@ -23,73 +23,16 @@ on new rows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import scipy.stats
 
 from ..arguments import check_bool, check_choice, check_level
 from ..core.solve import inverse_quadratic_forms
-from ..errors import ArgumentError, DataError, NewLevelError
-from ..spec.checks import prediction_frame
-from ..spec.design import rebuild_design
-from ..spec.inputs import new_offset
+from ..errors import ArgumentError
+from ..spec.new_rows import PredictionRows, prediction_rows
 
 INTERVALS = ("confidence", "prediction")
-
-
-@dataclass(frozen=True)
-class PredictionRows:
-    """The design of the rows to predict (the complete ones).
-
-    ``complete`` marks them among all rows; ``X`` (k, p) and ``offset`` (k,);
-    per random term, its design rows ``Zi`` (k, p_i) and level codes (k,), ``-1``
-    for a level not in the fit (codes None when the grouping columns are not used).
-    ``weights`` are the prior weights (1 for new rows).
-    """
-
-    complete: np.ndarray
-    index: pd.Index
-    X: np.ndarray
-    offset: np.ndarray
-    Zs: list
-    codes: list
-    weights: np.ndarray
-
-
-def prediction_rows(fit, newdata, re: bool, allow_new_levels: bool, offset, with_z: bool) -> PredictionRows:
-    """The :class:`PredictionRows` of ``newdata`` (the model frame when None); with ``re=False`` the
-    terms' design rows only ``with_z`` (empty otherwise: a population-level point prediction needs none)."""
-    spec = fit.spec
-    if newdata is None:
-        w = np.ones(spec.n) if spec.weights is None else spec.weights
-        return PredictionRows(np.ones(spec.n, bool), spec.frame.index, spec.X, spec.working_offset,
-                              [t.design.matrix for t in spec.terms], [t.codes for t in spec.terms], w)
-    if not isinstance(newdata, pd.DataFrame):
-        raise ArgumentError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
-    frame, complete = prediction_frame(spec, newdata, with_groups=re)
-    X = rebuild_design(spec.fixed, frame, "the fixed-effects model matrix")[:, list(spec.keep_fixed)]
-    Zs, codes = [], []
-    for t in spec.terms:
-        if not re:
-            Zs.append(rebuild_design(t.design, frame, f"random term for {t.group!r}") if with_z
-                      else np.zeros((len(frame), 0)))
-            codes.append(None)
-            continue
-        missing = [c for c in t.factor.columns if c not in newdata.columns]
-        if missing:
-            raise DataError(f"newdata lacks grouping column {missing[0]!r} needed by term {t.group!r}")
-        c = t.factor.codes_for(frame)
-        if (c < 0).any() and not allow_new_levels:
-            bad = frame.loc[c < 0, list(t.factor.columns)].astype(str).agg(":".join, axis=1).unique()
-            raise NewLevelError(
-                f"newdata has level(s) {', '.join(map(repr, bad[:5]))} of {t.group!r} not in the fit; "
-                "pass allow_new_levels=True to predict them with zero random effects")
-        codes.append(c)
-        Zs.append(rebuild_design(t.design, frame, f"random term for {t.group!r}"))
-    return PredictionRows(complete, newdata.index, X, new_offset(spec, frame, offset, complete), Zs, codes,
-                          np.ones(len(frame)))
 
 
 def point_predictions(fit, rows: PredictionRows) -> np.ndarray:
@@ -154,7 +97,7 @@ def predict_rows(fit, newdata, re: bool, allow_new_levels: bool, offset, se_fit=
         raise ArgumentError("offset is for newdata's rows; without newdata the model frame's own offset is used")
     if newdata is None and not se_fit and interval is None:
         return fit.fitted() if re else fit.spec.working_offset + fit.spec.X @ fit.beta
-    rows = prediction_rows(fit, newdata, re, allow_new_levels, offset, with_z=interval == "prediction")
+    rows = prediction_rows(fit.spec, newdata, re, allow_new_levels, offset, with_z=interval == "prediction")
     out = np.full(len(rows.complete), np.nan)
     out[rows.complete] = point_predictions(fit, rows)
     if not se_fit and interval is None:
