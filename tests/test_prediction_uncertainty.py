@@ -180,3 +180,97 @@ def test_new_level_without_permission_is_a_new_level_error_with_se():
     fit = lc.lmer(SLEEP, "sleepstudy")
     with pytest.raises(NewLevelError, match="'999' of 'Subject'"):
         fit.predict(pd.DataFrame({"Days": [1.0], "Subject": ["999"]}), se_fit=True)
+
+
+# ---- Bayesian: brms' posterior_epred / posterior_predict -------------------------------------
+@pytest.fixture(scope="module")
+def post():
+    """A weighted fit (so the response noise is sigma / sqrt(w)); small sampling."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        return lc.bayes(SLEEP, sleep_weighted(), weights="w", draws=200, tune=200, chains=2, seed=7,
+                        progressbar=False)
+
+
+def draws_of(post, name):
+    return post.idata.posterior[name].values
+
+
+NEW = pd.DataFrame({"Days": [0.0, 6.0, 6.0, 3.0], "Subject": ["new1", "new1", "new2", "308"]}, index=list("abcd"))
+
+
+def test_epred_of_the_model_frame_is_the_stored_linear_predictor(post):
+    got = post.predict(summary=False)
+    assert got.dims == ("chain", "draw", "obs")
+    np.testing.assert_allclose(got.values, post.linear_predictor(), rtol=1e-13)
+    table = post.predict()
+    flat = got.values.reshape(-1, got.shape[-1])
+    np.testing.assert_allclose(table["estimate"], flat.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(table["est_error"], flat.std(axis=0, ddof=1), rtol=1e-12)
+    np.testing.assert_allclose(table["q97.5"], np.quantile(flat, 0.975, axis=0), rtol=1e-12)
+
+
+def test_epred_of_a_seen_level_is_its_draws_of_beta_and_b(post):
+    got = post.predict(NEW, allow_new_levels=True, summary=False, seed=1).values[..., 3]
+    r = post.idata.posterior["r_Subject"].sel(Subject="308").values          # (chain, draw, coef)
+    expected = draws_of(post, "(Intercept)") + r[..., 0] + 3.0 * (draws_of(post, "Days") + r[..., 1])
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_new_levels_have_the_spread_of_the_fitted_distribution(post):
+    """"gaussian": per draw s the new level's deviation from x'beta_s, divided by sqrt(z'Sigma_s z), is
+    N(0, 1) and independent across draws: its mean square is 1 within 3 sd (sqrt(2 / N)); rows of one
+    new level share the effect, two new levels do not; and the variance over draws of epred is
+    E[z'Sigma z] + var(x'beta) within the same Monte Carlo error."""
+    got = post.predict(NEW, allow_new_levels=True, summary=False, seed=2).values
+    b0, b1 = draws_of(post, "(Intercept)"), draws_of(post, "Days")
+    sd0, sd1 = draws_of(post, "sd_(Intercept)|Subject"), draws_of(post, "sd_Days|Subject")
+    rho = draws_of(post, "cor_Days.(Intercept)|Subject")
+    n = b0.size
+    for row, days in ((0, 0.0), (1, 6.0), (2, 6.0)):
+        fixed = b0 + days * b1
+        var_z = sd0**2 + days**2 * sd1**2 + 2 * days * rho * sd0 * sd1
+        standard = (got[..., row] - fixed) / np.sqrt(var_z)
+        assert abs(np.mean(standard**2) - 1) < 3 * np.sqrt(2 / n), np.mean(standard**2)
+        expected = var_z.mean() + fixed.var()
+        assert abs(got[..., row].var() / expected - 1) < 3 * np.sqrt(2 / n)
+    twice = post.predict(NEW.iloc[[1, 1]], allow_new_levels=True, summary=False, seed=2).values
+    np.testing.assert_array_equal(twice[..., 0], twice[..., 1])               # one new level, one effect
+    assert abs(np.corrcoef((got[..., 1] - b0 - 6 * b1).ravel(), (got[..., 2] - b0 - 6 * b1).ravel())[0, 1]) \
+        < 3 / np.sqrt(n)
+
+
+def test_uncertainty_draws_a_fitted_level_per_draw(post):
+    got = post.predict(NEW, allow_new_levels=True, sample_new_levels="uncertainty", summary=False, seed=3).values
+    r = post.idata.posterior["r_Subject"].values                              # (chain, draw, level, coef)
+    fixed = draws_of(post, "(Intercept)") + 6.0 * draws_of(post, "Days")
+    candidates = r[..., 0] + 6.0 * r[..., 1]                                   # (chain, draw, level)
+    gap = np.min(np.abs(candidates - (got[..., 1] - fixed)[..., None]), axis=-1)
+    assert np.max(gap) < 1e-9
+
+
+def test_response_adds_noise_with_sd_sigma_over_root_w(post):
+    """On the model frame (weights 1, 2, 3): (response - epred) sqrt(w) / sigma is N(0, 1) over all
+    draws and rows: mean within 3 / sqrt(N), mean square within 3 sqrt(2 / N) of 1."""
+    epred = post.predict(summary=False).values
+    response = post.predict(kind="response", summary=False, seed=4).values
+    standard = (response - epred) * np.sqrt(post.spec.weights) / draws_of(post, "sigma")[..., None]
+    N = standard.size
+    assert abs(standard.mean()) < 3 / np.sqrt(N)
+    assert abs(np.mean(standard**2) - 1) < 3 * np.sqrt(2 / N)
+    new = post.predict(NEW.iloc[3:], kind="response", summary=False, seed=5).values[..., 0]   # w = 1
+    seen = post.predict(NEW.iloc[3:], summary=False).values[..., 0]
+    unit = (new - seen) / draws_of(post, "sigma")
+    assert abs(np.mean(unit**2) - 1) < 3 * np.sqrt(2 / unit.size)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(kind="mean"), ArgumentError, "kind must be one of epred, response"),
+    (dict(sample_new_levels="old_levels"), ArgumentError, "sample_new_levels must be one of"),
+    (dict(summary="yes"), ArgumentError, "summary must be True or False"),
+    (dict(offset=np.zeros(180)), ArgumentError, "offset is for newdata's rows"),
+    (dict(newdata=NEW), NewLevelError, "'new1', 'new2' of 'Subject'"),
+])
+def test_bad_bayes_prediction_arguments_are_typed_errors(post, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        post.predict(**kwargs)
