@@ -59,7 +59,7 @@ def _new_level_effects(b, cov, n_new: int, how: str, rng) -> np.ndarray:
 
 def prediction_draws(fit, newdata, kind: str, allow_new_levels: bool, sample_new_levels: str, seed,
                      offset) -> tuple[np.ndarray, pd.Index]:
-    """(chain, draw, rows) predictions of :meth:`BayesFit.predict` and the rows' index (NaN for incomplete rows)."""
+    """(chain, draw, rows) predictions of :meth:`lmmcompare.BayesFit.predict` and the rows' index (NaN for incomplete rows)."""
     check_choice("kind", kind, KINDS)
     check_bool("allow_new_levels", allow_new_levels)
     check_choice("sample_new_levels", sample_new_levels, NEW_LEVEL_DRAWS)
@@ -101,7 +101,7 @@ def summarise(draws: np.ndarray, index: pd.Index) -> pd.DataFrame:
 
 
 def predict_posterior(fit, newdata, kind, allow_new_levels, sample_new_levels, summary, seed, offset):
-    """:meth:`BayesFit.predict` (its docstring)."""
+    """:meth:`lmmcompare.BayesFit.predict` (its docstring)."""
     summary = check_bool("summary", summary)
     draws, index = prediction_draws(fit, newdata, kind, allow_new_levels, sample_new_levels, seed, offset)
     if summary:

@@ -85,7 +85,7 @@ def unconditioned_variances(fit, rows: PredictionRows) -> np.ndarray:
 
 def predict_rows(fit, newdata, re: bool, allow_new_levels: bool, offset, se_fit=False, interval=None,
                  level=0.95):
-    """:meth:`LmerFit.predict` (its docstring): an array of predictions, or with ``se_fit`` or
+    """:meth:`lmmcompare.LmerFit.predict` (its docstring): an array of predictions, or with ``se_fit`` or
     ``interval`` a DataFrame of ``fit``, ``se`` (and ``lower``, ``upper``)."""
     re = check_bool("re", re)
     check_bool("allow_new_levels", allow_new_levels)
