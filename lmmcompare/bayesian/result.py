@@ -16,6 +16,7 @@ from ..errors import ArgumentError, SamplingWarning
 from ..spec import ModelSpec
 from ..spec.update import updated_inputs
 from .persist import bayes_fit_content
+from .prediction import predict_posterior
 from .priors import PriorSet
 
 LOO_LEVELS = ("observation", "group")
@@ -166,6 +167,34 @@ class BayesFit:
                           coords={"chain": self.idata.posterior.chain.values,
                                   "draw": self.idata.posterior.draw.values, "obs": np.arange(self.spec.n)})
         return da
+
+    def predict(self, newdata: pd.DataFrame | None = None, kind: str = "epred", allow_new_levels: bool = False,
+                sample_new_levels: str = "gaussian", summary: bool = True, seed=None, offset=None):
+        """Posterior predictions for new rows (or the model frame), as brms' ``posterior_epred`` / ``posterior_predict``.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            New rows; the model frame when omitted.
+        kind : {"epred", "response"}
+            ``offset + x'beta + z'b`` per draw (``"epred"``), or that plus residual noise
+            ``sigma e / sqrt(w)`` (``"response"``, ``w = 1`` on new rows).
+        allow_new_levels : bool
+            Predict levels not in the fit (else a :class:`~lmmcompare.errors.NewLevelError`).
+        sample_new_levels : {"gaussian", "uncertainty"}
+            A new level's effect per draw: ``N(0, Sigma)`` at that draw (``"gaussian"``), or
+            the effect of a randomly chosen fitted level (``"uncertainty"``, brms' default)
+            (:mod:`lmmcompare.bayesian.prediction`).
+        summary : bool
+            A table per row (``estimate``, ``est_error``, ``q2.5``, ``q97.5``: brms' posterior
+            mean, sd and 95% interval), or the draws as an xarray (chain, draw, obs).
+        seed : int, optional
+            For the new levels' effects and the noise.
+        offset : array, optional
+            With ``newdata``, the ``offset`` argument's values for its rows (required when the
+            fit had one).
+        """
+        return predict_posterior(self, newdata, kind, allow_new_levels, sample_new_levels, summary, seed, offset)
 
     def linear_predictor(self) -> np.ndarray:
         """``offset + X beta + Z b`` for every draw: (chain, draw, obs)."""

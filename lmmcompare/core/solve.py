@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 
 from .factor import BlockedFactor
-from .relcovar import apply_lambda, scale_rows_cols
+from .relcovar import apply_lambda, left_scale, scale_rows_cols
 
 
 def L21_transpose_times(f: BlockedFactor, v: np.ndarray) -> np.ndarray:
@@ -131,3 +132,46 @@ def _pair_quadratic(f: BlockedFactor, H: np.ndarray, k: int, out=None) -> np.nda
         C = ((G + G.T) @ cp.A21_dense).reshape(cp.m, cp.l1, cp.p1).transpose(1, 0, 2)
         return 0.5 * (np.swapaxes(cp.A21_blocks, 1, 2) @ C)
     return (cp.K_T @ G.ravel()).reshape(cp.l1, cp.p1, cp.p1)
+
+
+def inverse_quadratic_forms(f: BlockedFactor, first_codes: np.ndarray, first_values: np.ndarray,
+                            rest_values: np.ndarray) -> np.ndarray:
+    """``v_i' (L_a L_a')^{-1} v_i`` for k vectors ``v_i`` on the ``[u_1; u_r; beta]`` system, by forward solves.
+
+    ``L_a`` is L without its y row and column, so ``L_a L_a'`` is the matrix of
+    the mixed-model equations ``[[Lambda'Z'Z Lambda + I, Lambda'Z'X], [X'Z Lambda, X'X]]``
+    and ``sigma^2`` times the result is the variance of ``v' [u; beta]`` given
+    theta.  With ``w = L_a^{-1} v`` the form is ``|w|^2``, and (blocks as in
+    :mod:`.factor`, ``L21 = Lr' A21 blockdiag(D_j)``)::
+
+        w_1 = L11_j^{-1} v_1                     (the one level j of term 1 that v_i touches)
+        w_2 = L22a^{-1} (v_2 - Lr' A21_j D_j w_1)
+
+    Nothing ``q x q`` is formed; the work is ``O(k m^2)`` for the trailing block.
+
+    Parameters
+    ----------
+    f : BlockedFactor
+    first_codes : ndarray of int (k,)
+        The level of the first term that ``v_i`` touches; ``-1`` for none.
+    first_values : ndarray (k, p1)
+        ``v_i``'s entries at that level (ignored where the code is -1).
+    rest_values : ndarray (k, m - 1)
+        ``v_i``'s entries on the later terms' effects and on beta.
+    """
+    cp = f.cp
+    k = first_codes.shape[0]
+    seen = first_codes >= 0
+    j = first_codes[seen]
+    w1 = np.zeros((k, cp.p1))
+    if seen.any():
+        w1[seen] = np.linalg.solve(f.L11[j], first_values[seen][:, :, None])[:, :, 0]
+    s = np.einsum("kab,kb->ka", f.D1[j], w1[seen])          # D_j w_1
+    rows = (j[:, None] * cp.p1 + np.arange(cp.p1)).ravel()
+    cols = np.repeat(np.flatnonzero(seen), cp.p1)
+    E = scipy.sparse.csr_matrix((s.ravel(), (rows, cols)), shape=(cp.l1 * cp.p1, k))
+    G = np.asarray((cp.A21 @ E).todense())[:-1]              # A21_j D_j w_1, y row dropped
+    if cp.q_rest:
+        G = left_scale(G, f.Ts[1:], cp.rest_offsets, cp.rest_levels)
+    w2 = scipy.linalg.solve_triangular(f.L22[:-1, :-1], rest_values.T - G, lower=True, check_finite=False)
+    return np.einsum("ka,ka->k", w1, w1) + np.einsum("ik,ik->k", w2, w2)

@@ -289,9 +289,9 @@ class LmerFit:
         r = self.spec.y - self.fitted()
         return self.spec.weighted_rows(r) if type == "pearson" else r
 
-    def predict(self, newdata: pd.DataFrame | None = None, re: bool = True,
-                allow_new_levels: bool = False, offset=None) -> np.ndarray:
-        """Predictions, population-level (``re=False``) or conditional on the random effects.
+    def predict(self, newdata: pd.DataFrame | None = None, re: bool = True, allow_new_levels: bool = False,
+                se_fit: bool = False, interval: str | None = None, level: float = 0.95, offset=None):
+        """Predictions, population-level (``re=False``) or conditional on the random effects (lme4's ``predict``).
 
         Parameters
         ----------
@@ -300,14 +300,27 @@ class LmerFit:
         re : bool
             Include the conditional modes of the random effects.
         allow_new_levels : bool
-            Levels not in the fit get zero random effects; otherwise a
-            :class:`~lmmcompare.errors.NewLevelError` names them.
+            Levels not in the fit get zero random effects (else a :class:`~lmmcompare.errors.NewLevelError`).
+        se_fit : bool
+            Return standard errors (lme4's ``se.fit``): conditional on theta and sigma,
+            ``sqrt(x'V_beta x)`` with ``re=False``, else from the joint covariance of
+            beta and b, ``sigma^2 (L_a L_a')^{-1}`` (:mod:`lmmcompare.freq.prediction`).
+        interval : {"confidence", "prediction"}, optional
+            ``fit -/+ z se`` ("confidence"), or for a new observation ``se^2`` plus
+            ``sigma^2 / w`` (``w = 1`` on new rows) and the variance of random effects not
+            conditioned on (new levels; every term with ``re=False``) ("prediction").
+        level : float
+            Coverage of the interval (normal quantiles).
         offset : array, optional
-            With ``newdata``, the ``offset`` argument's values for its rows (the
-            formula's ``offset(...)`` terms are evaluated on ``newdata``);
-            required when the fit had an ``offset`` argument.
+            With ``newdata``, the ``offset`` argument's values for its rows (required when
+            the fit had one); the formula's ``offset(...)`` terms are evaluated on ``newdata``.
+
+        Returns
+        -------
+        ndarray, or DataFrame with ``se_fit`` or ``interval``
+            ``fit``, ``se`` (``lower``, ``upper``), indexed as ``newdata`` (or the model frame).
         """
-        return predict_rows(self, newdata, re, allow_new_levels, offset)
+        return predict_rows(self, newdata, re, allow_new_levels, offset, se_fit, interval, level)
 
     def simulate(self, nsim: int = 1, seed=None) -> pd.DataFrame:
         """Responses simulated from the fitted model (new b and new noise), as lme4's ``simulate``.
