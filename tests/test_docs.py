@@ -31,7 +31,7 @@ API_NAMES = [
     "lmmcompare.load_dataset", "lmmcompare.list_datasets", "lmmcompare.ModelSpec", "lmmcompare.LmerFit",
     "lmmcompare.LmerFit.summary", "lmmcompare.LmerFit.confint", "lmmcompare.BayesFit", "lmmcompare.Comparison",
     "lmmcompare.Comparison.table", "lmmcompare.load", "lmmcompare.LmerFit.save", "lmmcompare.BayesFit.save",
-    "lmmcompare.Comparison.save", "lmmcompare.set_default_contrasts", "lmmcompare.LmerFit.update",
+    "lmmcompare.Comparison.save", "lmmcompare.emmeans", "lmmcompare.Comparison.emmeans", "lmmcompare.Comparison.pairs", "lmmcompare.set_default_contrasts", "lmmcompare.LmerFit.update",
     "lmmcompare.BayesFit.update", "lmmcompare.freq.make_devfun", "lmmcompare.freq.optimize_lmer",
     "lmmcompare.freq.make_fit", "lmmcompare.core.factor.factorize", "lmmcompare.core.gradient.objective_and_gradient",
     "lmmcompare.freq.inference.satterthwaite_df", "lmmcompare.freq.inference.kenward_roger_df",

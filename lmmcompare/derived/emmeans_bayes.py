@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..arguments import check_level
-from .emmeans import contrast_matrix, families, labels
+from .contrasts import contrast_matrix, families, labels
 from .grid import Grid
 
 
@@ -72,7 +72,7 @@ class BayesEMMeans:
         return pd.concat(frames, axis=1)
 
     def contrast(self, method="pairwise", level: float | None = None) -> pd.DataFrame:
-        """Posterior of contrasts of the means (methods as :meth:`EMMeans.contrast`):
+        """Posterior of contrasts of the means (methods as :meth:`lmmcompare.derived.emmeans.EMMeans.contrast`):
         ``estimate`` (median), ``se`` (sd), ``lower``, ``upper`` and ``pd``."""
         level = self.level if level is None else check_level("level", level)
         draws = self.contrast_draws(method)

@@ -80,7 +80,6 @@ def term_covariance_draws(posterior, spec: ModelSpec) -> list[np.ndarray]:
     """``Sigma_k`` per draw, (chain, draw, p_k, p_k), from the posterior's ``sd_*`` and ``cor_*`` draws."""
     out = []
     for t, term in enumerate(spec.terms):
-        rows = spec.parameters.of_term(t)
         shape = posterior["sigma"].shape
         sd, cor = np.zeros(shape + (term.p,)), np.broadcast_to(np.eye(term.p), shape + (term.p, term.p)).copy()
         for r in spec.parameters.of_term(t):
