@@ -10,7 +10,8 @@ import lmmcompare as lc
 OUT = pathlib.Path(__file__).parent / "out"
 
 
-def run(name: str, formula: str, data: str, reml: bool = True, ci: str = "profile", **bayes_options):
+def run(name: str, formula: str, data: str, reml: bool = True, ci: str = "profile", report_options=None,
+        **bayes_options):
     OUT.mkdir(exist_ok=True)
     options = dict(draws=1000, tune=1000, chains=4, seed=20261125, progressbar=True)
     options.update(bayes_options)
@@ -21,8 +22,9 @@ def run(name: str, formula: str, data: str, reml: bool = True, ci: str = "profil
         cmp = lc.fit_both(formula, data, reml=reml, **options)
     print(cmp.freq.summary())
     print()
-    print(cmp.to_markdown(ci=ci))
-    path = cmp.report(OUT / f"{name}.html", ci=ci)
+    report_options = report_options or {}
+    print(cmp.to_markdown(ci=ci, **report_options))
+    path = cmp.report(OUT / f"{name}.html", ci=ci, **report_options)
     print(f"\nreport: {path}")
     return cmp
 

@@ -105,6 +105,7 @@ def _parser():
     c.add_argument("--parameterization", default="marginal", choices=["marginal", "auto", "noncentered", "centered"])
     c.add_argument("--emmeans", metavar="SPEC", help="marginal means of these factors and their pairwise "
                    "differences, side by side (e.g. recipe, or 'recipe | temperature')")
+    c.add_argument("--r2", action="store_true", help="R² and ICC of both fits, side by side")
     for command in (f, c):
         command.add_argument("--weights", help="column of prior weights (residual variance sigma^2 / w)")
         command.add_argument("--offset", help="column added to the linear predictor")
@@ -141,9 +142,10 @@ def main(argv=None) -> int:
                      parameterization=args.parameterization, progressbar=True,
                      reml_fit=None if args.ml else freq)  # auto's choice reads the REML fit: the one just made
         cmp = compare(freq, post)
-        print(cmp.to_markdown(ci=args.ci, emmeans=args.emmeans))
+        print(cmp.to_markdown(ci=args.ci, emmeans=args.emmeans, r2=args.r2))
         if args.report:
-            print(f"report written to {cmp.report(args.report, ci=args.ci, emmeans=args.emmeans)}", file=sys.stderr)
+            path = cmp.report(args.report, ci=args.ci, emmeans=args.emmeans, r2=args.r2)
+            print(f"report written to {path}", file=sys.stderr)
         return 0
     except LmmError as exc:
         print(f"lmmcompare: error: {plain_text(str(exc))}", file=sys.stderr)

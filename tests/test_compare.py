@@ -123,8 +123,7 @@ def test_forest_plot_draws_the_table_s_estimates_and_intervals(sleep_cmp):
         expected += [([t["estimate"]], [1]), ([t["eti_lower"], t["eti_upper"]], [0, 0]), ([t["post_median"]], [0])]
         assert drawn_lines(ax) == expected, name
     assert sum(np.isfinite(table["lower"])) == 2
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["frequentist (wald)",
-                                                                           "posterior median, ETI"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["frequentist (wald)", "posterior median, ETI"]
     assert fig._suptitle.get_text() == "Reaction ~ Days + (Days | Subject): 95% intervals"
 
 
@@ -343,3 +342,10 @@ def test_cli_compare_writes_a_report(tmp_path):
     (rows,), _ = markdown_tables(out.stdout)  # the CLI prints to_markdown()
     assert [r[0] for r in rows] == ["parameter", "(Intercept)", "sd_(Intercept)|Batch", "sigma"]
     assert [len(r) for r in rows] == [14] * 4
+
+
+def test_trace_plot_keeps_the_parameters_with_the_smallest_ess(sleep_cmp):
+    ess = sleep_cmp.bayes.diagnostics()["ess_bulk"].loc[sleep_cmp.bayes.parameter_names]
+    fig = trace_plot(sleep_cmp.bayes, max_parameters=3)
+    kept = [ax.get_title() for ax in fig.axes][::2]
+    assert kept == [n for n in sleep_cmp.bayes.parameter_names if n in set(ess.nsmallest(3).index)]

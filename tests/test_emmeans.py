@@ -175,3 +175,46 @@ def test_the_comparison_puts_the_means_side_by_side(fits, posteriors):
 def test_bad_arguments_are_typed_errors(fits, call, error, fragment):
     with pytest.raises(error, match=fragment):
         call(fits["cake"])
+
+
+def test_comparison_predict_and_r2_put_both_answers_side_by_side(fits, posteriors):
+    cmp = lc.compare(fits["cake"], posteriors["cake"])
+    new = lc.load_dataset("cake").iloc[:4]
+    table = cmp.predict(new)
+    freq = fits["cake"].predict(new, se_fit=True, interval="confidence")
+    np.testing.assert_allclose(table[["estimate", "se", "lower", "upper"]].to_numpy(),
+                               freq[["fit", "se", "lower", "upper"]].to_numpy())
+    draws = posteriors["cake"].predict(new, summary=False).values.reshape(-1, 4)
+    np.testing.assert_allclose(table["post_median"], np.median(draws, axis=0), rtol=1e-12)
+    population = cmp.predict(new, re=False)
+    beta = np.stack([posteriors["cake"].idata.posterior[n].values.ravel() for n in fits["cake"].spec.fixed_names], 1)
+    np.testing.assert_allclose(population["post_median"], np.median(beta @ fits["cake"].spec.X[:4].T, axis=0),
+                               rtol=1e-12)
+    r2 = cmp.r2()
+    assert r2.loc["R2 marginal", "estimate"] == pytest.approx(lc.r2(fits["cake"]).marginal)
+    assert r2.loc["ICC adjusted", "post_median"] == pytest.approx(np.median(lc.icc(posteriors["cake"]).adjusted))
+    assert r2.loc["Bayes R2 conditional", "post_median"] == pytest.approx(
+        np.median(lc.r2(posteriors["cake"], kind="bayes").conditional))
+
+
+def test_report_and_markdown_gain_the_derived_sections_when_asked(fits, posteriors, tmp_path):
+    cmp = lc.compare(fits["cake"], posteriors["cake"])
+    markdown = cmp.to_markdown(ci="wald", emmeans="recipe", r2=True)
+    assert "**Estimated marginal means of recipe**" in markdown and "| A - B |" in markdown
+    assert "**R² and intraclass correlation**" in markdown
+    assert "Estimated marginal means" not in cmp.to_markdown(ci="wald")
+    html = (tmp_path / "r.html")
+    cmp.report(html, ci="wald", emmeans="recipe", r2=True)
+    text = html.read_text()
+    assert "<h2>Estimated marginal means of recipe</h2>" in text and "<h2>Pairwise differences of recipe</h2>" in text
+    assert f"{lc.emmeans(fits['cake'], 'recipe').table()['emmean'].iloc[0]:.4g}" in text
+
+
+def test_cli_refuses_an_emmeans_spec_that_is_no_factor_before_fitting():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "lmmcompare.cli", "compare", "angle ~ recipe + temp + (1 | replicate)",
+                          "--data", "cake", "--emmeans", "temp"], capture_output=True, text=True)
+    assert out.returncode == 2 and "'temp' is not a factor of the fixed part" in out.stderr
+    assert "fitting" not in out.stderr

@@ -14,7 +14,7 @@ from ..freq.result import LmerFit
 from ..report.html import write_report
 from ..report.markdown import comparison_markdown
 from .checks import fit_statistics, ppc_statistics
-from .derived import emmeans_table, pairs_table
+from .derived import emmeans_table, pairs_table, predict_table, r2_table
 from .matching import spec_difference
 from .persist import comparison_content
 from .ranef import ranef_table, shrinkage_table
@@ -105,6 +105,17 @@ class Comparison:
         p-values and intervals (emmeans' ``pairs``) beside posterior ones with the probability of direction."""
         return pairs_table(self.freq, self.bayes, specs, adjust, level, by=by, at=at, ddf=ddf, weights=weights)
 
+    def predict(self, newdata=None, re: bool = True, allow_new_levels: bool = False, level: float = 0.95,
+                seed=None) -> pd.DataFrame:
+        """Predictions from both fits, side by side: the frequentist fit, se and confidence interval
+        (:meth:`LmerFit.predict`) beside the posterior of the expected value (:meth:`BayesFit.predict`)."""
+        return predict_table(self.freq, self.bayes, newdata, re, allow_new_levels, level, seed)
+
+    def r2(self, level: float = 0.95) -> pd.DataFrame:
+        """R² and ICC from both fits (:func:`lmmcompare.r2`, :func:`lmmcompare.icc`), side by side, and the
+        Bayesian R² of Gelman et al. (2019)."""
+        return r2_table(self.freq, self.bayes, level)
+
     def flags(self, ci: str = "profile", level: float = 0.95, **options) -> list[tuple[str, str, str]]:
         """``(parameter, flag, explanation)`` for every flag in the table (``options`` as :meth:`table`)."""
 
@@ -114,36 +125,46 @@ class Comparison:
                 out.append((name, f, FLAG_TEXT[f]))
         return out
 
-    def to_markdown(self, ci: str = "profile", level: float = 0.95, emmeans=None, **options) -> str:
+    def to_markdown(self, ci: str = "profile", level: float = 0.95, emmeans=None, r2: bool = False,
+                    **options) -> str:
         """The table and flags as GitHub-flavoured Markdown (``options`` as :meth:`table`); with
-        ``emmeans`` (a specs of :func:`lmmcompare.emmeans`) the marginal means and their pairs too."""
+        ``emmeans`` (a specs of :func:`lmmcompare.emmeans`) the marginal means and their pairs too, and
+        with ``r2`` the R² and ICC table (:meth:`r2`)."""
 
-        return comparison_markdown(self, ci, level, derived=self._derived_sections(emmeans, level), **options)
+        return comparison_markdown(self, ci, level, derived=self._derived_sections(emmeans, r2, level), **options)
 
-    def _derived_sections(self, emmeans, level) -> list:
+    def _derived_sections(self, emmeans, r2: bool, level) -> list:
+        out = []
+        if r2:
+            out.append(("R² and intraclass correlation", self.r2(level),
+                        "Nakagawa & Schielzeth's R² (Johnson's random-slope variance) and the ICC, as R's "
+                        "performance: the frequentist value at the estimates beside its posterior (computed on "
+                        "every draw); Bayes R2 is Gelman et al.'s (brms' bayes_R2), which has no frequentist twin."))
         if emmeans is None:
-            return []
-        return [(f"Estimated marginal means of {emmeans}", self.emmeans(emmeans, level=level),
+            return out
+        return out + [(f"Estimated marginal means of {emmeans}", self.emmeans(emmeans, level=level),
                  "emmeans' reference grid (other factors averaged with equal weights, covariates at their means); "
                  "frequentist: Kenward-Roger se, df and intervals; Bayesian: the same grid on every posterior draw."),
                 (f"Pairwise differences of {emmeans}", self.pairs(emmeans, level=level),
                  "Frequentist p-values and intervals with Tukey's adjustment; pd is the posterior probability of "
                  "the difference's sign (direction).")]
 
-    def report(self, path, ci: str = "profile", level: float = 0.95, studies=(), emmeans=None) -> str:
+    def report(self, path, ci: str = "profile", level: float = 0.95, studies=(), emmeans=None,
+               r2: bool = False) -> str:
         """Write one self-contained HTML file (images embedded); returns the path.
 
         ``studies``: results of :func:`lmmcompare.validate.coverage` or
         :func:`lmmcompare.validate.sbc` to include as sections of the report;
         ``emmeans``: a specs (``"recipe"``) whose marginal means and pairwise
-        differences the report shows side by side (:meth:`emmeans`, :meth:`pairs`).
+        differences the report shows side by side (:meth:`emmeans`, :meth:`pairs`);
+        ``r2``: add the R² and ICC table (:meth:`r2`).
         """
 
         studies = tuple(studies)
         bad = [type(s).__name__ for s in studies if not hasattr(s, "html_section")]
         if bad:
             raise ArgumentError(f"studies must be CoverageResult or SBCResult objects, got {', '.join(bad)}")
-        return write_report(self, path, ci, level, studies=studies, derived=self._derived_sections(emmeans, level))
+        return write_report(self, path, ci, level, studies=studies, derived=self._derived_sections(emmeans, r2, level))
 
     def save(self, path) -> str:
         """Write both fits and the intervals computed so far to one file; :func:`lmmcompare.load` reads it.

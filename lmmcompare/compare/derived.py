@@ -67,3 +67,55 @@ def pairs_table(freq_fit, bayes_fit, specs, adjust: str = "tukey", level: float 
     out.insert(3, "p", freq["p"])
     out["pd"] = np.maximum((draws > 0).mean(axis=0), (draws < 0).mean(axis=0))
     return out
+
+
+def predict_table(freq_fit, bayes_fit, newdata=None, re: bool = True, allow_new_levels: bool = False,
+                  level: float = 0.95, seed=None) -> pd.DataFrame:
+    """Predictions for ``newdata`` (or the model frame) from both fits: lme4's ``predict(se.fit=TRUE)`` with a
+    confidence interval (conditional on theta; a new level's effect is 0) beside the posterior of
+    ``offset + x'beta + z'b`` (brms' ``posterior_epred``; a new level's effect drawn from N(0, Sigma),
+    so the Bayesian interval of a new level is the wider one by design)."""
+    freq = freq_fit.predict(newdata, re=re, allow_new_levels=allow_new_levels, se_fit=True,
+                            interval="confidence", level=level)
+    freq = freq.rename(columns={"fit": "estimate"})
+    if re:
+        draws = bayes_fit.predict(newdata, kind="epred", allow_new_levels=allow_new_levels, summary=False,
+                                  seed=seed)
+        values = draws.values.reshape(-1, draws.shape[-1])
+    else:
+        spec = bayes_fit.spec
+        beta = np.stack([bayes_fit.idata.posterior[n].values.ravel() for n in spec.fixed_names], 1)
+        X = spec.X if newdata is None else _fixed_rows(spec, newdata)
+        offset = freq["estimate"].to_numpy() - X @ freq_fit.beta   # the rows' offsets, as the frequentist fit has them
+        values = beta @ X.T + offset
+    return side_by_side(freq, values, level)
+
+
+def _fixed_rows(spec, newdata):
+    from ..spec.design import rebuild_design
+
+    return rebuild_design(spec.fixed, newdata, "the fixed-effects model matrix")[:, list(spec.keep_fixed)]
+
+
+def r2_table(freq_fit, bayes_fit, level: float = 0.95) -> pd.DataFrame:
+    """Nakagawa's marginal and conditional R² and the adjusted and unadjusted ICC from both fits: the
+    frequentist numbers at the estimates beside their posteriors (computed on every draw), and Gelman et
+    al.'s Bayesian R² (``bayes_R2``) for the posterior alone."""
+    import warnings
+
+    from ..derived import icc, r2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # a singular fit's R² is NaN, as performance's: the table shows it
+        f_r2, f_icc = r2(freq_fit), icc(freq_fit)
+    b_r2, b_icc, gelman = r2(bayes_fit), icc(bayes_fit), r2(bayes_fit, kind="bayes")
+    names = ["R2 marginal", "R2 conditional", "ICC adjusted", "ICC unadjusted"]
+    freq = pd.DataFrame({"estimate": [f_r2.marginal, f_r2.conditional, f_icc.adjusted, f_icc.unadjusted]},
+                        index=pd.Index(names, name="quantity"))
+    draws = np.column_stack([np.ravel(v) for v in (b_r2.marginal, b_r2.conditional, b_icc.adjusted,
+                                                   b_icc.unadjusted)])
+    out = side_by_side(freq, draws, level)
+    extra = side_by_side(pd.DataFrame({"estimate": [np.nan, np.nan]},
+                                      index=pd.Index(["Bayes R2 marginal", "Bayes R2 conditional"], name="quantity")),
+                         np.column_stack([np.ravel(gelman.marginal), np.ravel(gelman.conditional)]), level)
+    return pd.concat([out, extra])

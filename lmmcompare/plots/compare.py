@@ -15,12 +15,20 @@ def _plt():
 
 def forest_plot(cmp, ci: str = "profile", level: float = 0.95):
     """Per parameter, its own panel (own scale): frequentist estimate and interval above,
-    posterior median and equal-tailed interval below."""
+    posterior median and equal-tailed interval below.  Panels fill two columns (row by row) when there
+    are more than eight, so a model with many fixed effects stays about a screen tall; the legend sits
+    above the panels, clear of them."""
+    from matplotlib.lines import Line2D
+
     plt = _plt()
     table = cmp.table(ci, level)
     names = list(table.index)
-    fig, axes = plt.subplots(len(names), 1, figsize=(7, 0.85 * len(names) + 1.0), squeeze=False)
-    for ax, name in zip(axes[:, 0], names):
+    ncols = 2 if len(names) > 8 else 1
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols + 1.0, 0.55 * nrows + 1.2), squeeze=False)
+    for ax in axes.ravel()[len(names):]:
+        fig.delaxes(ax)
+    for ax, name in zip(axes.ravel(), names):
         t = table.loc[name]
         if np.isfinite(t["lower"]):
             ax.plot([t["lower"], t["upper"]], [1, 1], color="C0", lw=2)
@@ -32,11 +40,12 @@ def forest_plot(cmp, ci: str = "profile", level: float = 0.95):
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(axis="x", alpha=0.3)
-    axes[0, 0].plot([], [], "o-", color="C0", label=f"frequentist ({ci})")
-    axes[0, 0].plot([], [], "s-", color="C1", label="posterior median, ETI")
-    axes[0, 0].legend(fontsize=7, loc="upper right", ncol=2)
+    handles = [Line2D([], [], marker="o", color="C0", label=f"frequentist ({ci})"),
+               Line2D([], [], marker="s", color="C1", label="posterior median, ETI")]
     fig.suptitle(f"{cmp.spec.formula}: {int(level * 100)}% intervals", fontsize=10)
-    fig.tight_layout()
+    top = 1 - 0.6 / fig.get_figheight()   # room for the title and, below it, the legend
+    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=2, bbox_to_anchor=(0.5, top), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, top))
     return fig
 
 
@@ -75,7 +84,7 @@ def caterpillar_plot(cmp, group: str | None = None, coef: str | None = None, max
         ax.axvline(0, color="grey", lw=0.5)
         ax.set_yticks(pos, d["level"], fontsize=7)
         ax.set_title(f"{c} | {group}{note}", fontsize=9)
-    axes[0][0].legend(fontsize=8)
+    axes[0][0].legend(fontsize=8, loc="lower right")   # levels sorted upwards: the lower right is empty
     fig.tight_layout()
     return fig
 
@@ -141,10 +150,19 @@ def ppc_plot(cmp, n_draws: int = 50, seed=None):
     return fig
 
 
-def trace_plot(bayes_fit, kind: str = "trace"):
-    """ArviZ trace (or rank) plot of the parameters, returned as a Figure."""
+def trace_plot(bayes_fit, kind: str = "trace", max_parameters: int | None = None):
+    """ArviZ trace (or rank) plot of the parameters, returned as a Figure.
+
+    With ``max_parameters``, only that many: those with the smallest bulk ESS (the
+    ones whose mixing a reader should look at), in the table's order.
+    """
     import arviz as az
 
     _plt()
-    axes = az.plot_trace(bayes_fit.idata, var_names=bayes_fit.parameter_names, kind=kind, compact=False)
+    names = list(bayes_fit.parameter_names)
+    if max_parameters is not None and len(names) > max_parameters:
+        worst = set(bayes_fit.diagnostics()["ess_bulk"].loc[names].nsmallest(max_parameters).index)
+        names = [n for n in names if n in worst]
+    axes = az.plot_trace(bayes_fit.idata, var_names=names, kind=kind, compact=False,
+                         figsize=(10, 1.6 * len(names) + 0.4), backend_kwargs={"layout": "constrained"})
     return np.asarray(axes).ravel()[0].figure

@@ -4,8 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def plot_profile(profile, level: float = 0.95, ncols: int = 3):
+def plot_profile(profile, level: float = 0.95, ncols: int | None = None):
     """One panel per parameter: zeta against the parameter, with the interval ends marked.
+
+    ``ncols`` defaults to 3, or 5 for more than 12 parameters (smaller panels), so a model
+    with many fixed effects does not give a figure thousands of pixels tall.
 
     Parameters
     ----------
@@ -23,8 +26,11 @@ def plot_profile(profile, level: float = 0.95, ncols: int = 3):
     from scipy.stats import norm
 
     names = list(profile.traces)
+    small = len(names) > 12
+    ncols = ncols or (5 if small else 3)
     nrows = int(np.ceil(len(names) / ncols))
-    fig, axes = plt.subplots(nrows, min(ncols, len(names)), figsize=(3.2 * min(ncols, len(names)), 2.6 * nrows),
+    width, height = (2.5, 2.0) if small else (3.2, 2.6)
+    fig, axes = plt.subplots(nrows, min(ncols, len(names)), figsize=(width * min(ncols, len(names)), height * nrows),
                              squeeze=False)
     z = norm.ppf(0.5 + level / 2)
     ci = profile.confint(level)

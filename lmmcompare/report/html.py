@@ -11,11 +11,13 @@ from ..spec.inputs import describe_inputs
 from .markdown import TABLE_COLUMNS
 
 _CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+body { font-family: system-ui, sans-serif; max-width: 1240px; margin: 2em auto; padding: 0 1em; color: #222; }
+.wide { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
-.flag { color: #b00; font-weight: bold; } img { max-width: 100%; } code { background: #f4f4f4; }
+.flag { color: #b00; font-weight: bold; } figure { margin: 1.5em 0; }
+figcaption { font-weight: bold; margin-bottom: 0.3em; } img { max-width: 100%; } code { background: #f4f4f4; }
 """
 
 
@@ -26,12 +28,15 @@ def figure_html(fig, alt: str) -> str:
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>' \
-           f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+    # the caption above its figure: below it, it reads as the title of the next one
+    return f"<figure><figcaption>{html.escape(alt)}</figcaption>" \
+           f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/></figure>'
 
 
 def table_html(frame, float_format="{:.4g}") -> str:
-    return frame.to_html(float_format=lambda v: float_format.format(v), na_rep="", border=0, escape=True)
+    """The frame as an HTML table, in a box that scrolls sideways when the page is narrower than the table."""
+    body = frame.to_html(float_format=lambda v: float_format.format(v), na_rep="", border=0, escape=True)
+    return f"<div class='wide'>{body}</div>"
 
 
 def software_versions() -> dict:
@@ -43,6 +48,8 @@ def software_versions() -> dict:
             out[pkg] = "not installed"
     return out
 
+
+TRACE_PARAMETERS = 8   # more would make the report's trace plot thousands of pixels tall
 
 MARGINAL_NOTE = (" (the default: the random effects are integrated out of the likelihood, so NUTS moves on "
                  "the fixed effects, sds, correlations and sigma alone, with no funnel; each draw's random "
@@ -108,7 +115,10 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
     parts.append(figure_html(ppc_plot(cmp, seed=0), "Posterior predictive density check"))
     if ci == "profile":
         parts.append(figure_html(plot_profile(cmp.freq.profile(level=level), level), "Profile zeta plots"))
-    parts.append(figure_html(trace_plot(cmp.bayes), "Trace plots"))
+    shown = min(TRACE_PARAMETERS, len(cmp.bayes.parameter_names))
+    parts.append(figure_html(trace_plot(cmp.bayes, max_parameters=TRACE_PARAMETERS),
+                             "Trace plots" + ("" if shown == len(cmp.bayes.parameter_names) else
+                                              f" of the {shown} parameters with the smallest bulk ESS")))
     parts.append("<h2>Diagnostics and checks</h2>")
     diag = cmp.bayes.diagnostics()
     parts.append(f"<p>Divergent transitions: {diag.attrs.get('divergences', 0)}. {_sampler_effort(diag.attrs)}</p>")
