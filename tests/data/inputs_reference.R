@@ -7,15 +7,7 @@
 # Every weight and offset is a deterministic function of existing columns: its R expression and a
 # description are stored with the fit (and its values, in row order, to check a Python port).
 suppressMessages({library(lme4); library(lmerTest, warn.conflicts = FALSE); library(jsonlite)})
-datadir <- "../../lmmcompare/datasets/data"
-sch <- fromJSON(file.path(datadir, "schema.json"), simplifyVector = FALSE)
-load_ds <- function(name) {
-  d <- read.csv(file.path(datadir, paste0(name, ".csv")), stringsAsFactors = FALSE)
-  for (c in names(sch[[name]]$columns)) { cc <- sch[[name]]$columns[[c]]
-    if (cc$type == "factor") d[[c]] <- factor(as.character(d[[c]]), levels = unlist(cc$levels)) }
-  stopifnot(!anyNA(d))
-  d
-}
+source("shipped_data.R")   # load_ds(name): a shipped data set with the package's factor levels
 sleep <- load_ds("sleepstudy"); dye <- load_ds("Dyestuff"); dye2 <- load_ds("Dyestuff2")
 orth <- load_ds("Orthodont"); cake <- load_ds("cake"); pen <- load_ds("Penicillin")
 

@@ -11,15 +11,7 @@
 # here by hand: it differs from insight's where a random-term column is not a fixed-effect column
 # (insight keeps only the columns of Sigma_k named like a column of X).
 suppressMessages({library(lme4); library(performance); library(insight); library(jsonlite)})
-datadir <- "../../lmmcompare/datasets/data"
-sch <- fromJSON(file.path(datadir, "schema.json"), simplifyVector = FALSE)
-load_ds <- function(name) {
-  d <- read.csv(file.path(datadir, paste0(name, ".csv")), stringsAsFactors = FALSE)
-  for (c in names(sch[[name]]$columns)) { cc <- sch[[name]]$columns[[c]]
-    if (cc$type == "factor") d[[c]] <- factor(as.character(d[[c]]), levels = unlist(cc$levels)) }
-  stopifnot(!anyNA(d))
-  d
-}
+source("shipped_data.R")   # load_ds(name): a shipped data set with the package's factor levels
 sleep <- load_ds("sleepstudy"); dye <- load_ds("Dyestuff"); dye2 <- load_ds("Dyestuff2")
 orth <- load_ds("Orthodont"); pen <- load_ds("Penicillin")
 sleep$w <- 1 + (sleep$Days %% 3)
