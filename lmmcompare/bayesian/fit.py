@@ -13,7 +13,7 @@ from ..arguments import check_bool, check_choice, check_int, check_number, check
 from ..core.threads import single_blas_thread
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import as_spec
-from .model import build_model
+from .reuse import built_model
 from .postprocess import (covariance_factors, fixed_effects, linear_predictor, named_posterior,
                           random_effects_marginal, random_effects_sampled, variance_parameters)
 from .priors import PriorSet, default_priors
@@ -73,7 +73,7 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
                    na_action=na_action)
     prior_set = default_priors(spec, priors)
     t0 = time.perf_counter()
-    built = build_model(spec, prior_set, parameterization, reml_fit=reml_fit)
+    built = built_model(spec, prior_set, parameterization, reml_fit=reml_fit)   # compiled once per design
     import pymc as pm
 
     rng = np.random.default_rng(seed)

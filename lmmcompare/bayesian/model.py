@@ -66,7 +66,8 @@ def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt):
 
 
 def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "noncentered",
-                shared_response: bool = False, standardized: bool = True, reml_fit=None) -> BuiltModel:
+                shared_response: bool = False, standardized: bool = True, reml_fit=None,
+                model_class=None) -> BuiltModel:
     """The PyMC model of ``spec`` under ``priors``.
 
     ``parameterization="auto"`` chooses the centred or noncentred form for the
@@ -78,7 +79,8 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     (:class:`.refit.Refitter`).  ``standardized=False`` samples every
     covariance in the model's own sds and correlations, with PyMC's LKJCorr (the generative form,
     which prior predictive draws need); the default moves the noncentered and
-    centered forms on standardised columns (same model, same prior).
+    centered forms on standardised columns (same model, same prior).  ``model_class``: a subclass
+    of ``pm.Model`` to build it as (:mod:`.reuse`'s, which keeps its compiled functions).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -94,7 +96,7 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     else:
         forms = (parameterization,) * len(spec.terms)
     coords = {"obs": np.arange(spec.n)}
-    with pm.Model(coords=coords) as model:
+    with (model_class or pm.Model)(coords=coords) as model:
         mu, x_means, slope_index, coef = _fixed_part(spec, priors, pm, pt)
         sigma = priors.sigma.variable(spec.parameters["sigma"].pymc_name)
         transforms = (column_transforms(spec) if standardized else None) or [None] * len(spec.terms)
