@@ -51,6 +51,9 @@ def emmeans(fit, specs, by=None, at=None, ddf: str = "kenward-roger", level: flo
     hdi : bool
         BayesFit: highest-density intervals in place of equal-tailed ones.
 
+    An offset of the model is not part of the means (``L beta`` alone), where
+    emmeans adds the offset evaluated on the grid.
+
     Returns
     -------
     EMMeans or BayesEMMeans
