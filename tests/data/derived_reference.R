@@ -20,13 +20,6 @@ sleep <- load_ds("sleepstudy"); dye <- load_ds("Dyestuff"); orth <- load_ds("Ort
 cake <- load_ds("cake"); pen <- load_ds("Penicillin")
 stopifnot(!is.ordered(cake$temperature))
 
-conds <- function(expr) {                       # value plus every warning/message it raised
-  msgs <- character(0)
-  val <- withCallingHandlers(expr,
-    warning = function(w) { msgs <<- c(msgs, conditionMessage(w)); invokeRestart("muffleWarning") },
-    message = function(m) { msgs <<- c(msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") })
-  list(value = val, messages = msgs)
-}
 run_text <- function(text, env) conds(eval(parse(text = text), env))
 arr <- function(x) I(if (is.null(x)) character(0) else x)    # a JSON array even when empty or length 1
 mat_rows <- function(m) { m <- as.matrix(m); lapply(seq_len(nrow(m)), function(i) I(unname(m[i, ]))) }

@@ -32,13 +32,6 @@ add_input("sleep_half", "sleep", "half", "Days", "Days (given once in the formul
 add_input("orth_logage", "orth", "logage", "log(age)", "natural log of age (ages 8 to 14)")
 
 # ---- one fit: lme4's numbers, lmerTest's Satterthwaite (and Kenward-Roger where unweighted) ----
-conds <- function(expr) {                       # value plus every warning/message it raised
-  msgs <- character(0)
-  val <- withCallingHandlers(expr,
-    warning = function(w) { msgs <<- c(msgs, conditionMessage(w)); invokeRestart("muffleWarning") },
-    message = function(m) { msgs <<- c(msgs, trimws(conditionMessage(m))); invokeRestart("muffleMessage") })
-  list(value = val, messages = msgs)
-}
 lmer_args <- function(cs, data) {
   a <- list(formula = as.formula(cs$formula), data = data, REML = cs$reml)
   if (!is.null(cs$weights)) a$weights <- as.name(inputs[[cs$weights]]$column)
