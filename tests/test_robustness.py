@@ -372,7 +372,7 @@ def test_wrong_argument_types_are_typed_errors_before_any_work(call, error, frag
     def no_model(*args, **kwargs):
         raise AssertionError("a Bayesian model was built before the arguments were checked")
 
-    monkeypatch.setattr(bayes_fit, "build_model", no_model)
+    monkeypatch.setattr(bayes_fit, "built_model", no_model)
     with pytest.raises(error) as info:
         call(base_fit)
     assert isinstance(info.value, LmmError) and isinstance(info.value, ValueError)

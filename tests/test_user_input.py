@@ -149,7 +149,7 @@ def test_a_prior_set_of_another_model_names_what_does_not_match(monkeypatch):
     def no_model(*args, **kwargs):
         raise AssertionError("a model was built before the priors were checked")
 
-    monkeypatch.setattr(bayes_fit, "build_model", no_model)
+    monkeypatch.setattr(bayes_fit, "built_model", no_model)
     with pytest.raises(ArgumentError, match="PriorSet made for another model"):
         lc.bayes(SPEC, priors=other)
 
@@ -163,7 +163,7 @@ def test_numpy_target_accept_is_accepted(monkeypatch):
     def reached(*args, **kwargs):
         raise Reached
 
-    monkeypatch.setattr(bayes_fit, "build_model", reached)
+    monkeypatch.setattr(bayes_fit, "built_model", reached)
     with pytest.raises(Reached):   # the arguments passed their checks
         lc.bayes(SPEC, target_accept=np.float32(0.9))
     with pytest.raises(ArgumentError, match=r"target_accept must be a finite number > 0.0 and < 1.0, got 1.5$"):

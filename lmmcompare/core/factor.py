@@ -132,6 +132,15 @@ def _trailing_matrix(cp: CrossProducts, Wj: np.ndarray, Dj: np.ndarray, out: np.
     return out
 
 
+def schur_cross_products(f: BlockedFactor) -> np.ndarray:
+    """``B = A22 - A21 blockdiag(W_j) A21'`` (symmetric, m x m): the trailing cross-products with the
+    first term eliminated, before the later terms' ``Lambda_r`` scaling (what :func:`factorize` factors
+    as ``Lambda_r' B Lambda_r + I``)."""
+    Wj = f.D1 @ np.swapaxes(f.D1, 1, 2)
+    B = _trailing_matrix(f.cp, Wj, f.D1, None)
+    return B + np.tril(B, -1).T
+
+
 def factorize(cp: CrossProducts, theta: np.ndarray, workspace: np.ndarray | None = None) -> BlockedFactor:
     """Compute L(theta).  Raises ``numpy.linalg.LinAlgError`` if not positive definite.
 

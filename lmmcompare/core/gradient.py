@@ -14,16 +14,21 @@ rewritten without ``T_1^{-1}`` (stable at the boundary)::
 
     Q_j = M_j^{-1} T1' [A11_j - (Y_j + Y_j')(T1 T1' A11_j + I)^{-1}]
 
-Later terms with a (near) zero diagonal in ``T_i`` fall back to central
-differences for their components.
+A later term with a (near) zero diagonal in ``T_i`` (a singular covariance, as
+maximal models often have) cannot use ``T_i^{-1}``; there ``Q_j`` is read off
+its defining product instead: with ``B`` the trailing cross-products with the
+first term eliminated (:func:`~.factor.schur_cross_products`) and ``H`` the
+inverse of the trailing system ``Lambda~' B Lambda~ + I``,
+``Q = (H Lambda~' B)_{ii}`` (its diagonal blocks over term i's levels), which
+equals ``(I - C) T_i^{-1}`` where ``T_i`` is invertible.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .blocks import CrossProducts, Workspace
-from .factor import factorize
-from .relcovar import apply_lambda, lower_index
+from .factor import factorize, schur_cross_products
+from .relcovar import apply_lambda, left_scale, lower_index
 from .solve import diagonal_blocks, inverse_blocks, solve_modes
 
 _TINY = 1e-6
@@ -51,13 +56,11 @@ def _sum_blocks(Q: np.ndarray) -> np.ndarray:
 
 
 def logdet_gradient(f, include_X: bool, workspaces: Workspace | None = None):
-    """``(d logdet / d theta, fallback)`` at the factor ``f``.
+    """``d logdet / d theta`` at the factor ``f``.
 
     ``logdet`` is ``log|L_theta|^2`` (plus ``log|L_X|^2`` with ``include_X``, REML).
-    ``fallback`` lists the components of later terms with a (near) zero diagonal
-    in ``T_i``, left at 0 here: the caller differences them.  ``workspaces`` (a
-    :class:`~lmmcompare.core.blocks.Workspace`) lends two scratch arrays; without
-    it (None or False) fresh ones are allocated.
+    ``workspaces`` (a :class:`~lmmcompare.core.blocks.Workspace`) lends two scratch
+    arrays; without it (None or False) fresh ones are allocated.
     """
     cp = f.cp
     scratch = (workspaces.buffer(1), workspaces.buffer(2)) if workspaces else None
@@ -73,20 +76,35 @@ def logdet_gradient(f, include_X: bool, workspaces: Workspace | None = None):
         inner = np.linalg.inv((T1 @ T1.T) @ cp.A11 + np.eye(cp.p1))
         Q1 = f.M1_inv @ T1.T @ (cp.A11 - YY @ inner)
     grads = [2.0 * _sum_blocks(Q1)]
-    fallback = []
-    pos = T1.shape[0] * (T1.shape[0] + 1) // 2
+    product = None
     for T, off, n_lev in zip(Ts[1:], cp.rest_offsets, cp.rest_levels):
         p = T.shape[0]
-        k = p * (p + 1) // 2
         if np.min(np.diag(T)) <= _TINY:
-            grads.append(np.zeros(k))
-            fallback.extend(range(pos, pos + k))
+            if product is None:
+                product = _trailing_product(f, H)
+            Q = _term_blocks(product, off, n_lev, p)
         else:
             C = diagonal_blocks(H, off, n_lev, p)
             Q = (np.eye(p) - C) @ np.linalg.inv(T)
-            grads.append(2.0 * _sum_blocks(Q))
-        pos += k
-    return np.concatenate(grads), fallback
+        grads.append(2.0 * _sum_blocks(Q))
+    return np.concatenate(grads)
+
+
+def _trailing_product(f, H: np.ndarray):
+    """``(H, Lambda~' B)`` over the trailing rows H covers: the two factors of ``H Lambda~' B`` (module docstring)."""
+    cp = f.cp
+    k = H.shape[0]
+    B = schur_cross_products(f)[:k, :k]
+    return H + np.tril(H, -1).T, left_scale(B, f.Ts[1:], cp.rest_offsets, cp.rest_levels)
+
+
+def _term_blocks(product, offset: int, n_levels: int, p: int) -> np.ndarray:
+    """Diagonal ``p x p`` blocks, per level, of ``(H Lambda~' B)`` over one term's rows and columns."""
+    Hs, LB = product
+    cols = slice(offset, offset + n_levels * p)
+    G = Hs[cols, :] @ LB[:, cols]
+    blocks = G.reshape(n_levels, p, n_levels, p)
+    return blocks[np.arange(n_levels), :, np.arange(n_levels), :]
 
 
 def rss_gradient(f, u: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -120,16 +138,7 @@ def deviance_pieces(cp: CrossProducts, theta: np.ndarray, include_X: bool, works
     theta = np.asarray(theta, dtype=float)
     f = factorize(cp, theta, None if workspace is None else workspace.buffer(0))
     u, beta = solve_modes(f)
-    dlogdet, fallback = logdet_gradient(f, include_X, workspace)
-    dr2 = rss_gradient(f, u, beta)
-
-    def pieces(th):
-        g = factorize(cp, th)
-        return np.array([g.logdet_theta + (g.logdet_X if include_X else 0.0), g.r2])
-
-    for i in fallback:
-        dlogdet[i], dr2[i] = central_difference(cp, pieces, theta, i)
-    return f, dlogdet, dr2
+    return f, logdet_gradient(f, include_X, workspace), rss_gradient(f, u, beta)
 
 
 def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool, workspace: Workspace | None = None):
@@ -141,22 +150,3 @@ def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool, wor
         return np.inf, np.full(theta.shape, np.nan)
     dof = cp.n - cp.p if reml else cp.n
     return f.objective(reml), dlogdet + dof * dr2 / f.r2
-
-
-def central_difference(cp, pieces, theta, i, h=1e-6):
-    """Differences of ``pieces(theta)`` (an array) in ``theta_i``; one-sided at a zero diagonal element."""
-    up, down = theta.copy(), theta.copy()
-    up[i] += h
-    down[i] -= h
-    if down[i] >= 0 or i not in _diagonal_positions(cp):
-        return (pieces(up) - pieces(down)) / (2 * h)
-    return (pieces(up) - pieces(theta)) / h
-
-
-def _diagonal_positions(cp: CrossProducts) -> set:
-    out, pos = set(), 0
-    for p in [cp.p1] + cp.rest_sizes:
-        rows, cols = lower_index(p)
-        out.update(pos + np.flatnonzero(rows == cols))
-        pos += len(rows)
-    return out

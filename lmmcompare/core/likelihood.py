@@ -25,7 +25,7 @@ import scipy.linalg
 
 from .blocks import CrossProducts
 from .factor import LOG_2PI, factorize
-from .gradient import central_difference, logdet_gradient, rss_gradient
+from .gradient import logdet_gradient, rss_gradient
 from .relcovar import apply_lambda
 from .solve import L21_transpose_times, solve_modes
 
@@ -90,16 +90,9 @@ def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True) 
     value = -0.5 * (cp.n * (LOG_2PI + np.log(s2)) + f.logdet_theta + r2 / s2 - cp.log_weights)
     if not gradient:
         return LogLikelihood(value, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
-    dlogdet, fallback = logdet_gradient(f, include_X=False, workspaces=False)
+    dlogdet = logdet_gradient(f, include_X=False, workspaces=False)
     u, _ = solve_modes(f, beta)
     dr2 = rss_gradient(f, u, beta)
-
-    def pieces(th):
-        g = factorize(cp, th)
-        return np.array([g.logdet_theta, _rss_at(g, beta)[0]])
-
-    for i in fallback:
-        dlogdet[i], dr2[i] = central_difference(cp, pieces, theta, i)
     return LogLikelihood(value=value, d_beta=-grad_r2_beta / s2, d_sigma=-cp.n / sigma + r2 / (s2 * sigma),
                          d_theta=-0.5 * (dlogdet + dr2 / s2))
 
