@@ -80,7 +80,7 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     covariance in the model's own sds and correlations, with PyMC's LKJCorr (the generative form,
     which prior predictive draws need); the default moves the noncentered and
     centered forms on standardised columns (same model, same prior).  ``model_class``: a subclass
-    of ``pm.Model`` to build it as (:mod:`.reuse`'s, which keeps its compiled functions).
+    of ``pm.Model`` to build it as (:mod:`lmmcompare.bayesian.reuse`'s, which keeps its compiled functions).
     """
     import pymc as pm
     import pytensor.tensor as pt

@@ -6,9 +6,9 @@ at 4 x (1000 + 1000) draws, more than a small model's sampling per chain.  A
 second ``lc.bayes`` call with the same design, priors and parameterisation
 (another seed, more draws, ``post.update(draws=...)``, ``fit_both`` after
 ``bayes``) reuses the model built by the first: its response enters as
-``pm.Data`` and is set to the new spec's, and :class:`ReusingModel` hands back
+``pm.Data`` and is set to the new spec's, and the model (:func:`reusing_model_class`) hands back
 the compiled function instead of compiling it again.  The last
-:data:`CACHE_SIZE` designs are kept.  ``parameterization="auto"`` is not
+``CACHE_SIZE`` designs are kept.  ``parameterization="auto"`` is not
 reused (its forms come from a REML fit).
 """
 from __future__ import annotations

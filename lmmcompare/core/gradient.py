@@ -17,7 +17,7 @@ rewritten without ``T_1^{-1}`` (stable at the boundary)::
 A later term with a (near) zero diagonal in ``T_i`` (a singular covariance, as
 maximal models often have) cannot use ``T_i^{-1}``; there ``Q_j`` is read off
 its defining product instead: with ``B`` the trailing cross-products with the
-first term eliminated (:func:`~.factor.schur_cross_products`) and ``H`` the
+first term eliminated (:func:`~lmmcompare.core.factor.schur_cross_products`) and ``H`` the
 inverse of the trailing system ``Lambda~' B Lambda~ + I``,
 ``Q = (H Lambda~' B)_{ii}`` (its diagonal blocks over term i's levels), which
 equals ``(I - C) T_i^{-1}`` where ``T_i`` is invertible.
