@@ -24,7 +24,7 @@ from .compare import Comparison
 from .errors import ArgumentError
 from .freq import lmer
 from .spec import as_spec
-from .spec.model_spec import INPUT_DEFAULTS
+from .spec.inputs import INPUT_DEFAULTS
 
 
 def _reml_fit_for_auto(spec, bayes_options, fit=None):

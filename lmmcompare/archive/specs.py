@@ -2,7 +2,7 @@
 
 ``ModelSpec.from_formula(**arguments)`` is deterministic and cheap (parsing and building
 the design, no fitting), so a file keeps the formula, the model frame and the options
-(``spec.build_arguments`` where the spec has it), and reading rebuilds the spec from them.
+(``spec.build_arguments``), and reading rebuilds the spec from them.
 Beside them it keeps what the arguments do not carry: the response (a spec made by
 ``with_response``, e.g. a bootstrap refit, has a ``y`` that is not the frame's), the
 count of rows dropped from the user's data and the shipped dataset's name; and, to
@@ -19,15 +19,9 @@ from ..errors import FileFormatError, LmmWarning
 from ..spec import ModelSpec
 
 
-def _build_arguments(spec: ModelSpec) -> dict:
-    """Formula and model frame: what rebuilds a spec made without further options."""
-    return {"formula": spec.formula, "data": spec.frame}
-
-
 def spec_arguments(spec: ModelSpec) -> dict:
     """The keyword arguments of ``ModelSpec.from_formula`` that rebuild ``spec``."""
-    arguments = getattr(spec, "build_arguments", None)
-    return dict(arguments) if arguments is not None else _build_arguments(spec)
+    return dict(spec.build_arguments)
 
 
 def _check(spec: ModelSpec) -> dict:

@@ -39,6 +39,24 @@ def beta_draws(fixed, names, draw_shape):
     return np.stack([fixed[n] for n in names], axis=-1)
 
 
+def posterior_beta(post, spec) -> np.ndarray:
+    """The fixed effects of every draw of a BayesFit's posterior, (chain, draw, p), in the spec's column order."""
+    return beta_draws({n: post[n].values for n in spec.fixed_names}, spec.fixed_names, post["sigma"].shape)
+
+
+def term_covariance_draws(post, spec) -> list[np.ndarray]:
+    """Per term, ``Sigma_t`` for every draw, (chain, draw, p, p), from a BayesFit's ``sd_*`` and ``cor_*`` draws."""
+    shape = post["sigma"].shape
+    sds = [np.zeros(shape + (t.p,)) for t in spec.terms]
+    cors = [np.broadcast_to(np.eye(t.p), shape + (t.p, t.p)).copy() for t in spec.terms]
+    for r in spec.parameters.variance:
+        if r.kind == "sd":
+            sds[r.term][..., r.i] = post[r.label].values
+        elif r.kind == "cor":
+            cors[r.term][..., r.i, r.j] = cors[r.term][..., r.j, r.i] = post[r.label].values
+    return [s[..., :, None] * R * s[..., None, :] for s, R in zip(sds, cors)]
+
+
 def covariance_factors(post, built):
     """Per term, the Cholesky factor L_i of Sigma_i for every draw: (chain, draw, p, p)."""
     table = built.spec.parameters

@@ -26,24 +26,11 @@ import xarray as xr
 from ..arguments import check_bool, check_choice, check_seed
 from ..errors import ArgumentError
 from ..spec.new_rows import prediction_rows
-from .postprocess import beta_draws, random_effects_from_posterior
+from .postprocess import posterior_beta, random_effects_from_posterior, term_covariance_draws
 
 KINDS = ("epred", "response")
 NEW_LEVEL_DRAWS = ("gaussian", "uncertainty")
 SUMMARY_QUANTILES = (0.025, 0.975)
-
-
-def term_covariance_draws(post, spec) -> list[np.ndarray]:
-    """Per term, ``Sigma_t`` for every draw, (chain, draw, p, p), from the ``sd_*`` and ``cor_*`` draws."""
-    shape = post["sigma"].shape
-    sds = [np.zeros(shape + (t.p,)) for t in spec.terms]
-    cors = [np.broadcast_to(np.eye(t.p), shape + (t.p, t.p)).copy() for t in spec.terms]
-    for r in spec.parameters.variance:
-        if r.kind == "sd":
-            sds[r.term][..., r.i] = post[r.label].values
-        elif r.kind == "cor":
-            cors[r.term][..., r.i, r.j] = cors[r.term][..., r.j, r.i] = post[r.label].values
-    return [s[..., :, None] * R * s[..., None, :] for s, R in zip(sds, cors)]
 
 
 def _new_level_effects(b, cov, n_new: int, how: str, rng) -> np.ndarray:
@@ -70,7 +57,7 @@ def prediction_draws(fit, newdata, kind: str, allow_new_levels: bool, sample_new
     rows = prediction_rows(spec, newdata, True, allow_new_levels, offset, with_z=True)
     rng = np.random.default_rng(seed)
     sigma = post["sigma"].values
-    beta = beta_draws({n: post[n].values for n in spec.fixed_names}, spec.fixed_names, sigma.shape)
+    beta = posterior_beta(post, spec)
     mu = np.einsum("kp,cdp->cdk", rows.X, beta) + rows.offset
     covs = term_covariance_draws(post, spec) if (np.concatenate(rows.codes) < 0).any() else None
     for i, (b, Zi, codes) in enumerate(zip(random_effects_from_posterior(post, spec), rows.Zs, rows.codes)):

@@ -40,13 +40,17 @@ def side_by_side(freq: pd.DataFrame, draws: np.ndarray, level: float) -> pd.Data
     return pd.DataFrame(rows, index=freq.index)
 
 
-def emmeans_table(freq_fit, bayes_fit, specs, level: float = 0.95, **options) -> pd.DataFrame:
-    """The marginal means of ``specs`` in both fits (:func:`lmmcompare.emmeans`)."""
+def _both_means(freq_fit, bayes_fit, specs, level, options):
+    """The marginal means of ``specs`` in each fit (``ddf`` is the frequentist fit's alone)."""
     from ..derived.emmeans import emmeans
 
-    freq = emmeans(freq_fit, specs, level=level, **options)
     bayes_options = {k: v for k, v in options.items() if k != "ddf"}
-    post = emmeans(bayes_fit, specs, level=level, **bayes_options)
+    return emmeans(freq_fit, specs, level=level, **options), emmeans(bayes_fit, specs, level=level, **bayes_options)
+
+
+def emmeans_table(freq_fit, bayes_fit, specs, level: float = 0.95, **options) -> pd.DataFrame:
+    """The marginal means of ``specs`` in both fits (:func:`lmmcompare.emmeans`)."""
+    freq, post = _both_means(freq_fit, bayes_fit, specs, level, options)
     table = freq.table().rename(columns={"emmean": "estimate"})
     out = side_by_side(table, post.draws().to_numpy(), level)
     out.insert(2, "df", table["df"])
@@ -56,16 +60,15 @@ def emmeans_table(freq_fit, bayes_fit, specs, level: float = 0.95, **options) ->
 def pairs_table(freq_fit, bayes_fit, specs, adjust: str = "tukey", level: float = 0.95, **options) -> pd.DataFrame:
     """Pairwise differences of the means of ``specs`` in both fits: the frequentist ones with their
     (adjusted) p-values and intervals, the posterior ones with the probability of direction ``pd``."""
-    from ..derived.emmeans import emmeans
+    from ..derived.emmeans_bayes import direction_probability
 
-    freq = emmeans(freq_fit, specs, level=level, **options).pairs(adjust)
-    bayes_options = {k: v for k, v in options.items() if k != "ddf"}
-    post = emmeans(bayes_fit, specs, level=level, **bayes_options)
+    freq_means, post = _both_means(freq_fit, bayes_fit, specs, level, options)
+    freq = freq_means.pairs(adjust)
     draws = post.contrast_draws("pairwise").to_numpy()
     out = side_by_side(freq, draws, level)
     out.insert(2, "df", freq["df"])
     out.insert(3, "p", freq["p"])
-    out["pd"] = np.maximum((draws > 0).mean(axis=0), (draws < 0).mean(axis=0))
+    out["pd"] = direction_probability(draws)
     return out
 
 
@@ -82,19 +85,15 @@ def predict_table(freq_fit, bayes_fit, newdata=None, re: bool = True, allow_new_
         draws = bayes_fit.predict(newdata, kind="epred", allow_new_levels=allow_new_levels, summary=False,
                                   seed=seed)
         values = draws.values.reshape(-1, draws.shape[-1])
-    else:
-        spec = bayes_fit.spec
-        beta = np.stack([bayes_fit.idata.posterior[n].values.ravel() for n in spec.fixed_names], 1)
-        X = spec.X if newdata is None else _fixed_rows(spec, newdata)
-        offset = freq["estimate"].to_numpy() - X @ freq_fit.beta   # the rows' offsets, as the frequentist fit has them
-        values = beta @ X.T + offset
+    else:   # offset + x'beta per draw, on the rows both engines' predict builds
+        from ..bayesian.postprocess import posterior_beta
+        from ..spec.new_rows import prediction_rows
+
+        rows = prediction_rows(bayes_fit.spec, newdata, False, allow_new_levels, None, with_z=False)
+        beta = posterior_beta(bayes_fit.idata.posterior, bayes_fit.spec)
+        values = np.full((beta.shape[0] * beta.shape[1], len(rows.complete)), np.nan)
+        values[:, rows.complete] = beta.reshape(-1, beta.shape[-1]) @ rows.X.T + rows.offset
     return side_by_side(freq, values, level)
-
-
-def _fixed_rows(spec, newdata):
-    from ..spec.design import rebuild_design
-
-    return rebuild_design(spec.fixed, newdata, "the fixed-effects model matrix")[:, list(spec.keep_fixed)]
 
 
 def r2_table(freq_fit, bayes_fit, level: float = 0.95) -> pd.DataFrame:

@@ -17,6 +17,11 @@ from .contrasts import contrast_matrix, families, labels
 from .grid import Grid
 
 
+def direction_probability(draws: np.ndarray) -> np.ndarray:
+    """``pd = max(P(est > 0), P(est < 0))`` per column of ``draws`` (draws x quantities)."""
+    return np.maximum((draws > 0).mean(axis=0), (draws < 0).mean(axis=0))
+
+
 @dataclass(frozen=True, eq=False)
 class BayesEMMeans:
     """Estimated marginal means of a :class:`~lmmcompare.BayesFit` (:func:`~lmmcompare.emmeans`)."""
@@ -27,9 +32,11 @@ class BayesEMMeans:
     hdi: bool = False
 
     def _beta(self) -> np.ndarray:
-        post = self.fit.idata.posterior
-        names = self.fit.spec.fixed_names
-        return np.stack([post[n].values.reshape(-1) for n in names], axis=-1)   # (draws, p)
+        """The fixed effects of every draw, chains stacked: (draws, p)."""
+        from ..bayesian.postprocess import posterior_beta   # a BayesFit: the Bayesian engine is loaded
+
+        beta = posterior_beta(self.fit.idata.posterior, self.fit.spec)
+        return beta.reshape(-1, beta.shape[-1])
 
     def draws(self) -> pd.DataFrame:
         """The posterior draws of the means: one row per draw (chains stacked), one column per mean."""
@@ -80,5 +87,5 @@ class BayesEMMeans:
         lower, upper = self._interval(values, level)
         return pd.DataFrame({"estimate": np.median(values, axis=0), "se": values.std(axis=0, ddof=1),
                              "lower": lower, "upper": upper,
-                             "pd": np.maximum((values > 0).mean(axis=0), (values < 0).mean(axis=0))},
+                             "pd": direction_probability(values)},
                             index=draws.columns)

@@ -33,7 +33,7 @@ import pandas as pd
 from ..arguments import check_choice, check_level, check_number
 from ..errors import ArgumentError, SingularFitWarning
 from ..freq import LmerFit
-from .variances import VarianceComponents, bayes_variances, beta_draws, is_singular, lmer_variances
+from .variances import VarianceComponents, bayes_variances, is_singular, lmer_variances
 
 KINDS = ("nakagawa", "bayes")
 
@@ -139,8 +139,10 @@ def _gelman_r2(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
 
 
 def _bayes_r2(fit) -> R2:
+    from ..bayesian.postprocess import posterior_beta   # a BayesFit: the Bayesian engine is loaded
+
     spec = fit.spec
-    beta = beta_draws(fit.idata.posterior, spec)
+    beta = posterior_beta(fit.idata.posterior, spec)
     mu_fixed = np.einsum("np,cdp->cdn", spec.X, beta) + spec.working_offset
     return R2(_gelman_r2(spec.y, mu_fixed), _gelman_r2(spec.y, fit.linear_predictor()), "bayes")
 

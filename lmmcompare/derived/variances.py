@@ -76,30 +76,12 @@ def lmer_variances(fit: LmerFit, singular: bool) -> VarianceComponents:
     return VarianceComponents(var_fixed, var_random, float(fit.sigma**2))
 
 
-def term_covariance_draws(posterior, spec: ModelSpec) -> list[np.ndarray]:
-    """``Sigma_k`` per draw, (chain, draw, p_k, p_k), from the posterior's ``sd_*`` and ``cor_*`` draws."""
-    out = []
-    for t, term in enumerate(spec.terms):
-        shape = posterior["sigma"].shape
-        sd, cor = np.zeros(shape + (term.p,)), np.broadcast_to(np.eye(term.p), shape + (term.p, term.p)).copy()
-        for r in spec.parameters.of_term(t):
-            if r.i == r.j:
-                sd[..., r.i] = posterior[r.label].values
-            else:
-                cor[..., r.i, r.j] = cor[..., r.j, r.i] = posterior[r.label].values
-        out.append(sd[..., :, None] * cor * sd[..., None, :])
-    return out
-
-
-def beta_draws(posterior, spec: ModelSpec) -> np.ndarray:
-    """The fixed effects per draw, (chain, draw, p), in the columns' order."""
-    return np.stack([posterior[n].values for n in spec.fixed_names], axis=-1)
-
-
 def bayes_variances(fit) -> VarianceComponents:
     """The components per posterior draw of a BayesFit, each a (chain, draw) array."""
+    from ..bayesian.postprocess import posterior_beta, term_covariance_draws   # handed a BayesFit: loaded
+
     spec, post = fit.spec, fit.idata.posterior
-    beta = beta_draws(post, spec)
+    beta = posterior_beta(post, spec)
     var_fixed = np.einsum("cdi,ij,cdj->cd", beta, fixed_covariance(spec), beta)
     var_random = sum(np.einsum("cdij,ij->cd", S, M)
                      for S, M in zip(term_covariance_draws(post, spec), term_moments(spec)))

@@ -27,6 +27,7 @@ from ..errors import ArgumentError, DataError, DroppedRowsWarning
 from .design import expression_values
 from .formula import _split_top
 
+INPUT_DEFAULTS = {"weights": None, "offset": None, "contrasts": None, "subset": None, "na_action": "omit"}
 WEIGHTS = "(weights)"
 OFFSET = "(offset)"
 NA_ACTIONS = ("omit", "fail")

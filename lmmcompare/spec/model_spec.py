@@ -21,7 +21,7 @@ from ..datasets import load_dataset
 from ..errors import ArgumentError, DataError, FormulaError, RankDeficiencyWarning
 from .checks import check_column_values, check_columns, check_frame, check_sizes, complete_rows
 from .contrasts import non_treatment, resolve_contrasts
-from .inputs import (OFFSET, WEIGHTS, apply_subset, attach_input, check_no_missing, check_weights,
+from .inputs import (INPUT_DEFAULTS, OFFSET, WEIGHTS, apply_subset, attach_input, check_no_missing, check_weights,
                      drop_zero_weights, split_offsets)
 from .design import _CONTEXT, Design, GroupingFactor, build_design, expression_values, quote_names, r_expression
 from .formula import ParsedFormula, parse_formula, variables_of
@@ -65,8 +65,8 @@ class ModelSpec:
     offset : ndarray (n,) or None
         Known part of the linear predictor: the ``offset(...)`` terms plus the ``offset`` argument.
     inputs : dict
-        The keyword arguments beyond formula and data that rebuild this spec
-        from ``frame`` (:attr:`build_arguments`).
+        The ``offset`` argument's values and the ``contrasts`` which, with the
+        weights, rebuild this spec from ``frame`` (:attr:`build_arguments`).
     """
 
     formula: str
@@ -90,7 +90,7 @@ class ModelSpec:
     def build_arguments(self) -> dict:
         """``formula``, ``data`` (the model frame) and the options with which
         ``ModelSpec.from_formula(**spec.build_arguments)`` rebuilds this spec."""
-        return {"formula": self.formula, "data": self.frame, **self.inputs}
+        return {"formula": self.formula, "data": self.frame, "weights": self.weights, **self.inputs}
 
     @property
     def working_offset(self) -> np.ndarray:
@@ -99,7 +99,8 @@ class ModelSpec:
 
     @property
     def log_weights(self) -> float:
-        """``sum_i log w_i``: the weighted density's constant beyond the row-scaled one (:mod:`lmmcompare.spec.inputs`)."""
+        """``sum_i log w_i``: the weighted density's constant beyond the row-scaled one
+        (:mod:`lmmcompare.spec.inputs`)."""
         return 0.0 if self.weights is None else float(np.log(self.weights).sum())
 
     def weighted_rows(self, M):
@@ -114,7 +115,7 @@ class ModelSpec:
     @property
     def working_response(self) -> np.ndarray:
         """``W^{1/2} (y - offset)``: the response of the row-scaled unweighted model."""
-        return self.weighted_rows(self.y - self.working_offset) if self.offset is not None else self.weighted_rows(self.y)
+        return self.weighted_rows(self.y if self.offset is None else self.y - self.offset)
 
     @property
     def X(self) -> np.ndarray:
@@ -262,7 +263,7 @@ class ModelSpec:
         fixed = build_design(parsed.fixed, frame, "the fixed-effects model matrix", non_treatment(codings))
         keep, dropped = _full_rank_columns(fixed)
         terms = random_terms(parsed, frame)
-        inputs = {"weights": w, "offset": offset_argument, "contrasts": codings or None}
+        inputs = {"offset": offset_argument, "contrasts": codings or None}
         spec = cls(formula=formula, response=parsed.response, y=y, fixed=fixed, terms=terms,
                    frame=frame, data_name=data_name, n_dropped=n_dropped,
                    dropped_fixed=dropped, keep_fixed=keep,
@@ -370,15 +371,12 @@ def _full_rank_columns(fixed: Design, tol: float = 1e-7) -> tuple[tuple[int, ...
     return keep, dropped
 
 
-INPUT_DEFAULTS = {"weights": None, "offset": None, "contrasts": None, "subset": None, "na_action": "omit"}
-
-
 def as_spec(formula, data=None, **inputs) -> ModelSpec:
     """A ModelSpec from a spec, or from a formula, data and the inputs of :meth:`ModelSpec.from_formula`."""
     if isinstance(formula, ModelSpec):
         if data is not None:
             raise ArgumentError("pass either a ModelSpec or a formula with data, not a spec with data")
-        given = [k for k, v in inputs.items() if not (v is None or (k == "na_action" and v == "omit"))]
+        given = [k for k, v in inputs.items() if not (v is None or (isinstance(v, str) and v == INPUT_DEFAULTS[k]))]
         if given:
             raise ArgumentError(f"{given[0]} is part of the spec: pass it to ModelSpec.from_formula, or pass the "
                                 "formula and data here instead of a spec")

@@ -14,10 +14,10 @@ import re
 from ..errors import ArgumentError, FormulaError
 from .contrasts import bare_factors
 from .formula import _split_top, parse_formula
-from .inputs import split_offsets
+from .inputs import INPUT_DEFAULTS, split_offsets
 
 _DOT = re.compile(r"(?<![\w.`])\.(?![\w.`])")
-INPUTS = ("weights", "offset", "contrasts", "subset", "na_action")
+INPUTS = tuple(INPUT_DEFAULTS)
 
 
 def _signed_terms(rhs: str) -> list[tuple[str, str]]:
@@ -77,7 +77,7 @@ def updated_inputs(spec, formula=None, data=None, changes=None) -> tuple[dict, d
     out = {"formula": new_formula}
     if data is None:
         out["data"] = spec.frame
-        out.update({k: v for k, v in spec.inputs.items() if k in INPUTS})
+        out.update({k: v for k, v in spec.build_arguments.items() if k in INPUTS})
     else:
         out["data"] = data
         for name in ("weights", "offset", "subset"):
