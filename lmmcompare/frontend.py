@@ -92,6 +92,8 @@ def bayes(formula, data=None, **options):
     weights, offset, contrasts, subset, na_action
         Prior weights, an offset, factor codings, the rows to use and the missing-value
         rule, as :func:`lmmcompare.lmer` takes them (:meth:`lmmcompare.ModelSpec.from_formula`).
+    sigma_by : str, optional
+        A factor column: one residual sd per level, sampled (brms' ``sigma ~ f``).
     reml_fit : LmerFit, optional
         The REML fit of the same spec, from which ``parameterization="auto"``
         chooses the form; fitted here first when ``auto`` needs it and it is

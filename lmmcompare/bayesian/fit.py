@@ -41,7 +41,7 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
           cores: int | None = None, seed=None, sampler: str = "pymc", parameterization: str = DEFAULT_PARAMETERIZATION,
           progressbar: bool = True, target_accept: float = 0.9, posterior_predictive: bool = False,
           log_likelihood: bool = True, init: str = "auto", reml_fit=None, weights=None, offset=None,
-          contrasts=None, subset=None, na_action: str = "omit") -> BayesFit:
+          contrasts=None, subset=None, na_action: str = "omit", sigma_by=None) -> BayesFit:
     """Sample the Bayesian model of ``formula``: the engine behind :func:`lmmcompare.bayes`.
 
     Takes the arguments documented there.  ``parameterization="auto"`` needs
@@ -70,7 +70,7 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     if priors is not None and not isinstance(priors, (dict, PriorSet)):
         raise ArgumentError(f"priors must be a dict such as {{'sigma': ('half_normal', 10)}}, got {priors!r}")
     spec = as_spec(formula, data, weights=weights, offset=offset, contrasts=contrasts, subset=subset,
-                   na_action=na_action)
+                   na_action=na_action, sigma_by=sigma_by)
     prior_set = default_priors(spec, priors)
     t0 = time.perf_counter()
     built = built_model(spec, prior_set, parameterization, reml_fit=reml_fit)   # compiled once per design

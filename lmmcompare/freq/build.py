@@ -40,7 +40,7 @@ def fit_at_theta(devfun: Devfun, theta) -> LmerFit:
 
 
 def lmer(formula, data=None, reml: bool = True, start=None, weights=None, offset=None, contrasts=None, subset=None,
-         na_action: str = "omit", **options) -> LmerFit:
+         na_action: str = "omit", sigma_by=None, **options) -> LmerFit:
     """Fit a linear mixed model by REML or ML, as lme4's ``lmer``.
 
     Parameters
@@ -56,6 +56,9 @@ def lmer(formula, data=None, reml: bool = True, start=None, weights=None, offset
     weights, offset, contrasts, subset, na_action
         Prior weights, an offset, factor codings, the rows to use and the
         missing-value rule, as lme4's arguments (:meth:`lmmcompare.ModelSpec.from_formula`).
+    sigma_by : str, optional
+        A factor column: one residual sd per level (nlme's ``varIdent(~ 1 | f)``,
+        glmmTMB's ``dispformula = ~ f``); ``fit.residual_sd`` has them by level.
     **options
         Passed to :func:`lmmcompare.freq.optimize.optimize_theta` (``ftol``, ``gtol``, ...).
 
@@ -66,6 +69,6 @@ def lmer(formula, data=None, reml: bool = True, start=None, weights=None, offset
     check_bool("reml", reml)
     check_options("lmer", options, dict(_OPTIONS), also=("formula", "data", "reml", "start"))
     spec = as_spec(formula, data, weights=weights, offset=offset, contrasts=contrasts, subset=subset,
-                   na_action=na_action)
+                   na_action=na_action, sigma_by=sigma_by)
     devfun = make_devfun(spec, reml)
     return make_fit(devfun, optimize_lmer(devfun, start=start, **options))

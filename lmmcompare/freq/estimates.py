@@ -18,13 +18,17 @@ from .fit import Devfun, far_from_zero
 
 
 def values_at(devfun: Devfun, theta: np.ndarray, singular_tol: float = 1e-4) -> dict:
-    """The fields of an ``LmerFit`` (all but ``opt``) at ``theta`` for ``devfun``'s spec and criterion.
+    """The fields of an ``LmerFit`` (all but ``opt``) at ``theta`` (phi, :class:`~.fit.Devfun`) for
+    ``devfun``'s spec and criterion; with ``sigma_by`` the fit's spec and cross-products are those
+    weighted by the estimated residual sd ratios.
 
     The factor is built in fresh arrays (no workspace), so the fit may keep it.
     Raises :class:`~lmmcompare.errors.DataError` when rounding makes ``L(theta)``
     indefinite.
     """
-    spec, cp, reml = devfun.spec, devfun.cp, devfun.reml
+    phi = np.asarray(theta, dtype=float)
+    spec, cp, theta = devfun.at(phi)
+    reml = devfun.reml
     try:
         f = factorize(cp, theta)
     except np.linalg.LinAlgError:  # rounding decides positive definiteness: precision is gone
@@ -37,9 +41,9 @@ def values_at(devfun: Devfun, theta: np.ndarray, singular_tol: float = 1e-4) -> 
     qr, p = cp.q_rest, cp.p
     LX = f.L22[qr : qr + p, qr : qr + p]
     LX_inv = np.linalg.inv(LX) if p else np.zeros((0, 0))
-    return dict(spec=spec, reml=reml, theta=theta, beta=beta, sigma=sigma, u=u, b=b,
+    return dict(spec=spec, reml=reml, theta=theta, phi=phi, beta=beta, sigma=sigma, u=u, b=b,
                 objective=float(f.objective(reml)), vcov_beta=sigma**2 * (LX_inv.T @ LX_inv),
-                cond_blocks=conditional_blocks(f, sigma), singular=is_singular(spec, theta, singular_tol),
+                cond_blocks=conditional_blocks(f, sigma), singular=_singular(devfun, spec, theta, singular_tol),
                 cp=cp, factor=f)
 
 
@@ -56,3 +60,10 @@ def conditional_blocks(f, sigma) -> list[np.ndarray]:
         C = diagonal_blocks(H, off, n_lev, T.shape[0])
         out.append(sigma**2 * np.einsum("ab,jbc,dc->jad", T, C, T))
     return out
+
+
+def _singular(devfun, spec, theta, tol) -> bool:
+    """lme4's ``isSingular``; with structured terms on theta itself (a zero diagonal of some ``T_i``)."""
+    if devfun.covariance.identity:
+        return is_singular(spec, theta, tol)
+    return bool(np.any(theta[spec.theta_lower == 0] < tol))

@@ -19,21 +19,27 @@ from ..arguments import check_bool, check_int, check_number, check_options, show
 from ..core.blocks import CrossProducts, Workspace, cross_products
 from ..core.factor import objective
 from ..core.gradient import objective_and_gradient
-from ..core.relcovar import theta_start
+from ..core.structures import CovarianceMap
 from ..core.standardize import (column_transforms, standardized_spec, theta_from_standardized,
                                 theta_to_standardized)
 from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarning
 from ..spec import ModelSpec
-from .optimize import OptSummary, gradient_small, optimize_theta, projected_gradient
+from .optimize import OptSummary, column_below, gradient_small, optimize_theta, projected_gradient
+from .residual_weights import WeightedProducts
 from .start import intercepts_only, moment_start
 from ..core.threads import single_blas_thread
 
 
 @dataclass(frozen=True, eq=False)
 class Devfun:
-    """The profiled objective as a function of theta alone.
+    """The profiled objective as a function of phi, the covariance parameters.
 
-    Calling it returns the REML criterion (``reml=True``) or the deviance.
+    Calling it returns the REML criterion (``reml=True``) or the deviance.  For
+    unstructured terms phi is lme4's theta; a structured term contributes its
+    relative sds and correlation (``theta = theta(phi)``,
+    :class:`~lmmcompare.core.structures.CovarianceMap`), and ``sigma_by`` the
+    residual sd ratios as ``log delta``, which weight the rows (:mod:`lmmcompare.spec.residual_groups`,
+    :mod:`.residual_weights`): the cross-products are those of the spec at ``delta``.
     ``cp`` is immutable (a fit keeps it); the scratch arrays of evaluations are
     the devfun's own ``workspace``, per thread (:class:`~lmmcompare.core.blocks.Workspace`).
     """
@@ -42,24 +48,68 @@ class Devfun:
     cp: CrossProducts
     reml: bool
     workspace: Workspace = field(init=False, repr=False)
+    covariance: CovarianceMap = field(init=False, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "workspace", Workspace(self.cp.m))
+        object.__setattr__(self, "covariance", CovarianceMap.from_spec(self.spec))
+        object.__setattr__(self, "_weighted", WeightedProducts(self.spec, self.cp))
 
-    def __call__(self, theta) -> float:
-        return objective(self.cp, np.asarray(theta, float), self.reml, self.workspace)
+    @property
+    def plain(self) -> bool:
+        """Whether phi is theta: no structured term and no ``sigma_by`` (lme4's objective as it is)."""
+        return self.covariance.identity and self.spec.sigma_by is None
 
-    def with_gradient(self, theta):
-        """``(objective, gradient)`` at theta."""
-        return objective_and_gradient(self.cp, np.asarray(theta, float), self.reml, self.workspace)
+    def split(self, phi) -> tuple[np.ndarray, np.ndarray]:
+        """``(theta, log delta)`` of ``phi`` (``log delta`` empty without ``sigma_by``)."""
+        phi = np.asarray(phi, dtype=float)
+        k = self.covariance.n_phi
+        return self.covariance.theta(phi[:k]), phi[k:]
+
+    def at(self, phi) -> tuple[ModelSpec, CrossProducts, np.ndarray]:
+        """``(spec, cp, theta)`` at ``phi``: the spec weighted by phi's residual sd ratios, its blocks, theta."""
+        theta, delta = self.split(phi)
+        if self.spec.sigma_by is None:
+            return self.spec, self.cp, theta
+        return self.spec.with_residual_ratios(np.exp(delta)), self._weighted.at(delta), theta
+
+    def __call__(self, phi) -> float:
+        if self.plain:
+            return objective(self.cp, np.asarray(phi, float), self.reml, self.workspace)
+        theta, delta = self.split(phi)
+        return objective(self._weighted.at(delta), theta, self.reml, self.workspace)
+
+    def with_gradient(self, phi):
+        """``(objective, gradient)`` at phi: analytic in theta (chain rule ``J' g``), differences in log delta."""
+        phi = np.asarray(phi, float)
+        if self.plain:
+            return objective_and_gradient(self.cp, phi, self.reml, self.workspace)
+        k = self.covariance.n_phi
+        theta, delta = self.split(phi)
+        value, g_theta = objective_and_gradient(self._weighted.at(delta), theta, self.reml, self.workspace)
+        g = g_theta if self.covariance.identity else g_theta @ self.covariance.jacobian(phi[:k])
+        return value, np.concatenate([g, self._weighted.ratio_gradient(theta, delta, self.reml, self.workspace)])
 
     @property
     def lower(self) -> np.ndarray:
-        return self.spec.theta_lower
+        return np.concatenate([self.covariance.bounds()[0], np.full(self._weighted.size, -np.inf)])
+
+    @property
+    def upper(self) -> np.ndarray:
+        return np.concatenate([self.covariance.bounds()[1], np.full(self._weighted.size, np.inf)])
 
     @property
     def start(self) -> np.ndarray:
-        return theta_start([t.p for t in self.spec.terms])
+        return np.concatenate([self.covariance.start(), np.zeros(self._weighted.size)])
+
+    def below(self, i: int) -> np.ndarray:
+        """The entries whose sign may flip with a zero ``phi_i`` (below a zero diagonal of an unstructured T)."""
+        if self.plain:
+            return column_below(self.lower, i)
+        for structure, p, (a, _) in zip(self.covariance.structures, self.covariance.sizes, self.covariance.slices()):
+            if a.start <= i < a.stop and structure.unstructured:
+                return a.start + column_below(self.lower[a], i - a.start)
+        return np.zeros(0, dtype=int)
 
 
 def make_devfun(spec: ModelSpec, reml: bool = True) -> Devfun:
@@ -95,24 +145,29 @@ def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
     """
     check_options("the optimizer (lmer's **options)", options, dict(_OPTIONS))
     with single_blas_thread(devfun.cp.m <= ONE_BLAS_THREAD_UP_TO):  # inline: warnings' stacklevels count frames
-        if start is None:
+        if start is None and devfun.plain:
             transforms = column_transforms(devfun.spec)
             if transforms is not None:
                 return _optimize_standardized(devfun, transforms, **options)
             if intercepts_only(devfun.spec):
                 return _optimize_from_moments(devfun, **options)
+        if start is None:
             start = devfun.start
+        what = "theta" if devfun.plain else "phi"
         try:
             start = np.asarray(start, dtype=float)
         except (TypeError, ValueError):
-            raise ArgumentError(f"start must be a sequence of {devfun.lower.size} numbers (theta), "
+            raise ArgumentError(f"start must be a sequence of {devfun.lower.size} numbers ({what}), "
                                 f"got {shown(start)}") from None
         if start.shape != devfun.lower.shape:
-            raise ArgumentError(f"start must have {devfun.lower.size} theta values, got shape {start.shape}")
+            raise ArgumentError(f"start must have {devfun.lower.size} {what} values, got shape {start.shape}")
         if not np.all(np.isfinite(start)):
             raise ArgumentError(f"start must hold finite numbers, got {shown(start)}")
-        start = np.maximum(start, devfun.lower)
-        return optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
+        start = np.clip(start, devfun.lower, devfun.upper)
+        if devfun.plain:
+            return optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
+        return optimize_theta(devfun.with_gradient, start, devfun.lower, upper=devfun.upper, below=devfun.below,
+                              **options)
 
 
 def _optimize_from_moments(devfun: Devfun, **options) -> OptSummary:

@@ -61,17 +61,22 @@ class OptSummary:
                 f"{'converged' if self.converged else 'NOT converged'}, {self.seconds:.3f} s)")
 
 
-def projected_gradient(theta, grad, lower, tol=0.0):
-    """Zero the components pushing against an active lower bound."""
+def projected_gradient(theta, grad, lower, tol=0.0, upper=None):
+    """Zero the components pushing against an active lower (or upper) bound."""
     g = np.array(grad, dtype=float)
     at_bound = (theta <= lower + tol) & (g > 0)
+    if upper is not None:
+        at_bound |= (theta >= upper - tol) & (g < 0)
     g[at_bound] = 0.0
     return g
 
 
 def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
-                   boundary_tol=1e-5, conv_tol=0.002):
-    """Minimise ``fun_grad(theta) -> (objective, gradient)`` subject to ``theta >= lower``.
+                   boundary_tol=1e-5, conv_tol=0.002, upper=None, below=None):
+    """Minimise ``fun_grad(theta) -> (objective, gradient)`` subject to ``lower <= theta (<= upper)``.
+
+    ``below(i)``: the entries whose sign may flip when entry ``i`` is zero
+    (:func:`column_below` for lme4's theta, the default).
 
     Returns
     -------
@@ -87,7 +92,9 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
         return value, grad
 
     t0 = time.perf_counter()
-    bounds = [(None if np.isinf(lo) else lo, None) for lo in lower]
+    upper = np.full(np.shape(lower), np.inf) if upper is None else np.asarray(upper, float)
+    below = below or (lambda i: column_below(lower, i))
+    bounds = [(None if np.isinf(lo) else lo, None if np.isinf(hi) else hi) for lo, hi in zip(lower, upper)]
     res_options = dict(bounds=bounds, options=dict(ftol=ftol, gtol=gtol, maxiter=maxiter, maxcor=20))
     res = scipy.optimize.minimize(logged, np.asarray(start, float), jac=True, method="L-BFGS-B", **res_options)
     theta, value, grad = np.array(res.x), float(res.fun), np.array(res.jac)
@@ -100,12 +107,12 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
         log.append((trial, float(trial_value)))
         if trial_value <= value:
             theta, value, grad = trial, trial_value, trial_grad
-    theta, value, grad = _escape_boundary(logged, theta, value, grad, lower, res_options)
-    grad = projected_gradient(theta, grad, lower)
+    theta, value, grad = _escape_boundary(logged, theta, value, grad, lower, res_options, below)
+    grad = projected_gradient(theta, grad, lower, upper=upper)
     # a line search that cannot improve at machine precision (ABNORMAL) is judged by the
     # gradient alone, as lme4 judges every optimizer
     converged = res.status != 1 and gradient_small(fun_grad, theta, grad, lower, conv_tol,
-                                                   getattr(res, "hess_inv", None))
+                                                   getattr(res, "hess_inv", None), upper)
     seconds = time.perf_counter() - t0
     summary = OptSummary(method="L-BFGS-B", theta_start=np.asarray(start, float), lower=np.asarray(lower),
                          theta=theta, objective=float(value), n_evals=len(log),
@@ -119,7 +126,7 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
     return summary
 
 
-def _column_below(lower, i):
+def column_below(lower, i):
     """Indices of the entries below diagonal element ``i`` in its column of T (theta is column-major)."""
     k = i + 1
     while k < lower.size and lower[k] != 0:
@@ -127,7 +134,8 @@ def _column_below(lower, i):
     return np.arange(i + 1, k)
 
 
-def _escape_boundary(fun_grad, theta, value, grad, lower, res_options, steps=(1e-3, 1e-2, 1e-1), rounds=5):
+def _escape_boundary(fun_grad, theta, value, grad, lower, res_options, below, steps=(1e-3, 1e-2, 1e-1),
+                     rounds=5):
     """Restart from inside when a diagonal theta on its bound is a saddle (lme4's ``restart_edge``).
 
     The objective depends on a zero diagonal element of T only through its
@@ -140,12 +148,12 @@ def _escape_boundary(fun_grad, theta, value, grad, lower, res_options, steps=(1e
     for _ in range(rounds):
         improved = False
         for i in np.flatnonzero((lower == 0) & (theta <= 0)):
-            below = _column_below(lower, i)
-            signs = (1.0, -1.0) if below.size and np.any(theta[below] != 0) else (1.0,)
+            flips = below(i)
+            signs = (1.0, -1.0) if flips.size and np.any(theta[flips] != 0) else (1.0,)
             for h in steps:
                 for sign in signs:
                     trial = theta.copy()
-                    trial[below] *= sign
+                    trial[flips] *= sign
                     trial[i] = h
                     if fun_grad(trial)[0] < value - 1e-10 * max(1.0, abs(value)):
                         res = scipy.optimize.minimize(fun_grad, trial, jac=True, method="L-BFGS-B", **res_options)
@@ -163,7 +171,7 @@ def _escape_boundary(fun_grad, theta, value, grad, lower, res_options, steps=(1e
     return theta, value, grad
 
 
-def gradient_small(fun_grad, theta, grad, lower, tol, hess_inv=None):
+def gradient_small(fun_grad, theta, grad, lower, tol, hess_inv=None, upper=None):
     """lme4's rule: max over free components of min(|g|, |scaled g|) < tol.
 
     The scaled gradient ``C'g`` with ``C C' = H^{-1}`` is first taken from the
@@ -173,6 +181,8 @@ def gradient_small(fun_grad, theta, grad, lower, tol, hess_inv=None):
     if grad.size == 0 or np.max(np.abs(grad)) < tol:
         return True
     free = ~((theta <= lower) & (grad >= 0))
+    if upper is not None:
+        free &= ~((theta >= upper) & (grad <= 0))
     if hess_inv is not None:
         try:
             B = np.asarray(hess_inv.todense())[np.ix_(free, free)]

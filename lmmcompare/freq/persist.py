@@ -19,14 +19,14 @@ from .fit import make_devfun
 from .optimize import OptSummary
 
 # the fields of an LmerFit stored as they are (spec, opt, cp and factor are handled apart)
-VALUES = ("reml", "theta", "beta", "sigma", "u", "b", "objective", "vcov_beta", "cond_blocks", "singular")
+VALUES = ("reml", "theta", "phi", "beta", "sigma", "u", "b", "objective", "vcov_beta", "cond_blocks", "singular")
 
 
 def lmer_fit_content(writer, fit) -> dict:
     """The JSON tree of an ``LmerFit`` (arrays as members of ``writer``)."""
     opt = {f.name: getattr(fit.opt, f.name) for f in dataclasses.fields(OptSummary) if f.name != "log"}
     log = fit.opt.log
-    trace = {"theta": np.array([theta for theta, _ in log], dtype=float).reshape(len(log), fit.theta.size),
+    trace = {"theta": np.array([theta for theta, _ in log], dtype=float).reshape(len(log), fit.phi.size),
              "objective": [value for _, value in log]}
     return writer.encode({"spec": fit.spec, "values": {name: getattr(fit, name) for name in VALUES},
                           "opt": opt, "log": trace}, "the fit")
@@ -39,5 +39,7 @@ def lmer_fit_fields(reader, node) -> dict:
     trace = content["log"]
     log = tuple((theta.copy(), value) for theta, value in zip(trace["theta"], trace["objective"]))
     opt = OptSummary(**content["opt"], log=log)
+    if spec.sigma_by is not None:   # the rows weighted by the fitted residual sd ratios (the last of phi)
+        spec = spec.with_residual_ratios(np.exp(values["phi"][values["phi"].size - spec.sigma_by.n_levels + 1 :]))
     cp = make_devfun(spec, values["reml"]).cp   # the cross-products as lmer computes them
     return dict(spec=spec, **values, opt=opt, cp=cp, factor=factorize(cp, values["theta"]))

@@ -71,6 +71,10 @@ class LmerFit:
     reml : bool
     theta : ndarray
         Relative covariance parameters, lme4's order and meaning.
+    phi : ndarray
+        The optimizer's parameters (:class:`~lmmcompare.freq.fit.Devfun`): theta when
+        every term is unstructured; structured terms' relative sds and correlations
+        and the logs of ``sigma_by``'s residual sd ratios otherwise.
     beta : ndarray
         Fixed effects (see :attr:`fixef` for the named Series).
     sigma : float
@@ -94,6 +98,7 @@ class LmerFit:
     spec: ModelSpec
     reml: bool
     theta: np.ndarray
+    phi: np.ndarray
     beta: np.ndarray
     sigma: float
     u: np.ndarray

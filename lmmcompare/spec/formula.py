@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 from ..errors import DuplicateTermWarning, FormulaError
+from .structures import KINDS, Structure
 
 _IDENT = re.compile(r"`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*")
 
@@ -31,12 +32,16 @@ class Bar:
         Written with ``||`` (uncorrelated terms).
     text : str
         The term as the user wrote it (for messages).
+    structure : Structure
+        The covariance structure: ``us`` for ``(x | g)``, else as written,
+        ``cs(x | g, hom=True)`` (:mod:`lmmcompare.spec.structures`).
     """
 
     expr: str
     group: tuple[str, ...]
     double: bool
     text: str
+    structure: Structure = Structure()
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,10 @@ def parse_formula(formula: str) -> ParsedFormula:
         if not piece:
             raise FormulaError(f"formula {formula!r} has an empty term (two '+' in a row or a trailing '+')")
         inner = _outer_group(piece)
-        if inner is not None and _has_top_bar(inner):
+        structured = _structured_group(piece)
+        if structured is not None:
+            bars.extend(_parse_bar(structured[0], piece, structured[1]))
+        elif inner is not None and _has_top_bar(inner):
             bars.extend(_parse_bar(inner, piece))
         elif _contains_bar_group(piece):
             raise FormulaError(
@@ -218,7 +226,36 @@ def _unique_pieces(pieces: list[str]) -> list[str]:
     return out
 
 
-def _parse_bar(inner: str, piece: str) -> list[Bar]:
+_STRUCTURED = re.compile(r"(%s)\s*\(" % "|".join(KINDS))
+_TRUE, _FALSE = ("True", "TRUE", "T", "true", "1"), ("False", "FALSE", "F", "false", "0")
+
+
+def _structured_group(piece: str) -> tuple[str, Structure] | None:
+    """``(inner, structure)`` when ``piece`` is ``kind(expr | g[, hom=...])`` with a bar inside, else None."""
+    match = _STRUCTURED.match(piece)
+    if match is None:
+        return None
+    body = _outer_group(piece[match.end() - 1 :])
+    if body is None or not _has_top_bar(body):
+        return None
+    kind, parts = match.group(1), [p.strip() for p in _split_top(body, ",")]
+    hom = False
+    for option in parts[1:]:
+        name, _, value = (x.strip() for x in option.partition("="))
+        if name != "hom" or value not in _TRUE + _FALSE:
+            raise FormulaError(f"random-effects term {piece!r}: the only option of {kind}() is hom=True or "
+                               f"hom=False, got {option!r}")
+        hom = value in _TRUE
+    if hom and kind not in ("diag", "cs"):
+        raise FormulaError(f"random-effects term {piece!r}: hom= applies to diag() and cs() only "
+                           f"({'ar1 always has one variance' if kind == 'ar1' else 'us has no common variance'})")
+    if len(_split_top(parts[0], "||")) > 1:
+        raise FormulaError(f"random-effects term {piece!r}: write {kind}(x | g) with one '|'; "
+                           "the structure says how the columns are correlated, which '||' would also say")
+    return parts[0], Structure(kind, hom)
+
+
+def _parse_bar(inner: str, piece: str, structure: Structure = Structure()) -> list[Bar]:
     double = len(_split_top(inner, "||")) > 1
     parts = _split_top(inner, "||") if double else _split_top(inner, "|")
     if len(parts) != 2:
@@ -227,7 +264,8 @@ def _parse_bar(inner: str, piece: str) -> list[Bar]:
     if not expr:
         raise FormulaError(f"random-effects term {piece!r} has nothing left of '|': use '(1 | g)' for an intercept")
     expr = r_term_order(expr)
-    return [Bar(expr=expr, group=g, double=double, text=piece) for g in _parse_group(parts[1], piece)]
+    return [Bar(expr=expr, group=g, double=double, text=piece, structure=structure)
+            for g in _parse_group(parts[1], piece)]
 
 
 _ATOM = re.compile(r"`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*")

@@ -27,7 +27,8 @@ from ..errors import ArgumentError, DataError, DroppedRowsWarning
 from .design import expression_values
 from .formula import _split_top
 
-INPUT_DEFAULTS = {"weights": None, "offset": None, "contrasts": None, "subset": None, "na_action": "omit"}
+INPUT_DEFAULTS = {"weights": None, "offset": None, "contrasts": None, "subset": None, "na_action": "omit",
+                  "sigma_by": None}
 WEIGHTS = "(weights)"
 OFFSET = "(offset)"
 NA_ACTIONS = ("omit", "fail")

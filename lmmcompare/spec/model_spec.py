@@ -26,6 +26,7 @@ from .inputs import (INPUT_DEFAULTS, OFFSET, WEIGHTS, apply_subset, attach_input
 from .design import _CONTEXT, Design, GroupingFactor, build_design, expression_values, quote_names, r_expression
 from .formula import ParsedFormula, parse_formula, variables_of
 from .parameters import ParameterTable
+from .residual_groups import residual_factor, row_scales
 from .formula_checks import check_formula_terms, check_functions, formula_error, strip_comments, transform_variables
 from .random_terms import RandomTerm, random_terms
 from .terms import simple_terms
@@ -85,6 +86,8 @@ class ModelSpec:
     inputs: dict = field(default_factory=dict, repr=False)
     offset_terms: tuple[str, ...] = ()
     inputs_as_given: dict = field(default_factory=dict, repr=False)   # names and queries, for update(data=)
+    sigma_by: GroupingFactor | None = None    # a residual sd per level (:mod:`.residual_groups`)
+    residual_ratios: np.ndarray | None = field(default=None, repr=False)   # delta_2..delta_K at which rows are weighted
 
     @property
     def build_arguments(self) -> dict:
@@ -98,16 +101,38 @@ class ModelSpec:
         return np.zeros(self.n) if self.offset is None else self.offset
 
     @property
+    def row_weights(self) -> np.ndarray | None:
+        """``w_i``: the prior weights divided by ``delta_{f(i)}^2`` of :attr:`residual_ratios` (None: all 1).
+
+        Row ``i`` has residual variance ``sigma^2 / w_i``; every weighted
+        computation of both engines reads these.
+        """
+        if self.residual_ratios is None:
+            return self.weights
+        w = 1.0 / row_scales(self.sigma_by, self.residual_ratios) ** 2
+        return w if self.weights is None else self.weights * w
+
+    def with_residual_ratios(self, ratios) -> "ModelSpec":
+        """The spec whose rows are weighted by the residual sd ratios ``ratios`` (levels 2..K of ``sigma_by``)."""
+        new = dataclasses.replace(self, residual_ratios=np.asarray(ratios, dtype=float))
+        for cached in ("Z", "parameters"):   # the design is the same: keep what was built once
+            if cached in self.__dict__:
+                new.__dict__[cached] = self.__dict__[cached]
+        return new
+
+    @property
     def log_weights(self) -> float:
         """``sum_i log w_i``: the weighted density's constant beyond the row-scaled one
         (:mod:`lmmcompare.spec.inputs`)."""
-        return 0.0 if self.weights is None else float(np.log(self.weights).sum())
+        w = self.row_weights
+        return 0.0 if w is None else float(np.log(w).sum())
 
     def weighted_rows(self, M):
         """``W^{1/2} M`` for an array or sparse matrix with one row per observation (``M`` when unweighted)."""
-        if self.weights is None:
+        w = self.row_weights
+        if w is None:
             return M
-        root = np.sqrt(self.weights)
+        root = np.sqrt(w)
         if sp.issparse(M):
             return sp.diags(root) @ M
         return M * (root if np.ndim(M) == 1 else root[:, None])
@@ -183,7 +208,7 @@ class ModelSpec:
 
     @classmethod
     def from_formula(cls, formula: str, data, weights=None, offset=None, contrasts=None, subset=None,
-                     na_action: str = "omit") -> "ModelSpec":
+                     na_action: str = "omit", sigma_by=None) -> "ModelSpec":
         """Parse an lme4 formula and build the design once.
 
         Parameters
@@ -211,6 +236,8 @@ class ModelSpec:
         na_action : {"omit", "fail"}
             Drop rows with missing values in the model's columns (with a
             warning that counts them), or raise a DataError naming the columns.
+        sigma_by : str, optional
+            A factor column: one residual sd per level (:mod:`.residual_groups`).
 
         Returns
         -------
@@ -247,6 +274,9 @@ class ModelSpec:
         used = [c for c in map(str, data.columns) if c in set(used) | offset_vars]
         predictors = predictors | offset_vars
         hidden = [c for c in (weights_column, offset_column) if c]
+        if sigma_by is not None:
+            residual_factor(sigma_by, data)   # names the argument before anything else is checked
+            used = used + [sigma_by] * (sigma_by not in used)
         check_no_missing(data, used + hidden, na_action)
         frame, n_dropped = complete_rows(data, used + hidden)
         if weights_column:
@@ -263,12 +293,13 @@ class ModelSpec:
         fixed = build_design(parsed.fixed, frame, "the fixed-effects model matrix", non_treatment(codings))
         keep, dropped = _full_rank_columns(fixed)
         terms = random_terms(parsed, frame)
-        inputs = {"offset": offset_argument, "contrasts": codings or None}
+        inputs = {"offset": offset_argument, "contrasts": codings or None, "sigma_by": sigma_by}
         spec = cls(formula=formula, response=parsed.response, y=y, fixed=fixed, terms=terms,
                    frame=frame, data_name=data_name, n_dropped=n_dropped,
                    dropped_fixed=dropped, keep_fixed=keep,
                    predictors=tuple(c for c in frame.columns if c in predictors),
                    weights=w, offset=o, inputs=inputs, offset_terms=tuple(offset_exprs),
+                   sigma_by=None if sigma_by is None else residual_factor(sigma_by, frame),
                    inputs_as_given={k: (v if v is None or isinstance(v, str) else "array") for k, v in
                                     (("weights", weights), ("offset", offset), ("subset", subset),
                                      ("na_action", na_action))})

@@ -19,21 +19,14 @@ place reads it from the rows; no code rebuilds or splits a label.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
 
+from .structures import lower_index, sd_cor_matrices, Structure  # noqa: F401  (lower_index: re-exported)
+
 FIXED, SD, COR, SIGMA = "fixed", "sd", "cor", "sigma"
+COMMON_COR, RHO, SIGMA_RATIO = "common_cor", "rho", "sigma_ratio"   # structured terms, sigma_by
+VARIANCE_KINDS = (SD, COR, COMMON_COR, RHO, SIGMA, SIGMA_RATIO)
 INTERCEPT = "(Intercept)"
-
-
-@lru_cache(maxsize=64)
-def lower_index(p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of a p x p lower triangle, column-major (lme4's theta order)."""
-    rows = np.array([i for j in range(p) for i in range(j, p)], dtype=int)
-    cols = np.array([j for j in range(p) for i in range(j, p)], dtype=int)
-    rows.flags.writeable = cols.flags.writeable = False
-    return rows, cols
 
 
 def term_labels(columns, group) -> tuple[str, ...]:
@@ -43,16 +36,25 @@ def term_labels(columns, group) -> tuple[str, ...]:
                  for i, j in zip(rows, cols))
 
 
-def sd_cor_matrices(values, p: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(sd, cor)`` from a term's lower triangle of sds and correlations: the inverse of :func:`sd_cor_from_cov`."""
-    rows, cols = lower_index(p)
-    sd, cor = np.zeros(p), np.eye(p)
-    for v, i, j in zip(values, rows, cols):
-        if i == j:
-            sd[i] = v
-        else:
-            cor[i, j] = cor[j, i] = v
-    return sd, cor
+def structure_labels(structure: Structure, columns, group: str) -> tuple[tuple[str, str, int, int], ...]:
+    """``(kind, label, i, j)`` of each natural parameter of a structured (not ``us``) term, in phi's order.
+
+    Kinds: ``"sd"`` (entry ``(i, i)``; a common sd ``sd|g`` has ``i = j = 0``),
+    ``"common_cor"`` (cs, ``cor|g``) and ``"rho"`` (ar1, ``rho|g``), both with ``(i, j) = (1, 0)``.
+    """
+    p = len(columns)
+    if structure.common_sd(p):
+        out = [(SD, f"sd|{group}", 0, 0)]
+    else:
+        out = [(SD, f"sd_{c}|{group}", i, i) for i, c in enumerate(columns)]
+    if structure.has_correlation(p):
+        out.append((COMMON_COR, f"cor|{group}", 1, 0) if structure.kind == "cs" else (RHO, f"rho|{group}", 1, 0))
+    return tuple(out)
+
+
+def ratio_labels(factor) -> list[str]:
+    """Names of the ratios ``delta_k = sigma_k / sigma_1``, k >= 2, of ``sigma_by``: ``sigma_ratio_<level>|<factor>``."""
+    return [f"sigma_ratio_{level}|{factor.name}" for level in factor.levels[1:]]
 
 
 def sd_cor_from_cov(cov: np.ndarray) -> np.ndarray:
@@ -80,7 +82,9 @@ class Parameter:
     Attributes
     ----------
     kind : str
-        ``"fixed"``, ``"sd"``, ``"cor"`` or ``"sigma"``.
+        ``"fixed"``, ``"sd"``, ``"cor"`` or ``"sigma"``; a structured term's common
+        correlation ``"common_cor"`` (cs) or ``"rho"`` (ar1), and ``"sigma_ratio"``,
+        the residual sd of a level of ``sigma_by`` over the first level's.
     label : str
         The name users see (lme4's).
     term : int or None
@@ -89,7 +93,11 @@ class Parameter:
         sd/cor: entry ``(i, j)`` of ``Sigma_term`` (``i = j`` for an sd, ``i > j``
         for a correlation); fixed: ``i = j`` = column of ``X``.
     theta : int or None
-        Position in theta (sd and cor rows).
+        Position in theta (sd and cor rows of unstructured terms).
+    phi : int or None
+        Position in phi, the optimizer's vector (theta's entries of unstructured
+        terms, each structured term's relative sds and correlation, then the
+        logs of the sigma ratios; :class:`lmmcompare.core.structures.CovarianceMap`).
     pymc_name : str or None
         The PyMC variable that samples it when sampled directly (``alpha``,
         ``beta_k`` for the k-th non-intercept column, ``sd_t_i``, ``sigma``);
@@ -103,6 +111,7 @@ class Parameter:
     j: int = 0
     theta: int | None = None
     pymc_name: str | None = None
+    phi: int | None = None
 
 
 @dataclass(frozen=True)
@@ -140,18 +149,30 @@ class ParameterTable:
             pymc = "alpha" if name == INTERCEPT else f"beta_{slope}"
             slope += name != INTERCEPT
             rows.append(Parameter(FIXED, name, i=col, j=col, pymc_name=pymc))
-        pos, terms, used = 0, [], {}
+        pos, phi, terms, used = 0, 0, [], {}
         for t, term in enumerate(spec.terms):
-            ri, ci = lower_index(term.p)
-            for label, i, j in zip(term_labels(term.columns, term.parameter_group), ri, ci):
-                rows.append(Parameter(SD if i == j else COR, label, t, int(i), int(j), pos,
-                                      f"sd_{t}_{i}" if i == j else None))
-                pos += 1
+            if term.structured:
+                for kind, label, i, j in structure_labels(term.structure, term.columns, term.parameter_group):
+                    rows.append(Parameter(kind, label, t, i, j, None, f"sd_{t}_{i}" if kind == SD else f"{kind}_{t}",
+                                          phi))
+                    phi += 1
+                pos += term.n_theta
+            else:
+                ri, ci = lower_index(term.p)
+                for label, i, j in zip(term_labels(term.columns, term.parameter_group), ri, ci):
+                    rows.append(Parameter(SD if i == j else COR, label, t, int(i), int(j), pos,
+                                          f"sd_{t}_{i}" if i == j else None, phi))
+                    pos += 1
+                    phi += 1
             key = term.parameter_group
             start = used.get(key, 0)
             used[key] = start + term.p
             terms.append(TermVariables(t, term.group, key, f"L_{t}", f"b_{t}", f"r_{key}", f"{key}__coef", start))
         rows.append(Parameter(SIGMA, "sigma", pymc_name="sigma"))
+        if spec.sigma_by is not None:
+            for k, label in enumerate(ratio_labels(spec.sigma_by), start=1):
+                rows.append(Parameter(SIGMA_RATIO, label, i=k, j=k, pymc_name=f"sigma_ratio_{k}", phi=phi))
+                phi += 1
         return cls(tuple(rows), tuple(terms))
 
     @property
@@ -161,7 +182,7 @@ class ParameterTable:
 
     @property
     def variance(self) -> tuple[Parameter, ...]:
-        """sd and cor rows in theta's order, then sigma."""
+        """sd and cor rows in phi's order, then sigma (and the sigma ratios)."""
         return tuple(r for r in self.rows if r.kind != FIXED)
 
     @property

@@ -20,7 +20,8 @@ import scipy.sparse as sp
 from ..errors import DataError, FormulaError, UnidentifiableTermsWarning
 from .design import Design, GroupingFactor, build_design, grouping_factor
 from .formula import ParsedFormula
-from .parameters import term_labels
+from .parameters import structure_labels, term_labels
+from .structures import Structure
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +45,8 @@ class RandomTerm:
         Its ``sd_``/``cor_`` names would repeat those of an earlier term on the
         same factor (``(x | g) + (1 | g)``); its names then carry
         :attr:`varcorr_group` instead of the factor's name.
+    structure : Structure
+        Its covariance structure (``us``, ``diag``, ``cs``, ``ar1``; :mod:`.structures`).
     """
 
     factor: GroupingFactor
@@ -52,6 +55,7 @@ class RandomTerm:
     double_bar: bool = False
     varcorr_index: int = 0
     repeats_names: bool = False
+    structure: Structure = Structure()
 
     @property
     def group(self) -> str:
@@ -100,13 +104,28 @@ class RandomTerm:
 
     @property
     def correlated(self) -> bool:
-        """Whether the term's columns share a covariance matrix with correlations."""
-        return self.p > 1
+        """Whether the term's columns share a covariance matrix with correlations (not ``diag``)."""
+        return self.p > 1 and self.structure.kind != "diag"
 
     @property
     def n_theta(self) -> int:
         """Length of the term's part of theta, ``p_i (p_i + 1) / 2``."""
         return self.p * (self.p + 1) // 2
+
+    @property
+    def structured(self) -> bool:
+        """Whether the term's covariance has a structure other than lme4's unstructured one."""
+        return not self.structure.unstructured and not (self.p == 1 and self.structure.kind == "diag")
+
+    @property
+    def n_phi(self) -> int:
+        """Length of the term's part of phi, the optimizer's parameters (theta's for ``us``)."""
+        return self.structure.n_params(self.p)
+
+    @property
+    def text(self) -> str:
+        """The term as a formula writes it: ``(Days | Subject)``, ``cs(0 + f | g)``."""
+        return self.structure.text(self.expr, self.group)
 
     @property
     def theta_lower(self) -> np.ndarray:
@@ -135,7 +154,10 @@ class RandomTerm:
         return sp.csc_matrix((data, indices, indptr), shape=(n, self.q))
 
     def __repr__(self):
-        kind = "correlated" if self.correlated else "uncorrelated" if self.double_bar else "scalar"
+        kind = ("uncorrelated" if self.double_bar or self.structure.kind == "diag" and self.p > 1 else
+                "scalar" if self.p == 1 else "correlated")
+        if self.structured:
+            kind += f", {self.structure.kind}" + (" hom" if self.structure.hom else "")
         return (f"RandomTerm({self.group!r}: {self.n_levels} levels x {self.p} "
                 f"[{', '.join(self.columns)}], {kind})")
 
@@ -151,6 +173,7 @@ def random_terms(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[RandomTerm
         design = build_design(bar.expr, frame, f"random term {bar.text}")
         if design.matrix.shape[1] == 0:
             raise FormulaError(f"random term {bar.text} has no columns (did you write '(0 | g)'?)")
+        _check_structure(bar, design, frame)
         pieces = [(bar.expr, design)]
         if bar.double:  # lme4's expandDoubleVerts: (1|g) + (0 + t|g) for each term t
             exprs = ["1" if label == "1" else f"0 + {label}" for label, _ in design.term_columns]
@@ -161,7 +184,8 @@ def random_terms(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[RandomTerm
                 raise FormulaError(
                     f"random-effects term ({' + '.join(des.names)} | {factor.name}) appears twice; remove the duplicate")
             seen.add(key)
-            terms.append(RandomTerm(factor=factor, design=des, expr=expr, double_bar=bar.double))
+            terms.append(RandomTerm(factor=factor, design=des, expr=expr, double_bar=bar.double,
+                                    structure=bar.structure))
     order = sorted(range(len(terms)), key=lambda i: -terms[i].n_levels)  # stable, as R's order()
     named = _name_terms([terms[i] for i in order])
     _check_zero_columns(named)
@@ -178,13 +202,41 @@ def _name_terms(terms: list[RandomTerm]) -> tuple[RandomTerm, ...]:
     named, earlier = [], {}
     for t in terms:
         before = earlier.setdefault(t.group, [])
-        names = set(term_labels(t.columns, t.group))
-        repeats = any(names & set(term_labels(u.columns, u.group)) for u in before)
+        names = set(_labels(t, t.group))
+        repeats = any(names & set(_labels(u, u.group)) for u in before)
         t = dataclasses.replace(t, varcorr_index=len(before), repeats_names=repeats)
         _warn_unidentifiable(before, t)
         before.append(t)
         named.append(t)
     return tuple(named)
+
+
+def _labels(term: RandomTerm, group: str) -> tuple[str, ...]:
+    """The names of the term's parameters with ``group`` as their group part."""
+    if term.structured:
+        return tuple(label for _, label, _, _ in structure_labels(term.structure, term.columns, group))
+    return term_labels(term.columns, group)
+
+
+def _check_structure(bar, design, frame) -> None:
+    """cs and ar1 need two or more columns; ar1 runs over the levels of one factor, without an intercept."""
+    kind = bar.structure.kind
+    if kind in ("cs", "ar1") and design.matrix.shape[1] < 2:
+        raise FormulaError(f"random-effects term {bar.text} has one column, so {kind}() has no correlation to "
+                           f"estimate: use ({bar.expr} | {' : '.join(bar.group)}) or give it two or more columns")
+    if kind != "ar1":
+        return
+    labels = [label for label, _ in design.term_columns]
+    variables = [v for vs in design.term_variables for v in vs]
+    factor_ok = (len(labels) == 1 and labels[0] != "1" and len(variables) == 1
+                 and variables[0] in design.categorical)
+    if not factor_ok:
+        raise FormulaError(
+            f"random-effects term {bar.text}: ar1() runs over the ordered levels of one factor, written "
+            f"ar1(0 + f | g) with f a categorical column (its level order gives the lags), got {bar.expr!r}"
+            + ("; drop the intercept with '0 +'" if "1" in labels else "")
+            + ("; convert a numeric time column with pd.Categorical(column, ordered=True)"
+               if variables and not set(variables) & design.categorical else ""))
 
 
 def _warn_unidentifiable(before: list[RandomTerm], term: RandomTerm) -> None:
