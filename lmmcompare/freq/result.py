@@ -26,7 +26,6 @@ import scipy.sparse as sp
 from ..archive import save_archive
 from ..arguments import check_bool, check_choice, check_options, check_seed, shown
 from ..errors import ArgumentError, SingularFitWarning
-from ..spec.parameters import sd_cor_from_cov
 from ..spec import ModelSpec
 from ..spec.update import INPUTS, updated_inputs
 from ..core.blocks import CrossProducts
@@ -39,6 +38,7 @@ from .optimize import OptSummary
 from .prediction import predict_rows
 from .estimates import values_at
 from .persist import lmer_fit_content
+from .variance_components import residual_sd, term_covariances, variance_parameters, varcorr_frame
 
 
 class DerivedValues:
@@ -160,8 +160,8 @@ class LmerFit:
 
     @property
     def npar(self) -> int:
-        """Number of parameters: fixed effects, theta and sigma (lme4's ``df`` of ``logLik``)."""
-        return self.spec.p + self.theta.size + 1
+        """Number of parameters: fixed effects, phi (theta) and sigma (lme4's ``df`` of ``logLik``)."""
+        return self.spec.p + self.phi.size + 1
 
     @property
     def aic(self) -> float:
@@ -223,7 +223,7 @@ class LmerFit:
 
     def term_covariances(self) -> list[np.ndarray]:
         """``Sigma_i = sigma^2 T_i T_i'`` for each term."""
-        return [self.sigma**2 * T @ T.T for T in self.T_blocks]
+        return term_covariances(self)
 
     @property
     def group_labels(self) -> list[str]:
@@ -232,24 +232,17 @@ class LmerFit:
 
     @property
     def varcorr(self) -> pd.DataFrame:
-        """Rows of R's ``as.data.frame(VarCorr(fit))``: grp, var1, var2, vcov, sdcor."""
-        rows = []
-        for t, label, cov in zip(self.spec.terms, self.group_labels, self.term_covariances()):
-            sd = np.sqrt(np.diag(cov))
-            for i, c in enumerate(t.columns):
-                rows.append((label, c, None, cov[i, i], sd[i]))
-            for i in range(t.p):
-                for j in range(i + 1, t.p):
-                    denom = sd[i] * sd[j]
-                    rows.append((label, t.columns[i], t.columns[j], cov[i, j],
-                                 cov[i, j] / denom if denom > 0 else np.nan))
-        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        """Rows of R's ``as.data.frame(VarCorr(fit))``: grp, var1, var2, vcov, sdcor (every implied sd and cor)."""
+        return varcorr_frame(self)
+
+    @property
+    def residual_sd(self) -> pd.Series:
+        """The residual sd by level of ``sigma_by`` (glmmTMB's ``sigma`` by level); ``sigma`` alone without it."""
+        return residual_sd(self)
 
     def variance_parameters(self) -> pd.Series:
-        """sd/cor of every term (theta's order) and sigma, under the shared names."""
-        values = [v for cov in self.term_covariances() for v in sd_cor_from_cov(cov)]
-        return pd.Series(values + [self.sigma], index=self.spec.parameters.variance_labels)
+        """The estimated variance parameters (sd, cor, common cor, rho, sigma, sigma ratios) under the shared names."""
+        return variance_parameters(self)
 
     # ---- random effects -------------------------------------------------------------
     def _term_slices(self):
