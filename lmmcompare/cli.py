@@ -110,6 +110,8 @@ def _parser():
         command.add_argument("--weights", help="column of prior weights (residual variance sigma^2 / w)")
         command.add_argument("--offset", help="column added to the linear predictor")
         command.add_argument("--subset", help="rows to use, a pandas query such as 'Days >= 2'")
+        command.add_argument("--sigma-by", dest="sigma_by",
+                             help="factor column: one residual sd per level (nlme's varIdent, brms' sigma ~ f)")
     return p
 
 
@@ -127,7 +129,7 @@ def main(argv=None) -> int:
             _check_flags(args)
         frame, name = _load(args.data)
         spec = ModelSpec.from_formula(args.formula, frame, weights=args.weights, offset=args.offset,
-                                      subset=args.subset)
+                                      subset=args.subset, sigma_by=args.sigma_by)
         spec = dataclasses.replace(spec, data_name=name)
         if args.command == "fit":
             print(lmer(spec, reml=not args.ml).summary())

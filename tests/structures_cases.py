@@ -6,8 +6,6 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-import pandas as pd
-
 import lmmcompare as lc
 
 DATA = Path(__file__).parent / "data"
@@ -16,9 +14,8 @@ FITS = REFERENCE["fits"]
 
 
 @lru_cache(maxsize=None)
-def dataset(name: str) -> pd.DataFrame:
-    if name.endswith(".csv"):
-        return pd.read_csv(DATA / name, dtype={"subj": "category", "occ": "category", "grp": "category"})
+def dataset(name: str):
+    """A reference fit's data: a shipped data set (RepeatedMeasures is simulated by the R script)."""
     return lc.load_dataset(name)
 
 

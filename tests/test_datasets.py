@@ -7,7 +7,8 @@ import pytest
 import lmmcompare as lc
 
 EXPECTED_ROWS = {"sleepstudy": 180, "Dyestuff": 30, "Dyestuff2": 30, "Penicillin": 144, "Pastes": 60,
-                 "cake": 270, "Orthodont": 108, "InstEval": 73421}
+                 "cake": 270, "Orthodont": 108, "InstEval": 73421,
+                 "RepeatedMeasures": 720}
 
 
 def test_list_datasets_names_every_shipped_set():

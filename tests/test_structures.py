@@ -23,7 +23,7 @@ SLEEP = "Reaction ~ Days + {}(Days | Subject)"
 
 @pytest.fixture(scope="module")
 def repeated():
-    data = dataset("repeated_measures.csv")
+    data = dataset("RepeatedMeasures")
     return data[data.subj.cat.codes < 30].assign(subj=lambda d: d.subj.cat.remove_unused_categories())
 
 
@@ -145,3 +145,18 @@ def test_sigma_by_level_with_one_row_is_refused():
     data["one"] = "a"
     with pytest.raises(DataError, match="one level"):
         lc.lmer("Reaction ~ Days + (Days | Subject)", data, sigma_by="one")
+
+
+def test_cli_and_report_inputs_take_sigma_by():
+    import subprocess
+    import sys
+
+    from lmmcompare.spec.inputs import describe_inputs
+
+    out = subprocess.run([sys.executable, "-m", "lmmcompare.cli", "fit", "distance ~ age + cs(age | Subject)",
+                          "--data", "Orthodont", "--sigma-by", "Sex"], capture_output=True, text=True)
+    expected = lc.lmer("distance ~ age + cs(age | Subject)", "Orthodont", sigma_by="Sex")
+    assert out.returncode == 0, out.stderr
+    assert f"REML criterion at convergence: {expected.objective:.1f}" in out.stdout
+    assert describe_inputs(expected.spec)[-1] == ("residual sd by level of Sex (2 levels; sigma is 'Male''s, "
+                                                  "the others are ratios to it)")

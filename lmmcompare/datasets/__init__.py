@@ -22,6 +22,8 @@ _DESCRIPTIONS = {
     "cake": "Breakage angle of chocolate cakes: 3 recipes x 6 temperatures x 15 replicates (lme4).",
     "Orthodont": "Orthodontic distance growth of 27 children, ages 8 to 14 (nlme).",
     "InstEval": "73,421 lecture ratings: 2,972 students x 1,128 lecturers (lme4).",
+    "RepeatedMeasures": ("Simulated: 60 subjects x 6 occasions x 2 replicates, correlated occasion effects, "
+                         "residual sd by group (tests/data/structures_reference.R)."),
 }
 
 

@@ -155,7 +155,7 @@ def new_offset(spec, frame: pd.DataFrame, offset, complete) -> np.ndarray | floa
 
 
 def describe_inputs(spec) -> list[str]:
-    """One line per model input a report shows: weights, offset, codings other than R's defaults."""
+    """One line per model input a report shows: weights, offset, codings other than R's defaults, sigma_by."""
     out = []
     if spec.weights is not None:
         out.append(f"prior weights (residual variance sigma^2 / w): from {spec.weights.min():.4g} to "
@@ -168,4 +168,8 @@ def describe_inputs(spec) -> list[str]:
     coded = [f"{k}: {v}" for k, v in codings.items() if v not in ("treatment", "poly")]
     if coded:
         out.append(f"contrasts: {', '.join(coded)}")
+    if spec.sigma_by is not None:
+        levels = spec.sigma_by.levels
+        out.append(f"residual sd by level of {spec.sigma_by.name} ({len(levels)} levels; sigma is {levels[0]!r}'s, "
+                   "the others are ratios to it)")
     return out

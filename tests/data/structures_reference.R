@@ -1,6 +1,7 @@
 # glmmTMB / nlme / lme4 reference numbers for structured random-effect covariances and a residual sd
 # per factor level (issue 22).  Run from tests/data:
-#   Rscript structures_reference.R      (writes repeated_measures.csv and structures_reference.json)
+#   Rscript structures_reference.R      (writes structures_reference.json and the simulated data set the
+#                                        package ships, ../../lmmcompare/datasets/data/RepeatedMeasures.csv)
 # R 4.2.2, glmmTMB 1.1.5, nlme 3.1-162, lme4 1.1-31, jsonlite 1.8.4; about half a minute.
 #
 # Our syntax -> the peers':
@@ -39,10 +40,11 @@ sim$grp <- grp_of_subj[sim$subj]
 sim$y <- round(sim_beta[1] + sim_beta[2] * sim$time + b[cbind(sim$occ, sim$subj)] +
                rnorm(nrow(sim), 0, sim_sd_res[sim$grp]), 4)
 sim$subj <- sprintf("s%02d", sim$subj); sim$occ <- paste0("t", sim$occ)
-write.csv(sim[, c("subj", "occ", "rep", "time", "grp", "y")], "repeated_measures.csv", row.names = FALSE)
+rm_csv <- file.path(datadir, "RepeatedMeasures.csv")   # datadir: shipped_data.R
+write.csv(sim[, c("subj", "occ", "rep", "time", "grp", "y")], rm_csv, row.names = FALSE)
 rm_levels <- list(subj = sprintf("s%02d", 1:n_subj), occ = paste0("t", 1:n_occ), grp = c("A", "B", "C"))
 read_rm <- function() {                   # the fits use the CSV as read back, as the tests will
-  d <- read.csv("repeated_measures.csv", stringsAsFactors = FALSE)
+  d <- read.csv(rm_csv, stringsAsFactors = FALSE)
   for (f in names(rm_levels)) d[[f]] <- factor(d[[f]], levels = rm_levels[[f]])
   d
 }
@@ -50,7 +52,7 @@ rm <- read_rm()
 occ_dummies <- model.matrix(~ 0 + occ, rm)     # columns occt1..occt6, for lme4's (0 + occt1 + ... || subj)
 rm <- cbind(rm, as.data.frame(occ_dummies))
 design <- list(
-  file = "repeated_measures.csv", rows = nrow(rm), subjects = n_subj, occasions = n_occ,
+  file = "lmmcompare/datasets/data/RepeatedMeasures.csv", rows = nrow(rm), subjects = n_subj, occasions = n_occ,
   replicates_per_occasion = n_rep,
   columns = list(subj = "factor s01..s60", occ = "factor t1..t6 (in this order)",
                  rep = "replicate 1 or 2 within subject and occasion", time = "numeric 0..5 (occ t1..t6)",
@@ -180,11 +182,11 @@ run_case <- function(cs, reml) {
     res$brute_force <- brute_force(cs, d, res$terms, residual_row_sd(cs, d, res), reml)
     peers[[p]] <- c(list(call = call), res)
   }
-  list(data = if (cs$data == "rm") "repeated_measures.csv" else cs$dataset, formula = cs$formula,
+  list(data = cs$dataset, formula = cs$formula,
        sigma_by = cs$sigma_by, reml = reml, note = cs$note, peers = peers, agreement = agreement(peers))
 }
 case <- function(data, formula, fixed, terms, peers, sigma_by = NULL, note = NULL)
-  list(data = data, dataset = c(sleep = "sleepstudy", orth = "Orthodont", rm = "repeated_measures")[[data]],
+  list(data = data, dataset = c(sleep = "sleepstudy", orth = "Orthodont", rm = "RepeatedMeasures")[[data]],
        formula = formula, fixed = fixed, terms = terms, peers = peers, sigma_by = sigma_by, note = note)
 ml <- "method = {METHOD}"; tr <- "REML = {REML}"
 tmb <- function(f, data, extra = "") sprintf("glmmTMB(%s, data = %s, %s%s)", f, data, tr, extra)
