@@ -102,7 +102,7 @@ class ModelSpec:
 
     @property
     def row_weights(self) -> np.ndarray | None:
-        """``w_i``: the prior weights divided by ``delta_{f(i)}^2`` of :attr:`residual_ratios` (None: all 1).
+        """``w_i``: the prior weights divided by ``delta_{f(i)}^2`` of ``residual_ratios`` (None: all 1).
 
         Row ``i`` has residual variance ``sigma^2 / w_i``; every weighted
         computation of both engines reads these.

@@ -3,7 +3,7 @@
 Names follow lme4 (``confint(..., oldNames = FALSE)``): the fixed effects by
 their column names; for term ``t`` with columns ``c_1..c_p`` and grouping
 factor ``g``, the lower triangle of its covariance ``Sigma_t``, column by
-column (theta's order, :func:`lower_index`), is ``sd_c_i|g`` on the diagonal
+column (theta's order, :func:`~lmmcompare.spec.structures.lower_index`), is ``sd_c_i|g`` on the diagonal
 (``i = j``) and ``cor_c_i.c_j|g`` below it (``i > j``); the residual standard
 deviation is ``sigma``.  Where two terms on one factor would repeat a name
 (``(x | g) + (1 | g)``, which lme4 labels alike), the later term's names carry

@@ -4,13 +4,11 @@ A term ``S(x | g)`` with ``p`` columns has covariance ``Sigma = sigma^2 T T'`` p
 level, ``T`` lower triangular (lme4's relative factor).  The structure ``S``
 fixes how few parameters ``phi`` give ``T`` (glmmTMB's and lme4 2.0's names):
 
-========  ===========================================  ==========================
-``us``    ``T`` free (lme4's theta, ``p(p+1)/2``)        ``sd_c|g``, ``cor_c.d|g``
-``diag``  ``T = diag(s_1..s_p)``                         ``sd_c|g`` (hom: ``sd|g``)
-``cs``    ``Sigma = sigma^2 S R(rho) S``, ``R = (1 -    ``sd_c|g`` (hom: ``sd|g``),
-          rho) I + rho 11'``, ``S = diag(s)``             ``cor|g``
-``ar1``   ``Sigma = sigma^2 s^2 R``, ``R_ij = rho^|i-j|``  ``sd|g``, ``rho|g``
-========  ===========================================  ==========================
+* ``us``: ``T`` free (lme4's theta, ``p(p+1)/2`` entries); names ``sd_c|g``, ``cor_c.d|g``;
+* ``diag``: ``T = diag(s_1..s_p)``; names ``sd_c|g`` (``hom``: one ``sd|g``);
+* ``cs``: ``Sigma = sigma^2 S R(rho) S`` with ``R = (1 - rho) I + rho 11'`` and ``S = diag(s)``;
+  names ``sd_c|g`` (``hom``: one ``sd|g``) and ``cor|g``;
+* ``ar1``: ``Sigma = sigma^2 s^2 R`` with ``R_ij = rho^|i-j|``; names ``sd|g`` and ``rho|g``.
 
 ``s`` are sds relative to the residual sd ``sigma`` (as theta is), ``rho`` lies
 in ``[-1/(p-1), 1]`` (cs, where ``R`` is positive semi-definite) or ``[-1, 1]``
@@ -42,7 +40,7 @@ def lower_index(p: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sd_cor_matrices(values, p: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(sd, cor)`` from a term's lower triangle of sds and correlations: the inverse of :func:`sd_cor_from_cov`."""
+    """``(sd, cor)`` from a term's lower triangle of sds and correlations: the inverse of :func:`lmmcompare.spec.parameters.sd_cor_from_cov`."""
     rows, cols = lower_index(p)
     sd, cor = np.zeros(p), np.eye(p)
     for v, i, j in zip(values, rows, cols):
@@ -111,7 +109,7 @@ class Structure:
         """``(sd (p,), cor (p, p))`` implied by the term's natural parameters (sds first, then rho).
 
         For ``us`` the values are the lower triangle of sds and correlations in
-        theta's order (:func:`lmmcompare.spec.parameters.sd_cor_matrices`).
+        theta's order (:func:`sd_cor_matrices`).
         """
         values = np.asarray(values, dtype=float)
         if self.kind == US:
