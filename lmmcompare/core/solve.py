@@ -135,7 +135,7 @@ def _pair_quadratic(f: BlockedFactor, H: np.ndarray, k: int, out=None) -> np.nda
 
 
 def inverse_quadratic_forms(f: BlockedFactor, first_codes: np.ndarray, first_values: np.ndarray,
-                            rest_values: np.ndarray) -> np.ndarray:
+                            rest_values: np.ndarray, include_X: bool = True) -> np.ndarray:
     """``v_i' (L_a L_a')^{-1} v_i`` for k vectors ``v_i`` on the ``[u_1; u_r; beta]`` system, by forward solves.
 
     ``L_a`` is L without its y row and column, so ``L_a L_a'`` is the matrix of
@@ -148,6 +148,9 @@ def inverse_quadratic_forms(f: BlockedFactor, first_codes: np.ndarray, first_val
         w_2 = L22a^{-1} (v_2 - Lr' A21_j D_j w_1)
 
     Nothing ``q x q`` is formed; the work is ``O(k m^2)`` for the trailing block.
+    With ``include_X=False`` the forms are of the random-effects block alone,
+    ``v_u' (Lambda'Z'Z Lambda + I)^{-1} v_u``: the first ``q`` rows of the forward
+    solve, which do not involve beta's rows (L is lower triangular).
 
     Parameters
     ----------
@@ -173,5 +176,9 @@ def inverse_quadratic_forms(f: BlockedFactor, first_codes: np.ndarray, first_val
     G = np.asarray((cp.A21 @ E).todense())[:-1]              # A21_j D_j w_1, y row dropped
     if cp.q_rest:
         G = left_scale(G, f.Ts[1:], cp.rest_offsets, cp.rest_levels)
-    w2 = scipy.linalg.solve_triangular(f.L22[:-1, :-1], rest_values.T - G, lower=True, check_finite=False)
+    upto = cp.m - 1 if include_X else cp.q_rest
+    if upto == 0:
+        return np.einsum("ka,ka->k", w1, w1)
+    w2 = scipy.linalg.solve_triangular(f.L22[:upto, :upto], rest_values.T[:upto] - G[:upto], lower=True,
+                                       check_finite=False)
     return np.einsum("ka,ka->k", w1, w1) + np.einsum("ik,ik->k", w2, w2)

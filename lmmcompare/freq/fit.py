@@ -18,7 +18,7 @@ import numpy as np
 from ..arguments import check_bool, check_int, check_number, check_options, shown
 from ..core.blocks import CrossProducts, Workspace, cross_products
 from ..core.factor import objective
-from ..core.gradient import objective_and_gradient
+from ..core.gradient import deviance_pieces, objective_and_gradient
 from ..core.structures import CovarianceMap
 from ..core.standardize import (column_transforms, standardized_spec, theta_from_standardized,
                                 theta_to_standardized)
@@ -71,24 +71,35 @@ class Devfun:
         theta, delta = self.split(phi)
         if self.spec.sigma_by is None:
             return self.spec, self.cp, theta
-        return self.spec.with_residual_ratios(np.exp(delta)), self._weighted.at(delta), theta
+        return (*self._weighted.at(delta), theta)
 
     def __call__(self, phi) -> float:
         if self.plain:
             return objective(self.cp, np.asarray(phi, float), self.reml, self.workspace)
         theta, delta = self.split(phi)
-        return objective(self._weighted.at(delta), theta, self.reml, self.workspace)
+        return objective(self._weighted.at(delta)[1], theta, self.reml, self.workspace)
 
     def with_gradient(self, phi):
-        """``(objective, gradient)`` at phi: analytic in theta (chain rule ``J' g``), differences in log delta."""
+        """``(objective, gradient)`` at phi, analytic: in theta by the chain rule ``J' g``, in log delta
+        as :mod:`.residual_weights` derives it."""
         phi = np.asarray(phi, float)
         if self.plain:
             return objective_and_gradient(self.cp, phi, self.reml, self.workspace)
         k = self.covariance.n_phi
         theta, delta = self.split(phi)
-        value, g_theta = objective_and_gradient(self._weighted.at(delta), theta, self.reml, self.workspace)
-        g = g_theta if self.covariance.identity else g_theta @ self.covariance.jacobian(phi[:k])
-        return value, np.concatenate([g, self._weighted.ratio_gradient(theta, delta, self.reml, self.workspace)])
+        spec, cp = self._weighted.at(delta)
+        if not self._weighted.size:
+            value, g = objective_and_gradient(cp, theta, self.reml, self.workspace)
+            return value, g @ self.covariance.jacobian(phi[:k])
+        try:
+            f, dlogdet, dr2 = deviance_pieces(cp, theta, include_X=self.reml, workspace=self.workspace)
+        except np.linalg.LinAlgError:
+            return np.inf, np.full(phi.shape, np.nan)
+        dof = cp.n - cp.p if self.reml else cp.n
+        g = dlogdet + dof * dr2 / f.r2
+        if not self.covariance.identity:
+            g = g @ self.covariance.jacobian(phi[:k])
+        return f.objective(self.reml), np.concatenate([g, self._weighted.ratio_gradient(spec, f, self.reml)])
 
     @property
     def lower(self) -> np.ndarray:
@@ -145,11 +156,11 @@ def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
     """
     check_options("the optimizer (lmer's **options)", options, dict(_OPTIONS))
     with single_blas_thread(devfun.cp.m <= ONE_BLAS_THREAD_UP_TO):  # inline: warnings' stacklevels count frames
-        if start is None and devfun.plain:
+        if start is None and devfun.covariance.identity:
             transforms = column_transforms(devfun.spec)
             if transforms is not None:
                 return _optimize_standardized(devfun, transforms, **options)
-            if intercepts_only(devfun.spec):
+            if intercepts_only(devfun.spec) and devfun.plain:
                 return _optimize_from_moments(devfun, **options)
         if start is None:
             start = devfun.start
@@ -188,7 +199,15 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
     with warnings.catch_warnings():  # convergence is judged on the polished result
         warnings.simplefilter("ignore", ConvergenceWarning)
         first = optimize_theta(inner.with_gradient, inner.start, inner.lower, **options)
-    start = np.maximum(theta_from_standardized(first.theta, transforms, sizes), devfun.lower)
+    k = devfun.covariance.n_theta     # phi = (theta, log residual sd ratios): only theta is standardised
+
+    def from_standardized(phi):
+        return np.concatenate([theta_from_standardized(phi[:k], transforms, sizes), phi[k:]])
+
+    def to_standardized(phi):
+        return np.concatenate([theta_to_standardized(phi[:k], transforms, sizes), phi[k:]])
+
+    start = np.maximum(from_standardized(first.theta), devfun.lower)
     what = "REML criterion" if devfun.reml else "deviance"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -200,8 +219,8 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
         raise DataError(f"the {what} cannot be evaluated in the model's own random-effects columns at the "
                         f"optimum found with them centred and scaled ({first.objective:.6f}): "
                         f"{far_from_zero(devfun.spec)}")
-    log = tuple((theta_from_standardized(th, transforms, sizes), v) for th, v in first.log) + polished.log
-    theta_s = theta_to_standardized(polished.theta, transforms, sizes)
+    log = tuple((from_standardized(th), v) for th, v in first.log) + polished.log
+    theta_s = to_standardized(polished.theta)
     if polished.converged:
         check = inner(theta_s)
     else:
@@ -224,7 +243,7 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
             f"{far_from_zero(devfun.spec)}", PrecisionWarning, stacklevel=4)
     return dataclasses.replace(
         polished, method="L-BFGS-B on standardised columns, polished", log=log, n_evals=len(log),
-        theta_start=theta_from_standardized(inner.start, transforms, sizes), seconds=first.seconds + polished.seconds)
+        theta_start=from_standardized(inner.start), seconds=first.seconds + polished.seconds)
 
 
 def _evaluable(devfun: Devfun, theta) -> bool:
