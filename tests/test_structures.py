@@ -166,3 +166,17 @@ def test_cli_and_report_inputs_take_sigma_by():
     assert f"REML criterion at convergence: {expected.objective:.1f}" in out.stdout
     assert describe_inputs(expected.spec)[-1] == ("residual sd by level of Sex (2 levels; sigma is 'Male''s, "
                                                   "the others are ratios to it)")
+
+
+def test_save_load_and_update_keep_the_structure_and_the_ratios(tmp_path, repeated):
+    fit = lc.lmer("y ~ time + ar1(0 + occ | subj)", repeated, sigma_by="grp")
+    fit.save(tmp_path / "fit.lmm")
+    back = lc.load(tmp_path / "fit.lmm")
+    assert back.objective == fit.objective
+    np.testing.assert_array_equal(back.phi, fit.phi)
+    pd.testing.assert_series_equal(back.residual_sd, fit.residual_sd)
+    pd.testing.assert_series_equal(back.variance_parameters(), fit.variance_parameters())
+    ml = fit.update(reml=False)
+    direct = lc.lmer("y ~ time + ar1(0 + occ | subj)", repeated, sigma_by="grp", reml=False)
+    assert ml.objective == pytest.approx(direct.objective, abs=1e-8)
+    assert fit.update(sigma_by=None).spec.sigma_by is None
