@@ -180,3 +180,10 @@ def test_save_load_and_update_keep_the_structure_and_the_ratios(tmp_path, repeat
     direct = lc.lmer("y ~ time + ar1(0 + occ | subj)", repeated, sigma_by="grp", reml=False)
     assert ml.objective == pytest.approx(direct.objective, abs=1e-8)
     assert fit.update(sigma_by=None).spec.sigma_by is None
+
+
+def test_r2_residual_variance_with_sigma_by_is_the_mean_row_variance():
+    fit = lc.lmer("distance ~ age + (1 | Subject)", "Orthodont", sigma_by="Sex")
+    rows = fit.spec.frame["Sex"].map(fit.residual_sd.to_dict()).to_numpy(float)
+    r2 = lc.r2(fit)
+    assert r2.variances.var_residual == pytest.approx(np.mean(rows**2), rel=1e-12)

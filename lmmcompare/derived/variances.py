@@ -12,7 +12,9 @@ random-effects terms ``k`` with model columns ``X_k`` (n x p_k) and covariance
   row ``i`` of ``X_k``; ``tr(Sigma_k)`` reduces to ``sigma_k^2`` for an
   intercept);
 - ``var_residual = sigma^2``, also with prior weights (as insight: the
-  variance of an observation of weight 1).
+  variance of an observation of weight 1); with ``sigma_by`` the mean over the
+  rows of their residual variance, ``mean_i (sigma delta_{f(i)})^2`` (the
+  average observation-level variance of Nakagawa & Schielzeth's R²).
 
 An :class:`~lmmcompare.LmerFit` gives numbers; a
 :class:`~lmmcompare.BayesFit` gives one value per posterior draw, from that
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..freq import LmerFit
+from ..freq.variance_components import residual_ratios
 from ..spec import ModelSpec
 
 
@@ -73,7 +76,16 @@ def lmer_variances(fit: LmerFit, singular: bool) -> VarianceComponents:
     var_fixed = float(np.var(spec.X @ fit.beta, ddof=1)) if spec.n > 1 else 0.0
     var_random = np.nan if singular else float(sum(
         np.sum(S * M) for S, M in zip(fit.term_covariances(), term_moments(spec))))
-    return VarianceComponents(var_fixed, var_random, float(fit.sigma**2))
+    return VarianceComponents(var_fixed, var_random, float(fit.sigma**2 * mean_square_scale(spec, residual_ratios(fit))))
+
+
+def mean_square_scale(spec: ModelSpec, ratios) -> float | np.ndarray:
+    """``mean_i delta_{f(i)}^2`` of ``sigma_by`` (1 without it); ``ratios`` (..., K - 1) for draws."""
+    if spec.sigma_by is None:
+        return 1.0
+    ratios = np.asarray(ratios, dtype=float)
+    share = np.bincount(spec.sigma_by.codes, minlength=spec.sigma_by.n_levels) / spec.n
+    return share[0] + np.sum(share[1:] * ratios**2, axis=-1)
 
 
 def bayes_variances(fit) -> VarianceComponents:
