@@ -54,11 +54,12 @@ class Devfun:
         object.__setattr__(self, "workspace", Workspace(self.cp.m))
         object.__setattr__(self, "covariance", CovarianceMap.from_spec(self.spec))
         object.__setattr__(self, "_weighted", WeightedProducts(self.spec, self.cp))
+        object.__setattr__(self, "_plain", self.covariance.identity and self.spec.sigma_by is None)
 
     @property
     def plain(self) -> bool:
         """Whether phi is theta: no structured term and no ``sigma_by`` (lme4's objective as it is)."""
-        return self.covariance.identity and self.spec.sigma_by is None
+        return self._plain
 
     def split(self, phi) -> tuple[np.ndarray, np.ndarray]:
         """``(theta, log delta)`` of ``phi`` (``log delta`` empty without ``sigma_by``)."""
