@@ -1,28 +1,58 @@
-"""The deviance and cov(beta) as functions of the variance parameters (theta, sigma).
+"""The deviance and cov(beta) as functions of the variance parameters.
 
-lmerTest's parameterisation: ``varpar = (theta, sigma)`` and, with ``r^2(theta)``
-the penalised residual sum of squares,
+lmerTest's parameterisation for lme4's models: ``varpar = (theta, sigma)`` and,
+with ``r^2(theta)`` the penalised residual sum of squares,
 
-    dev(theta, sigma) = log|L_theta|^2 + r^2 / sigma^2 + n log(2 pi sigma^2)
+    dev(theta, sigma) = log|L_theta|^2 + r^2 / sigma^2 + n log(2 pi sigma^2) - sum_i log w_i
                         [REML: + log|L_X|^2 - p log(2 pi sigma^2)]
 
 which equals the profiled criterion at ``sigma^2 = r^2 / n`` (or ``/(n - p)``).
 ``cov(beta)(theta, sigma) = sigma^2 (L_X L_X')^{-1}``.
+
+A model with a structured term or ``sigma_by`` has fewer (or other) free
+parameters than theta: ``varpar = (phi, sigma)`` with phi the optimizer's
+vector (:class:`~lmmcompare.freq.fit.Devfun`: the structured terms' relative sds
+and correlations, then ``log delta_k`` of the residual sd ratios).  The same
+formula holds with ``theta = theta(phi)`` and the cross-products (and
+``w_i = a_i / delta_{f(i)}^2``) of the rows weighted at ``delta``
+(``Devfun.at``).  Satterthwaite's df is invariant to the parameterisation
+(at the optimum ``A = 2 H^{-1}`` and the gradient of cov(beta) transform by the
+same jacobian), so only *which* parameters are free matters.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ...core.factor import LOG_2PI, factorize
+from ..fit import Devfun
 from . import numderiv
 
 
+def _devfun(fit) -> Devfun:
+    """The fit's objective over phi (kept per fit: its weighted cross-products are cached)."""
+    return fit.derived.get("devfun", lambda: Devfun(spec=fit.spec, cp=fit.cp, reml=fit.reml))
+
+
+def _blocks(fit, phi):
+    """``(cp, theta)`` at ``phi``: the fit's own when phi is theta."""
+    devfun = _devfun(fit)
+    if devfun.plain:
+        return fit.cp, np.asarray(phi, dtype=float)
+    _, cp, theta = devfun.at(phi)
+    return cp, theta
+
+
+def fitted_varpar(fit) -> np.ndarray:
+    """``(phi, sigma)`` at the fit (phi is theta for lme4's models)."""
+    return np.append(fit.phi, fit.sigma)
+
+
 def deviance_varpar(fit, varpar) -> float:
-    """``-2 log L`` (REML fits: the restricted likelihood) at ``varpar = (theta, sigma)``, beta profiled."""
+    """``-2 log L`` (REML fits: the restricted likelihood) at ``varpar = (phi, sigma)``, beta profiled."""
     varpar = np.asarray(varpar, dtype=float)
-    theta, sigma = varpar[:-1], varpar[-1]
-    cp = fit.cp
+    sigma = varpar[-1]
     try:
+        cp, theta = _blocks(fit, varpar[:-1])
         f = factorize(cp, theta)
     except np.linalg.LinAlgError:
         return np.inf
@@ -36,8 +66,8 @@ def deviance_varpar(fit, varpar) -> float:
 def vcov_varpar_beta(fit, varpar) -> np.ndarray:
     """``cov(beta)`` at ``varpar`` (flattened p x p)."""
     varpar = np.asarray(varpar, dtype=float)
-    cp = fit.cp
-    f = factorize(cp, varpar[:-1])
+    cp, theta = _blocks(fit, varpar[:-1])
+    f = factorize(cp, theta)
     qr, p = cp.q_rest, cp.p
     LX_inv = np.linalg.inv(f.L22[qr : qr + p, qr : qr + p])
     return (varpar[-1] ** 2 * (LX_inv.T @ LX_inv)).ravel()
@@ -51,7 +81,7 @@ def varpar_covariance(fit):
 
 
 def _varpar_covariance(fit):
-    varpar = np.append(fit.theta, fit.sigma)
+    varpar = fitted_varpar(fit)
     H = numderiv.hessian(lambda v: deviance_varpar(fit, v), varpar)
     w, U = np.linalg.eigh(H)
     keep = w > 1e-8 * max(np.max(np.abs(w)), 1.0)

@@ -1,0 +1,163 @@
+"""Inference on models with structured covariances and sigma_by (issue 22).
+
+Satterthwaite's df uses the model's free variance parameters (phi, sigma):
+checked by invariance (``diag`` is ``||``; a two-column ``cs`` is ``us``) and, for
+``sigma_by``, against a brute-force df from the dense-V REML likelihood in the
+natural parameters (sd, sigma, ratio).  Kenward-Roger: a ``diag`` term equals
+``||`` and ``cs(hom=True)`` equals ``(1 | g) + (1 | g:f)`` (the same span of
+covariances); models with a covariance nonlinear in its parameters raise.
+"""
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmmcompare as lc
+from lmmcompare.errors import ArgumentError, SingularFitWarning
+from lmmcompare.freq import fit_at_theta, make_devfun
+from structures_cases import dataset
+
+
+def orthodont():
+    return lc.load_dataset("Orthodont")
+
+
+def fit_at(formula, data, phi, reml=True):
+    """The fit of ``formula`` at given parameters (no optimisation)."""
+    return fit_at_theta(make_devfun(lc.ModelSpec.from_formula(formula, data), reml=reml), phi)
+
+
+def assert_tables_equal(a, b, rtol):
+    for column in ("estimate", "se", "df"):
+        np.testing.assert_allclose(a[column].to_numpy(), b[column].to_numpy(), rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("formula, data", [("distance ~ age + {}(age | Subject)", "Orthodont"),
+                                           ("Reaction ~ Days + {}(Days | Subject)", "sleepstudy")])
+@pytest.mark.parametrize("reml", [True, False])
+def test_diag_has_the_df_and_se_of_the_double_bar(formula, data, reml):
+    """diag(x | g) at phi is (x || g) at theta = phi: the same likelihood, so the same Satterthwaite df."""
+    diag = lc.lmer(formula.format("diag"), data, reml=reml)
+    bars = fit_at(formula.format("").replace("(Days |", "(Days ||").replace("(age |", "(age ||"),
+                  lc.load_dataset(data), diag.phi, reml)
+    assert len(bars.spec.terms) == 2 and diag.phi.size == 2
+    assert_tables_equal(diag.coef_table(), bars.coef_table(), rtol=1e-6)
+
+
+def orthodont_centred():
+    d = orthodont()
+    return d.assign(age_c=d["age"] - 11)
+
+
+@pytest.mark.parametrize("formula, data", [("Reaction ~ Days + {}(Days | Subject)", "sleepstudy"),
+                                           ("distance ~ age * Sex + {}(age_c | Subject)", "orthodont_centred")])
+def test_two_column_cs_has_the_df_of_us(formula, data):
+    """A two-column cs term (s1, s2, rho) reparameterises us's theta: at the optimum the df agree."""
+    data = orthodont_centred() if data == "orthodont_centred" else lc.load_dataset(data)
+    cs = lc.lmer(formula.format("cs"), data)
+    us = lc.lmer(formula.format(""), data)
+    assert cs.objective == pytest.approx(us.objective, abs=1e-6)
+    at_cs = fit_at(formula.format(""), data, cs.theta)   # us at the same point
+    assert_tables_equal(cs.coef_table(), at_cs.coef_table(), rtol=1e-4)
+    np.testing.assert_allclose(cs.coef_table()["df"], us.coef_table()["df"], rtol=1e-3)
+
+
+def orthodont_subset():
+    """11 subjects (6 boys, 5 girls): small enough for n x n matrices, unbalanced in Sex."""
+    d = orthodont()
+    keep = ["M01", "M02", "M03", "M04", "M05", "M06", "F01", "F02", "F03", "F04", "F05"]
+    sub = d[d["Subject"].isin(keep)].copy()
+    sub["Subject"] = sub["Subject"].cat.remove_unused_categories()
+    return sub.reset_index(drop=True)
+
+
+def brute_force_satterthwaite(fit, data, factor):
+    """Satterthwaite df of each coefficient from the dense V of ``y ~ X + (1 | Subject)`` with a residual
+    sd per level of ``factor``, in the natural parameters psi = (sd, sigma, ratio):
+
+        -2 l_R(psi) = log|V| + log|X'V^-1 X| + r'V^-1 r,   V = sd^2 Z Z' + diag(sigma_i^2),
+        df = 2 (l'Phi l)^2 / (g' A g),  A = 2 H^-1,  g_k = l' (d Phi / d psi_k) l,  Phi = (X'V^-1 X)^-1,
+
+    H and d Phi / d psi by central differences (steps 1e-4 psi)."""
+    X, y = fit.spec.X, fit.spec.y
+    Z = np.eye(data["Subject"].cat.categories.size)[data["Subject"].cat.codes]
+    second = (data[factor] == fit.spec.sigma_by.levels[1]).to_numpy()
+
+    def V(psi):
+        sd, sigma, ratio = psi
+        return sd**2 * Z @ Z.T + np.diag(np.where(second, sigma * ratio, sigma) ** 2)
+
+    def Phi(psi):
+        return np.linalg.inv(X.T @ np.linalg.solve(V(psi), X))
+
+    def reml(psi):
+        Vi = np.linalg.inv(V(psi))
+        beta = Phi(psi) @ X.T @ Vi @ y
+        r = y - X @ beta
+        return np.linalg.slogdet(V(psi))[1] - np.linalg.slogdet(Phi(psi))[1] + r @ Vi @ r
+
+    psi = fit.variance_parameters().to_numpy()
+    k, h = psi.size, 1e-4 * psi
+    E = np.diag(h)
+    H = np.array([[(reml(psi + E[i] + E[j]) - reml(psi + E[i] - E[j]) - reml(psi - E[i] + E[j])
+                    + reml(psi - E[i] - E[j])) / (4 * h[i] * h[j]) for j in range(k)] for i in range(k)])
+    A = 2 * np.linalg.inv(H)
+    dPhi = [(Phi(psi + E[i]) - Phi(psi - E[i])) / (2 * h[i]) for i in range(k)]
+    out = []
+    for l in np.eye(X.shape[1]):
+        g = np.array([l @ D @ l for D in dPhi])
+        out.append(2 * (l @ Phi(psi) @ l) ** 2 / (g @ A @ g))
+    return np.array(out), Phi(psi)
+
+
+def test_sigma_by_df_equals_the_brute_force_df():
+    data = orthodont_subset()
+    fit = lc.lmer("distance ~ age + (1 | Subject)", data, sigma_by="Sex")
+    assert list(fit.variance_parameters().index) == ["sd_(Intercept)|Subject", "sigma", "sigma_ratio_Female|Sex"]
+    df, Phi = brute_force_satterthwaite(fit, data, "Sex")
+    np.testing.assert_allclose(fit.vcov_beta, Phi, rtol=1e-10)
+    np.testing.assert_allclose(fit.coef_table()["df"].to_numpy(), df, rtol=1e-4)
+
+
+def test_kenward_roger_of_diag_equals_the_double_bar():
+    diag = lc.lmer("distance ~ age + diag(age | Subject)", orthodont())
+    bars = fit_at("distance ~ age + (age || Subject)", orthodont(), diag.phi)
+    assert_tables_equal(diag.coef_table("kenward-roger"), bars.coef_table("kenward-roger"), rtol=1e-10)
+    a, b = lc.freq.inference.kenward_roger_vcov(diag), lc.freq.inference.kenward_roger_vcov(bars)
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-10)     # the adjusted covariance
+    np.testing.assert_allclose(a[2], b[2], rtol=1e-8)      # W, the covariance of the components
+
+
+def test_kenward_roger_of_homogeneous_cs_equals_nested_intercepts():
+    """cs(0 + occ | subj, hom=True) spans {I, 11'} per subject, as (1 | subj) + (1 | subj:occ) does:
+    at the same covariance (rho >= 0) KR's df and adjusted covariance agree."""
+    data = dataset("repeated_measures.csv")
+    cs = lc.lmer("y ~ time + cs(0 + occ | subj, hom=True)", data)
+    s, rho = cs.phi
+    assert rho > 0
+    nested = fit_at("y ~ time + (1 | subj) + (1 | subj:occ)", data, [s * np.sqrt(1 - rho), s * np.sqrt(rho)])
+    assert [t.group for t in nested.spec.terms] == ["subj:occ", "subj"]
+    assert nested.objective == pytest.approx(cs.objective, abs=1e-8)
+    assert_tables_equal(cs.coef_table("kenward-roger"), nested.coef_table("kenward-roger"), rtol=1e-8)
+    L = np.array([[1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(cs.contrast(L, ddf="kenward-roger").to_numpy(float),
+                               nested.contrast(L, ddf="kenward-roger").to_numpy(float), rtol=1e-8)
+
+
+@pytest.mark.parametrize("formula, data, sigma_by, message", [
+    ("y ~ time + cs(0 + occ | subj)", "repeated_measures.csv", None, "cs term cs(0 + occ | subj)"),
+    ("y ~ time + ar1(0 + occ | subj)", "repeated_measures.csv", None, "ar1 term ar1(0 + occ | subj)"),
+    ("y ~ time + (1 | subj)", "repeated_measures.csv", "grp", "sigma_by='grp'"),
+])
+def test_kenward_roger_refuses_nonlinear_covariances(formula, data, sigma_by, message):
+    fit = lc.lmer(formula, dataset(data), sigma_by=sigma_by)
+    for call in (lambda: fit.coef_table("kenward-roger"), lambda: fit.contrast([0, 1], ddf="kenward-roger"),
+                 lambda: fit.by_criterion(False).coef_table("kenward-roger")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")     # refused before any REML refit warns
+            with pytest.raises(ArgumentError, match=re.escape(message)) as info:
+                call()
+        assert "ddf='satterthwaite'" in str(info.value)
+    assert np.all(np.isfinite(fit.coef_table("satterthwaite")["df"]))
