@@ -161,3 +161,25 @@ def test_kenward_roger_refuses_nonlinear_covariances(formula, data, sigma_by, me
                 call()
         assert "ddf='satterthwaite'" in str(info.value)
     assert np.all(np.isfinite(fit.coef_table("satterthwaite")["df"]))
+
+
+def test_emmeans_defaults_to_satterthwaite_where_kenward_roger_is_refused():
+    """As emmeans falls back when pbkrtest cannot be used; asked for by name, KR still raises."""
+    from lmmcompare.freq.inference import kenward_roger_df, satterthwaite_df
+
+    data = orthodont()
+    by_sex = lc.lmer("distance ~ age + Sex + (1 | Subject)", data, sigma_by="Sex")
+    means = lc.emmeans(by_sex, "Sex")
+    assert means.ddf == "satterthwaite"
+    table = means.table()
+    L = means.grid.L
+    np.testing.assert_allclose(table["emmean"], L @ by_sex.beta, rtol=1e-12)
+    np.testing.assert_allclose(table["se"], np.sqrt(np.diag(L @ by_sex.vcov_beta @ L.T)), rtol=1e-12)
+    np.testing.assert_allclose(table["df"], [satterthwaite_df(by_sex, row) for row in L], rtol=1e-12)
+    with pytest.raises(ArgumentError, match="sigma_by='Sex'"):
+        lc.emmeans(by_sex, "Sex", ddf="kenward-roger").table()
+    diag = lc.lmer("distance ~ age + Sex + diag(age | Subject)", data)
+    kr = lc.emmeans(diag, "Sex")
+    assert kr.ddf == "kenward-roger"
+    np.testing.assert_allclose(kr.table()["df"], [kenward_roger_df(diag, row[None, :]) for row in kr.grid.L],
+                               rtol=1e-12)

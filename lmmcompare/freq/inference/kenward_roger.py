@@ -124,6 +124,15 @@ def check_available(spec) -> None:
                                 "its correlation parameter): use ddf='satterthwaite'")
 
 
+def kenward_roger_available(spec) -> bool:
+    """Whether :func:`check_available` lets ``spec`` through."""
+    try:
+        check_available(spec)
+    except ArgumentError:
+        return False
+    return True
+
+
 def _linear_kind(term) -> str | None:
     """How a term's covariance is linear: ``"us"`` (every entry), ``"diag"``, ``"exchangeable"``
     (``v I + c (11' - I)``), or None (not linear in its parameters)."""

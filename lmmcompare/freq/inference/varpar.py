@@ -28,17 +28,23 @@ from ..fit import Devfun
 from . import numderiv
 
 
-def _devfun(fit) -> Devfun:
-    """The fit's objective over phi (kept per fit: its weighted cross-products are cached)."""
-    return fit.derived.get("devfun", lambda: Devfun(spec=fit.spec, cp=fit.cp, reml=fit.reml))
+def _plain(fit) -> bool:
+    """Whether phi is theta (lme4's models: every term unstructured, no ``sigma_by``)."""
+    return fit.spec.sigma_by is None and all(t.structure.unstructured for t in fit.spec.terms)
 
 
-def _blocks(fit, phi):
+def objective_of(fit) -> Devfun | None:
+    """The fit's objective over phi, whose cross-products at each phi :func:`deviance_varpar` and
+    :func:`vcov_varpar_beta` read (pass one to many calls: it keeps the last few weighted ones);
+    None for lme4's models, which use the fit's own."""
+    return None if _plain(fit) else Devfun(spec=fit.spec, cp=fit.cp, reml=fit.reml)
+
+
+def _blocks(fit, phi, devfun):
     """``(cp, theta)`` at ``phi``: the fit's own when phi is theta."""
-    devfun = _devfun(fit)
-    if devfun.plain:
+    if _plain(fit):
         return fit.cp, np.asarray(phi, dtype=float)
-    _, cp, theta = devfun.at(phi)
+    _, cp, theta = (objective_of(fit) if devfun is None else devfun).at(phi)
     return cp, theta
 
 
@@ -47,12 +53,12 @@ def fitted_varpar(fit) -> np.ndarray:
     return np.append(fit.phi, fit.sigma)
 
 
-def deviance_varpar(fit, varpar) -> float:
+def deviance_varpar(fit, varpar, devfun: Devfun | None = None) -> float:
     """``-2 log L`` (REML fits: the restricted likelihood) at ``varpar = (phi, sigma)``, beta profiled."""
     varpar = np.asarray(varpar, dtype=float)
     sigma = varpar[-1]
     try:
-        cp, theta = _blocks(fit, varpar[:-1])
+        cp, theta = _blocks(fit, varpar[:-1], devfun)
         f = factorize(cp, theta)
     except np.linalg.LinAlgError:
         return np.inf
@@ -63,10 +69,10 @@ def deviance_varpar(fit, varpar) -> float:
     return dev
 
 
-def vcov_varpar_beta(fit, varpar) -> np.ndarray:
+def vcov_varpar_beta(fit, varpar, devfun: Devfun | None = None) -> np.ndarray:
     """``cov(beta)`` at ``varpar`` (flattened p x p)."""
     varpar = np.asarray(varpar, dtype=float)
-    cp, theta = _blocks(fit, varpar[:-1])
+    cp, theta = _blocks(fit, varpar[:-1], devfun)
     f = factorize(cp, theta)
     qr, p = cp.q_rest, cp.p
     LX_inv = np.linalg.inv(f.L22[qr : qr + p, qr : qr + p])
@@ -81,11 +87,11 @@ def varpar_covariance(fit):
 
 
 def _varpar_covariance(fit):
-    varpar = fitted_varpar(fit)
-    H = numderiv.hessian(lambda v: deviance_varpar(fit, v), varpar)
+    varpar, devfun = fitted_varpar(fit), objective_of(fit)
+    H = numderiv.hessian(lambda v: deviance_varpar(fit, v, devfun), varpar)
     w, U = np.linalg.eigh(H)
     keep = w > 1e-8 * max(np.max(np.abs(w)), 1.0)
     A = 2.0 * (U[:, keep] / w[keep]) @ U[:, keep].T  # pseudo-inverse when singular
-    J = numderiv.jacobian(lambda v: vcov_varpar_beta(fit, v), varpar)
+    J = numderiv.jacobian(lambda v: vcov_varpar_beta(fit, v, devfun), varpar)
     p = fit.spec.p
     return A, [J[:, i].reshape(p, p) for i in range(J.shape[1])]
