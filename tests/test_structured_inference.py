@@ -5,7 +5,8 @@ checked by invariance (``diag`` is ``||``; a two-column ``cs`` is ``us``) and, f
 ``sigma_by``, against a brute-force df from the dense-V REML likelihood in the
 natural parameters (sd, sigma, ratio).  Kenward-Roger: a ``diag`` term equals
 ``||`` and ``cs(hom=True)`` equals ``(1 | g) + (1 | g:f)`` (the same span of
-covariances); models with a covariance nonlinear in its parameters raise.
+covariances); with ``sigma_by`` (a residual variance per level) it equals pbkrtest's
+formulas written out with n x n matrices; terms nonlinear in their correlation raise.
 """
 import re
 import warnings
@@ -13,6 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 import lmmcompare as lc
 from lmmcompare.errors import ArgumentError, SingularFitWarning
@@ -149,7 +151,6 @@ def test_kenward_roger_of_homogeneous_cs_equals_nested_intercepts():
 @pytest.mark.parametrize("formula, data, sigma_by, message", [
     ("y ~ time + cs(0 + occ | subj)", "repeated_measures.csv", None, "cs term cs(0 + occ | subj)"),
     ("y ~ time + ar1(0 + occ | subj)", "repeated_measures.csv", None, "ar1 term ar1(0 + occ | subj)"),
-    ("y ~ time + (1 | subj)", "repeated_measures.csv", "grp", "sigma_by='grp'"),
 ])
 def test_kenward_roger_refuses_nonlinear_covariances(formula, data, sigma_by, message):
     fit = lc.lmer(formula, dataset(data), sigma_by=sigma_by)
@@ -167,19 +168,71 @@ def test_emmeans_defaults_to_satterthwaite_where_kenward_roger_is_refused():
     """As emmeans falls back when pbkrtest cannot be used; asked for by name, KR still raises."""
     from lmmcompare.freq.inference import kenward_roger_df, satterthwaite_df
 
-    data = orthodont()
-    by_sex = lc.lmer("distance ~ age + Sex + (1 | Subject)", data, sigma_by="Sex")
-    means = lc.emmeans(by_sex, "Sex")
+    data = dataset("repeated_measures.csv")
+    ar1 = lc.lmer("y ~ time + grp + ar1(0 + occ | subj)", data)
+    means = lc.emmeans(ar1, "grp")
     assert means.ddf == "satterthwaite"
     table = means.table()
     L = means.grid.L
-    np.testing.assert_allclose(table["emmean"], L @ by_sex.beta, rtol=1e-12)
-    np.testing.assert_allclose(table["se"], np.sqrt(np.diag(L @ by_sex.vcov_beta @ L.T)), rtol=1e-12)
-    np.testing.assert_allclose(table["df"], [satterthwaite_df(by_sex, row) for row in L], rtol=1e-12)
-    with pytest.raises(ArgumentError, match="sigma_by='Sex'"):
-        lc.emmeans(by_sex, "Sex", ddf="kenward-roger").table()
-    diag = lc.lmer("distance ~ age + Sex + diag(age | Subject)", data)
+    np.testing.assert_allclose(table["emmean"], L @ ar1.beta, rtol=1e-12)
+    np.testing.assert_allclose(table["se"], np.sqrt(np.diag(L @ ar1.vcov_beta @ L.T)), rtol=1e-12)
+    np.testing.assert_allclose(table["df"], [satterthwaite_df(ar1, row) for row in L], rtol=1e-12)
+    with pytest.raises(ArgumentError, match="ar1 term"):
+        lc.emmeans(ar1, "grp", ddf="kenward-roger").table()
+    diag = lc.lmer("distance ~ age + Sex + diag(age | Subject)", orthodont(), sigma_by="Sex")
     kr = lc.emmeans(diag, "Sex")
     assert kr.ddf == "kenward-roger"
     np.testing.assert_allclose(kr.table()["df"], [kenward_roger_df(diag, row[None, :]) for row in kr.grid.L],
                                rtol=1e-12)
+
+
+def dense_kenward_roger(X, G, gamma):
+    """pbkrtest's vcovAdj_internal with n x n matrices: ``Sigma = sum_r gamma_r G_r``."""
+    Sinv = np.linalg.inv(sum(g * Gr for g, Gr in zip(gamma, G)))
+    Phi = np.linalg.inv(X.T @ Sinv @ X)
+    H = [Gr @ Sinv for Gr in G]
+    O = [Hr @ X for Hr in H]
+    k = len(G)
+    P = [-(Or.T @ Sinv @ X) for Or in O]
+    Q = {(r, s): O[r].T @ Sinv @ O[s] for r in range(k) for s in range(k)}
+    info = np.array([[np.sum(H[r].T * H[s]) - 2 * np.sum(Phi * Q[(r, s)]) + np.sum((Phi @ P[r]) * (P[s] @ Phi))
+                      for s in range(k)] for r in range(k)])
+    W = 2 * np.linalg.inv(info)
+    U = sum(W[r, s] * (Q[(r, s)] - P[r] @ Phi @ P[s]) for r in range(k) for s in range(k))
+    return lc.freq.inference.KenwardRoger(vcov=Phi, vcov_adjusted=Phi + 2 * Phi @ U @ Phi, P=np.array(P), W=W)
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+@pytest.mark.parametrize("formula, weighted", [("distance ~ age + (1 | Subject)", False),
+                                               ("distance ~ age + diag(age | Subject)", True),
+                                               ("distance ~ age * Sex + (age | Subject)", False)])
+def test_kenward_roger_with_sigma_by_equals_the_dense_formulas(formula, weighted, dense):
+    """sigma_by: one residual component per level, sigma_k^2 D_k A^-1 (A the prior weights), beside the
+    random-effects components Z E_r Z' of each term (diag: its column variances)."""
+    data = orthodont_subset()
+    weights = 1.0 + (np.arange(len(data)) % 3) if weighted else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SingularFitWarning)
+        fit = lc.lmer(formula, data, sigma_by="Sex", weights=weights)
+    spec = fit.spec
+    a = np.ones(spec.n) if weights is None else weights
+    G, gamma = [], []
+    for term, cov in zip(spec.terms, fit.term_covariances()):
+        pairs = ([(i, i) for i in range(term.p)] if term.structure.kind == "diag"
+                 else [(i, j) for j in range(term.p) for i in range(j, term.p)])
+        for i, j in pairs:
+            E = np.zeros((term.p, term.p))
+            E[i, j] = E[j, i] = 1.0
+            G.append((term.Z @ sp.kron(sp.identity(term.n_levels), E) @ term.Z.T).toarray())
+            gamma.append(cov[i, j])
+    for level, sd in fit.residual_sd.items():
+        G.append(np.diag((spec.sigma_by.codes == spec.sigma_by.levels.index(level)) / a))
+        gamma.append(sd**2)
+    brute = dense_kenward_roger(spec.X, G, gamma)
+    ours = lc.freq.inference.kenward_roger(spec, fit.theta, fit.sigma, dense=dense)
+    for x, y in [(ours.vcov, brute.vcov), (ours.vcov_adjusted, brute.vcov_adjusted), (ours.W, brute.W)]:
+        assert np.max(np.abs(x - y)) <= 1e-9 * np.max(np.abs(y))
+    for L in list(np.eye(spec.p)) + [np.eye(spec.p)[:2]]:
+        assert ours.df(L) == pytest.approx(brute.df(L), rel=1e-9)
+    table = fit.coef_table("kenward-roger")
+    np.testing.assert_allclose(table["se"], np.sqrt(np.diag(brute.vcov_adjusted)), rtol=1e-9)

@@ -13,8 +13,9 @@ linear in some parameters take those: ``diag``, the variances of its columns alo
 ``cs(hom=True)`` and a two-column ``ar1``, ``Sigma_i = v I + c (11' - I)`` with ``c = v rho``
 (one diagonal and one off-diagonal component); a two-column ``cs``, any 2 x 2
 covariance (``us``'s components).  Other ``cs``/``ar1`` terms (``Sigma_i`` nonlinear in
-the correlation) and ``sigma_by`` raise an :class:`~lmmcompare.errors.ArgumentError`
-(:func:`check_available`).  KR's result depends only on the span of the ``G_r``, not on
+the correlation) raise an :class:`~lmmcompare.errors.ArgumentError`
+(:func:`check_available`).  With ``sigma_by`` the residual part is one component per
+level, ``sigma_k^2 D_k / a`` (:mod:`.residual_levels`).  KR's result depends only on the span of the ``G_r``, not on
 the basis (``W`` and ``P`` transform together).  With ``S = Sigma^{-1}`` and
 ``Phi = (X'SX)^{-1}`` (Kenward and Roger 1997; Halekoh and Hojsgaard 2014)::
 
@@ -40,7 +41,7 @@ import numpy as np
 
 from ...errors import ArgumentError, LmmWarning
 from ...core.threads import single_blas_thread
-from .marginal_inverse import block, inner, marginal_inverse
+from .marginal_inverse import block, entries, inner, marginal_inverse
 
 ONE_BLAS_THREAD_UP_TO = 1000  # q below which BLAS threads cost more than they save on a busy machine
 
@@ -112,11 +113,8 @@ class KenwardRoger:
 
 def check_available(spec) -> None:
     """Raise an :class:`~lmmcompare.errors.ArgumentError` for a model whose marginal covariance is
-    not linear in its parameters (a ``cs``/``ar1`` correlation, ``sigma_by``): pbkrtest's
+    not linear in its parameters (a ``cs``/``ar1`` correlation): pbkrtest's
     adjustment, as implemented here, drops the second derivatives of ``Sigma`` such models have."""
-    if spec.sigma_by is not None:
-        raise ArgumentError(f"Kenward-Roger is not available with sigma_by={spec.sigma_by.name!r} (a residual sd "
-                            "per level): use ddf='satterthwaite'")
     for t in spec.terms:
         if _linear_kind(t) is None:
             raise ArgumentError(f"Kenward-Roger is not available for the {t.structure.kind} term "
@@ -208,13 +206,14 @@ def _kenward_roger(m, spec) -> KenwardRoger:
     K, F1, F2 = m.ZSZ, m.ZSX, m.ZS2X
     p = spec.p
     comps = variance_components(spec)
-    k = len(comps) + 1
+    nr, lev = len(comps), m.levels
+    k = nr + (1 if lev is None else len(lev.P))     # sigma^2, or one residual variance per level of sigma_by
     trace = np.empty((k, k))
     P = np.empty((k, p, p))
     Q = np.empty((k, k, p, p))
     for r, pairs_r in enumerate(comps):
         P[r] = -sum(F1[a].T @ F1[b] for a, b in pairs_r)
-        for s in range(r, k - 1):
+        for s in range(r, nr):
             t, Qrs = 0.0, np.zeros((p, p))
             for a, b in pairs_r:
                 for c, d in comps[s]:
@@ -223,11 +222,19 @@ def _kenward_roger(m, spec) -> KenwardRoger:
                     Qrs += F1[a].T @ np.asarray(Kbc @ F1[d])
             trace[r, s] = trace[s, r] = t
             Q[r, s] = Qrs
-        trace[r, -1] = trace[-1, r] = sum(np.sum(m.ZS2Z_entries(b, a)) for a, b in pairs_r)
-        Q[r, -1] = sum(F1[a].T @ F2[b] for a, b in pairs_r)
-    P[-1] = -m.XSX[1]
-    Q[-1, -1] = m.XSX[2]
-    trace[-1, -1] = m.trace_S2
+        if lev is None:
+            trace[r, -1] = trace[-1, r] = sum(np.sum(m.ZS2Z_entries(b, a)) for a, b in pairs_r)
+            Q[r, -1] = sum(F1[a].T @ F2[b] for a, b in pairs_r)
+            continue
+        for j in range(len(lev.P)):     # Z'S E_j S Z and Z'S E_j S X in place of Z'S^2Z and Z'S^2X
+            trace[r, nr + j] = trace[nr + j, r] = sum(np.sum(entries(lev.ZSEZ[j], b, a)) for a, b in pairs_r)
+            Q[r, nr + j] = sum(F1[a].T @ lev.ZSEX[j][b] for a, b in pairs_r)
+    if lev is None:
+        P[-1] = -m.XSX[1]
+        Q[-1, -1] = m.XSX[2]
+        trace[-1, -1] = m.trace_S2
+    else:
+        P[nr:], Q[nr:, nr:], trace[nr:, nr:] = lev.P, lev.Q, lev.trace
     return _adjusted(np.linalg.inv(m.XSX[0]), P, Q, trace)
 
 
