@@ -47,7 +47,7 @@ def emmeans(fit, specs, by=None, at=None, ddf: str | None = None, level: float =
         emmeans) the df are asymptotic.  By default ``"kenward-roger"`` (emmeans'),
         or ``"satterthwaite"`` for a model Kenward-Roger does not cover (a ``cs``/``ar1``
         covariance nonlinear in its correlation, ``sigma_by``:
-        :func:`lmmcompare.freq.inference.kenward_roger.check_available`), as emmeans falls
+        ``kenward_roger.check_available``), as emmeans falls
         back when pbkrtest cannot be used; the result's ``ddf`` says which.  Ignored for a BayesFit.
     level : float
     weights : {"equal", "proportional"}

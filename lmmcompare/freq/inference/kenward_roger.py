@@ -14,7 +14,7 @@ linear in some parameters take those: ``diag``, the variances of its columns alo
 (one diagonal and one off-diagonal component); a two-column ``cs``, any 2 x 2
 covariance (``us``'s components).  Other ``cs``/``ar1`` terms (``Sigma_i`` nonlinear in
 the correlation) raise an :class:`~lmmcompare.errors.ArgumentError`
-(:func:`check_available`).  With ``sigma_by`` the residual part is one component per
+(``check_available``).  With ``sigma_by`` the residual part is one component per
 level, ``sigma_k^2 D_k / a`` (:mod:`.residual_levels`).  KR's result depends only on the span of the ``G_r``, not on
 the basis (``W`` and ``P`` transform together).  With ``S = Sigma^{-1}`` and
 ``Phi = (X'SX)^{-1}`` (Kenward and Roger 1997; Halekoh and Hojsgaard 2014)::
@@ -267,7 +267,7 @@ def _adjusted(Phi, P, Q, trace) -> KenwardRoger:
 def reml_fit(fit):
     """The fit itself if REML; else its REML refit, once per fit, with a :class:`RefitREMLWarning`
     (pbkrtest's ``vcovAdj`` and ``KRmodcomp`` refit ML fits by REML).  Models Kenward-Roger does not
-    cover raise first (:func:`check_available`)."""
+    cover raise first (``check_available``)."""
     check_available(fit.spec)
     if fit.reml:
         return fit

@@ -1,7 +1,7 @@
 """Kenward-Roger's pieces for a residual variance per level of ``sigma_by``, with no n x n matrix.
 
 With ``sigma_by`` the rows are scaled by ``W^{1/2}``, ``w_i = a_i / delta_{f(i)}^2``
-(:mod:`lmmcompare.freq.residual_weights`), so the scaled marginal covariance is
+(``lmmcompare.freq.residual_weights``), so the scaled marginal covariance is
 ``Sigma = U U' sigma^2 + sigma^2 I`` as without it (:mod:`.marginal_inverse`), and its
 residual part is linear in the level variances ``gamma_k = sigma_k^2 = sigma^2 delta_k^2``::
 
@@ -31,7 +31,7 @@ from ...spec.residual_groups import row_scales
 
 @dataclass(frozen=True, eq=False)
 class ResidualLevels:
-    """The products of :mod:`.kenward_roger` for the components ``gamma_k`` (module docstring).
+    """The products of Kenward-Roger's formulas for the components ``gamma_k`` (module docstring).
 
     Attributes
     ----------

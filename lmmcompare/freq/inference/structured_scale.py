@@ -5,14 +5,14 @@ A profile moves one estimated parameter (the parameter table's rows,
 all the others.  Here the vector ``s`` holds, in phi's order, each term's
 parameters (an unstructured term's sds and correlations, theta's order; a
 structured term's sds and its common correlation or rho), then the residual sd
-ratios ``delta_k``, and sigma last (where :class:`.variance_scale.VarianceScale`
+ratios ``delta_k``, and sigma last (where ``VarianceScale``
 keeps it).  With sigma free,
 
     dd(s) = log|L_theta|^2 + r^2 / sigma^2 + n log(2 pi sigma^2) - sum_i log w_i,
 
-``theta = theta(phi)`` (:class:`~lmmcompare.core.structures.CovarianceMap`), ``phi`` from
+``theta = theta(phi)`` (``lmmcompare.core.structures.CovarianceMap``), ``phi`` from
 ``s``: an unstructured term's ``T`` from its sds and correlations over sigma (as
-:class:`.variance_scale.VarianceScale`), a structured term's relative sds ``sd / sigma``
+``VarianceScale``), a structured term's relative sds ``sd / sigma``
 and its correlation as it is, ``log delta_k``; the cross-products and ``w_i`` are the
 rows' at ``delta`` (:class:`~lmmcompare.freq.fit.Devfun`).  The gradient is the
 chain rule ``d dd / d s = (d dd / d theta) (d theta / d phi) (d phi / d s)`` plus
@@ -47,7 +47,7 @@ class StructuredScale:
     labels : list of str
         The parameter names in ``s``'s order.
     blocks : list
-        ``s``'s layout for :class:`.variance_scale.InnerParameters`: ``p`` for an unstructured
+        ``s``'s layout for ``variance_scale.InnerParameters``: ``p`` for an unstructured
         term's ``p(p+1)/2`` entries, ``(k,)`` for ``k`` entries that live in a box.
     """
 
