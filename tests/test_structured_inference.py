@@ -75,22 +75,13 @@ def orthodont_subset():
     return sub.reset_index(drop=True)
 
 
-def brute_force_satterthwaite(fit, data, factor):
-    """Satterthwaite df of each coefficient from the dense V of ``y ~ X + (1 | Subject)`` with a residual
-    sd per level of ``factor``, in the natural parameters psi = (sd, sigma, ratio):
+def brute_force_satterthwaite(X, y, V, psi):
+    """Satterthwaite df of each coefficient from a dense ``V(psi)`` in the natural parameters psi:
 
-        -2 l_R(psi) = log|V| + log|X'V^-1 X| + r'V^-1 r,   V = sd^2 Z Z' + diag(sigma_i^2),
+        -2 l_R(psi) = log|V| + log|X'V^-1 X| + r'V^-1 r,
         df = 2 (l'Phi l)^2 / (g' A g),  A = 2 H^-1,  g_k = l' (d Phi / d psi_k) l,  Phi = (X'V^-1 X)^-1,
 
-    H and d Phi / d psi by central differences (steps 1e-4 psi)."""
-    X, y = fit.spec.X, fit.spec.y
-    Z = np.eye(data["Subject"].cat.categories.size)[data["Subject"].cat.codes]
-    second = (data[factor] == fit.spec.sigma_by.levels[1]).to_numpy()
-
-    def V(psi):
-        sd, sigma, ratio = psi
-        return sd**2 * Z @ Z.T + np.diag(np.where(second, sigma * ratio, sigma) ** 2)
-
+    H and d Phi / d psi by central differences (steps 1e-4 |psi|)."""
     def Phi(psi):
         return np.linalg.inv(X.T @ np.linalg.solve(V(psi), X))
 
@@ -100,8 +91,7 @@ def brute_force_satterthwaite(fit, data, factor):
         r = y - X @ beta
         return np.linalg.slogdet(V(psi))[1] - np.linalg.slogdet(Phi(psi))[1] + r @ Vi @ r
 
-    psi = fit.variance_parameters().to_numpy()
-    k, h = psi.size, 1e-4 * psi
+    k, h = psi.size, 1e-4 * np.abs(psi)
     E = np.diag(h)
     H = np.array([[(reml(psi + E[i] + E[j]) - reml(psi + E[i] - E[j]) - reml(psi - E[i] + E[j])
                     + reml(psi - E[i] - E[j])) / (4 * h[i] * h[j]) for j in range(k)] for i in range(k)])
@@ -115,11 +105,42 @@ def brute_force_satterthwaite(fit, data, factor):
 
 
 def test_sigma_by_df_equals_the_brute_force_df():
+    """y ~ age + (1 | Subject), a residual sd per Sex: psi = (sd, sigma, ratio)."""
     data = orthodont_subset()
     fit = lc.lmer("distance ~ age + (1 | Subject)", data, sigma_by="Sex")
     assert list(fit.variance_parameters().index) == ["sd_(Intercept)|Subject", "sigma", "sigma_ratio_Female|Sex"]
-    df, Phi = brute_force_satterthwaite(fit, data, "Sex")
+    Z = np.eye(data["Subject"].cat.categories.size)[data["Subject"].cat.codes]
+    second = (data["Sex"] == fit.spec.sigma_by.levels[1]).to_numpy()
+
+    def V(psi):
+        sd, sigma, ratio = psi
+        return sd**2 * Z @ Z.T + np.diag(np.where(second, sigma * ratio, sigma) ** 2)
+
+    df, Phi = brute_force_satterthwaite(fit.spec.X, fit.spec.y, V, fit.variance_parameters().to_numpy())
     np.testing.assert_allclose(fit.vcov_beta, Phi, rtol=1e-10)
+    np.testing.assert_allclose(fit.coef_table()["df"].to_numpy(), df, rtol=1e-4)
+
+
+def test_ar1_with_sigma_by_df_equals_the_brute_force_df():
+    """ar1(0 + occ | subj) with a residual sd per grp: psi = (sd, rho, sigma, ratio_B, ratio_C),
+    V = [subj_i = subj_j] sd^2 rho^|occ_i - occ_j| + diag(sigma_i^2), on 12 subjects."""
+    data = dataset("repeated_measures.csv")
+    data = data[data["subj"].isin(data["subj"].cat.categories[:12])].reset_index(drop=True)
+    data["subj"] = data["subj"].cat.remove_unused_categories()
+    fit = lc.lmer("y ~ time + ar1(0 + occ | subj)", data, sigma_by="grp")
+    psi = fit.variance_parameters()
+    assert list(psi.index) == ["sd|subj", "rho|subj", "sigma", "sigma_ratio_B|grp", "sigma_ratio_C|grp"]
+    same = data["subj"].cat.codes.to_numpy()[:, None] == data["subj"].cat.codes.to_numpy()[None, :]
+    occ = data["occ"].cat.codes.to_numpy()
+    lag = np.abs(occ[:, None] - occ[None, :])
+    level = data["grp"].cat.codes.to_numpy()
+
+    def V(psi):
+        sd, rho, sigma, ratio_b, ratio_c = psi
+        return same * sd**2 * rho**lag + np.diag((sigma * np.array([1.0, ratio_b, ratio_c])[level]) ** 2)
+
+    df, Phi = brute_force_satterthwaite(fit.spec.X, fit.spec.y, V, psi.to_numpy())
+    np.testing.assert_allclose(fit.vcov_beta, Phi, rtol=1e-9)
     np.testing.assert_allclose(fit.coef_table()["df"].to_numpy(), df, rtol=1e-4)
 
 
