@@ -18,7 +18,9 @@ import scipy.sparse as sp
 import lmmcompare as lc
 from lmmcompare.errors import ArgumentError, SingularFitWarning
 from lmmcompare.freq import fit_at_theta, make_devfun
-from structures_cases import dataset
+from structures_cases import FITS, dataset
+
+REPEATED = FITS["rm_ar1_reml"]["data"]   # the repeated-measures data of the reference fits, by its name there
 
 
 def orthodont():
@@ -123,7 +125,7 @@ def test_sigma_by_df_equals_the_brute_force_df():
 def test_ar1_with_sigma_by_df_equals_the_brute_force_df():
     """ar1(0 + occ | subj) with a residual sd per grp: psi = (sd, rho, sigma, ratio_B, ratio_C),
     V = [subj_i = subj_j] sd^2 rho^|occ_i - occ_j| + diag(sigma_i^2), on 12 subjects."""
-    data = dataset("repeated_measures.csv")
+    data = dataset(REPEATED)
     data = data[data["subj"].isin(data["subj"].cat.categories[:12])].reset_index(drop=True)
     data["subj"] = data["subj"].cat.remove_unused_categories()
     fit = lc.lmer("y ~ time + ar1(0 + occ | subj)", data, sigma_by="grp")
@@ -155,7 +157,7 @@ def test_kenward_roger_of_diag_equals_the_double_bar():
 def test_kenward_roger_of_homogeneous_cs_equals_nested_intercepts():
     """cs(0 + occ | subj, hom=True) spans {I, 11'} per subject, as (1 | subj) + (1 | subj:occ) does:
     at the same covariance (rho >= 0) KR's df and adjusted covariance agree."""
-    data = dataset("repeated_measures.csv")
+    data = dataset(REPEATED)
     cs = lc.lmer("y ~ time + cs(0 + occ | subj, hom=True)", data)
     s, rho = cs.phi
     assert rho > 0
@@ -169,8 +171,8 @@ def test_kenward_roger_of_homogeneous_cs_equals_nested_intercepts():
 
 
 @pytest.mark.parametrize("formula, data, sigma_by, message", [
-    ("y ~ time + cs(0 + occ | subj)", "repeated_measures.csv", None, "cs term cs(0 + occ | subj)"),
-    ("y ~ time + ar1(0 + occ | subj)", "repeated_measures.csv", None, "ar1 term ar1(0 + occ | subj)"),
+    ("y ~ time + cs(0 + occ | subj)", REPEATED, None, "cs term cs(0 + occ | subj)"),
+    ("y ~ time + ar1(0 + occ | subj)", REPEATED, None, "ar1 term ar1(0 + occ | subj)"),
 ])
 def test_kenward_roger_refuses_nonlinear_covariances(formula, data, sigma_by, message):
     fit = lc.lmer(formula, dataset(data), sigma_by=sigma_by)
@@ -188,7 +190,7 @@ def test_emmeans_defaults_to_satterthwaite_where_kenward_roger_is_refused():
     """As emmeans falls back when pbkrtest cannot be used; asked for by name, KR still raises."""
     from lmmcompare.freq.inference import kenward_roger_df, satterthwaite_df
 
-    data = dataset("repeated_measures.csv")
+    data = dataset(REPEATED)
     ar1 = lc.lmer("y ~ time + grp + ar1(0 + occ | subj)", data)
     means = lc.emmeans(ar1, "grp")
     assert means.ddf == "satterthwaite"

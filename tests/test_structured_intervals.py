@@ -19,7 +19,9 @@ import lmmcompare as lc
 from lmmcompare.errors import DataError
 from lmmcompare.freq import make_devfun
 from lmmcompare.freq.inference import bootstrap
-from structures_cases import dataset
+from structures_cases import FITS, dataset
+
+REPEATED = FITS["rm_ar1_reml"]["data"]   # the repeated-measures data of the reference fits, by its name there
 
 CHI2_95 = scipy.stats.chi2.ppf(0.95, 1)   # 3.841459
 
@@ -58,8 +60,8 @@ def held_deviance(fit_ml, position, value):
 
 
 @pytest.mark.parametrize("formula, data, sigma_by, label", [
-    ("y ~ time + ar1(0 + occ | subj)", "repeated_measures.csv", None, "rho|subj"),
-    ("y ~ time + cs(0 + occ | subj, hom=True)", "repeated_measures.csv", None, "cor|subj"),
+    ("y ~ time + ar1(0 + occ | subj)", REPEATED, None, "rho|subj"),
+    ("y ~ time + cs(0 + occ | subj, hom=True)", REPEATED, None, "cor|subj"),
     ("distance ~ age + (1 | Subject)", "Orthodont", "Sex", "sigma_ratio_Female|Sex"),
 ])
 def test_profile_interval_ends_are_where_the_held_refit_deviance_rises_by_the_chi2_quantile(
@@ -75,7 +77,7 @@ def test_profile_interval_ends_are_where_the_held_refit_deviance_rises_by_the_ch
 
 
 def test_wald_intervals_name_the_structured_parameters():
-    fit = lc.lmer("y ~ time + ar1(0 + occ | subj)", dataset("repeated_measures.csv"), sigma_by="grp")
+    fit = lc.lmer("y ~ time + ar1(0 + occ | subj)", dataset(REPEATED), sigma_by="grp")
     ci = fit.confint(method="wald")
     assert list(ci.index) == ["sd|subj", "rho|subj", "sigma", "sigma_ratio_B|grp", "sigma_ratio_C|grp",
                               "(Intercept)", "time"]
@@ -138,7 +140,7 @@ def test_prediction_intervals_use_the_rows_residual_sd():
 
 
 def test_summary_shows_the_structure_and_residual_sd_per_level():
-    fit = lc.lmer("y ~ time + ar1(0 + occ | subj) + diag(1 + time | grp)", dataset("repeated_measures.csv"),
+    fit = lc.lmer("y ~ time + ar1(0 + occ | subj) + diag(1 + time | grp)", dataset(REPEATED),
                   sigma_by="grp")
     text = fit.summary()
     params = fit.variance_parameters()
