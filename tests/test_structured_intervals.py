@@ -152,3 +152,15 @@ def test_summary_shows_the_structure_and_residual_sd_per_level():
     assert len(residual) == 3 and residual[0].split()[0] == "Residual"
     for line, (level, sd) in zip(residual, fit.residual_sd.items()):
         assert f"grp: {level}" in line and line.split()[-1] == f"{sd:.5g}"
+
+
+def test_profile_lists_parameters_in_the_tables_order():
+    """sigma before the ratios, as every table names them (the scale keeps sigma last internally)."""
+    fit = lc.lmer("distance ~ age + (1 | Subject)", orthodont(), sigma_by="Sex")
+    prof = fit.profile()
+    names = ["sd_(Intercept)|Subject", "sigma", "sigma_ratio_Female|Sex", "(Intercept)", "age"]
+    assert list(prof.traces) == names and list(prof.estimates.index) == names
+    fit_ml = fit.by_criterion(False)
+    np.testing.assert_allclose(prof.estimates.to_numpy(),
+                               np.r_[fit_ml.variance_parameters().to_numpy(), fit_ml.beta], rtol=1e-12)
+    assert prof.lower["sigma_ratio_Female|Sex"] == 0 and prof.upper["sigma_ratio_Female|Sex"] == np.inf

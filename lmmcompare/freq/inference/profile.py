@@ -70,14 +70,14 @@ def _profile(fit, which, level, progress) -> Profile:
     scale = profile_scale(fit_ml)
     s_hat = scale.from_fit()
     base = scale.deviance(s_hat)
-    vnames = scale.labels
+    vnames = scale.labels      # the scale's order (sigma last); results in the parameter table's
     fnames = fit_ml.spec.fixed_names
-    names = vnames + fnames
+    names = fit_ml.spec.parameters.variance_labels + fnames
     which = names if which is None else list(which)
     lo, hi = scale.bounds()
-    lower = pd.Series(np.r_[lo, np.full(len(fnames), -np.inf)], index=names)
-    upper = pd.Series(np.r_[hi, np.full(len(fnames), np.inf)], index=names)
-    estimates = pd.Series(np.r_[s_hat, fit_ml.beta], index=names)
+    lower = pd.Series(np.r_[lo, np.full(len(fnames), -np.inf)], index=vnames + fnames)[names]
+    upper = pd.Series(np.r_[hi, np.full(len(fnames), np.inf)], index=vnames + fnames)[names]
+    estimates = pd.Series(np.r_[s_hat, fit_ml.beta], index=vnames + fnames)[names]
     z = scipy.stats.norm.ppf(0.5 + level / 2)
     cutoff = z
     traces, ends = {}, {}
