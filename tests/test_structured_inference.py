@@ -258,3 +258,23 @@ def test_kenward_roger_with_sigma_by_equals_the_dense_formulas(formula, weighted
         assert ours.df(L) == pytest.approx(brute.df(L), rel=1e-9)
     table = fit.coef_table("kenward-roger")
     np.testing.assert_allclose(table["se"], np.sqrt(np.diag(brute.vcov_adjusted)), rtol=1e-9)
+
+
+def test_kenward_roger_of_two_column_structures_equals_their_linear_twins():
+    """A two-column cs spans every 2 x 2 covariance (us's components); a two-column ar1 spans
+    {I, 11' - I}, as cs(hom=True): at the same covariance KR agrees."""
+    sleep = lc.load_dataset("sleepstudy")
+    cs = lc.lmer("Reaction ~ Days + cs(Days | Subject)", sleep)
+    us = fit_at("Reaction ~ Days + (Days | Subject)", sleep, cs.theta)
+    assert_tables_equal(cs.coef_table("kenward-roger"), us.coef_table("kenward-roger"), rtol=1e-10)
+    data = dataset(REPEATED)
+    data = data[data["occ"].isin(["t1", "t2"])].reset_index(drop=True)
+    data["occ"] = data["occ"].cat.remove_unused_categories()
+    ar1 = lc.lmer("y ~ time + ar1(0 + occ | subj)", data)
+    hom = fit_at("y ~ time + cs(0 + occ | subj, hom=True)", data, ar1.phi)
+    assert hom.objective == pytest.approx(ar1.objective, abs=1e-10)
+    assert_tables_equal(ar1.coef_table("kenward-roger"), hom.coef_table("kenward-roger"), rtol=1e-10)
+    assert ar1.phi[1] > 0     # (1 | subj) + (1 | subj:occ) reaches rho >= 0 only
+    nested = fit_at("y ~ time + (1 | subj) + (1 | subj:occ)", data,
+                    [ar1.phi[0] * np.sqrt(1 - ar1.phi[1]), ar1.phi[0] * np.sqrt(ar1.phi[1])])
+    assert_tables_equal(ar1.coef_table("kenward-roger"), nested.coef_table("kenward-roger"), rtol=1e-8)
