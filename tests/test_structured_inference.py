@@ -278,3 +278,14 @@ def test_kenward_roger_of_two_column_structures_equals_their_linear_twins():
     nested = fit_at("y ~ time + (1 | subj) + (1 | subj:occ)", data,
                     [ar1.phi[0] * np.sqrt(1 - ar1.phi[1]), ar1.phi[0] * np.sqrt(ar1.phi[1])])
     assert_tables_equal(ar1.coef_table("kenward-roger"), nested.coef_table("kenward-roger"), rtol=1e-8)
+
+
+def test_homogeneous_diag_of_indicators_is_an_interaction_intercept():
+    """diag(0 + occ | subj, hom=True) is v I per subject, the covariance of (1 | subj:occ): the same
+    likelihood at s = theta, so the same Satterthwaite and Kenward-Roger df and se."""
+    data = dataset(REPEATED)
+    diag = lc.lmer("y ~ time + diag(0 + occ | subj, hom=True)", data)
+    inter = fit_at("y ~ time + (1 | subj:occ)", data, diag.phi)
+    assert diag.phi.size == 1 and inter.objective == pytest.approx(diag.objective, abs=1e-8)
+    assert_tables_equal(diag.coef_table(), inter.coef_table(), rtol=1e-6)
+    assert_tables_equal(diag.coef_table("kenward-roger"), inter.coef_table("kenward-roger"), rtol=1e-10)
