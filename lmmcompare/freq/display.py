@@ -19,20 +19,40 @@ def _signif(x: float, digits: int = 5) -> str:
     return f"{x:.{digits}g}" if abs(x) >= 1e-4 or x == 0 else f"{x:.{digits - 1}e}"
 
 
+def _correlation_cells(term, cov, sd) -> list[str]:
+    """The Corr column of a term's rows: lme4's lower triangle for ``us``; a structured term's kind
+    on its first row, with its common correlation (``cs``) or rho (``ar1``) once."""
+    structure = term.structure
+    if structure.unstructured:
+        cells = []
+        for i in range(term.p):
+            cells.append(" ".join(f"{cov[i, j] / (sd[i] * sd[j]):.2f}" if sd[i] * sd[j] > 0 else "NaN"
+                                  for j in range(i)))
+        return cells
+    first = f"({structure.kind}{', hom' if structure.hom else ''})"
+    if structure.has_correlation(term.p):
+        name = "rho" if structure.kind == "ar1" else "cor"
+        first += f" {name} = {cov[1, 0] / (sd[0] * sd[1]):.2f}" if sd[0] * sd[1] > 0 else f" {name} = NaN"
+    return [first] + [""] * (term.p - 1)
+
+
 def random_effects_lines(fit) -> list[str]:
+    """lme4's ``Random effects:`` table; structured terms say their kind, ``sigma_by`` gives a residual row per level."""
     header = ["Groups", "Name", "Variance", "Std.Dev."]
     any_corr = any(t.p > 1 for t in fit.spec.terms)
     rows = [header + (["Corr"] if any_corr else [])]
     for t, cov in zip(fit.spec.terms, fit.term_covariances()):
         sd = np.sqrt(np.diag(cov))
+        cells = _correlation_cells(t, cov, sd)
         for i, col in enumerate(t.columns):
-            corr = []
-            for j in range(i):
-                denom = sd[i] * sd[j]
-                corr.append(f"{cov[i, j] / denom:.2f}" if denom > 0 else "NaN")
             row = [t.varcorr_group if i == 0 else "", col, _signif(cov[i, i], 5), _signif(sd[i], 5)]
-            rows.append(row + ([" ".join(corr)] if any_corr else []))
-    rows.append(["Residual", "", _signif(fit.sigma**2, 5), _signif(fit.sigma, 5)] + ([""] if any_corr else []))
+            rows.append(row + ([cells[i]] if any_corr else []))
+    by = fit.spec.sigma_by
+    residual = fit.residual_sd
+    for k, (level, value) in enumerate(residual.items()):
+        name = "" if by is None else f"{by.name}: {level}"
+        rows.append(["Residual" if k == 0 else "", name, _signif(value**2, 5), _signif(value, 5)]
+                    + ([""] if any_corr else []))
     return _fmt_table(rows, align_left=2)
 
 

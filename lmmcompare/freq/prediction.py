@@ -19,7 +19,9 @@ and sigma) with ``var = se^2`` ("confidence") or, for a new observation
 ("prediction"), ``se^2 + sigma^2 / w + sum_i z_i' Sigma_i z_i`` over the terms
 whose effect the prediction does not condition on (all with ``re=False``, the
 new levels with ``re=True``); ``w`` is the prior weight on the model frame and 1
-on new rows.
+on new rows.  With ``sigma_by`` the residual variance of a row is
+``(sigma delta_{f(i)})^2 / w``, ``f(i)`` its level of the ``sigma_by`` factor, which
+``newdata`` must then hold.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import scipy.stats
 
 from ..arguments import check_bool, check_choice, check_level
 from ..core.solve import inverse_quadratic_forms
-from ..errors import ArgumentError
+from ..errors import ArgumentError, DataError
 from ..spec.new_rows import PredictionRows, prediction_rows
 
 INTERVALS = ("confidence", "prediction")
@@ -74,6 +76,21 @@ def fit_variances(fit, rows: PredictionRows) -> np.ndarray:
     return fit.sigma**2 * out
 
 
+def residual_variances(fit, rows: PredictionRows) -> np.ndarray:
+    """``sigma^2 delta_{f(i)}^2 / w_i`` of each row (``delta = 1`` without ``sigma_by``)."""
+    by = fit.spec.sigma_by
+    if by is None:
+        return fit.sigma**2 / rows.weights
+    if rows.residual_codes is None:
+        raise DataError(f"newdata lacks column {by.name!r}, the factor of sigma_by: a prediction interval needs "
+                        "each row's residual sd, which differs by its level; add the column")
+    codes = rows.residual_codes
+    if np.any(codes < 0):
+        raise DataError(f"newdata has {int(np.sum(codes < 0))} row(s) whose {by.name!r} is not one of the fit's "
+                        f"levels ({', '.join(map(str, by.levels))}), so their residual sd is unknown")
+    return fit.residual_sd.to_numpy()[codes] ** 2 / rows.weights
+
+
 def unconditioned_variances(fit, rows: PredictionRows) -> np.ndarray:
     """``sum_i z_i' Sigma_i z_i`` over the terms a row's prediction does not condition on."""
     out = np.zeros(rows.X.shape[0])
@@ -107,7 +124,7 @@ def predict_rows(fit, newdata, re: bool, allow_new_levels: bool, offset, se_fit=
     table.loc[rows.complete, "se"] = np.sqrt(var)
     if interval is not None:
         if interval == "prediction":
-            var = var + fit.sigma**2 / rows.weights + unconditioned_variances(fit, rows)
+            var = var + residual_variances(fit, rows) + unconditioned_variances(fit, rows)
         half = np.full(len(out), np.nan)
         half[rows.complete] = scipy.stats.norm.ppf(0.5 + level / 2) * np.sqrt(var)
         table["lower"], table["upper"] = out - half, out + half

@@ -337,8 +337,8 @@ class LmerFit:
         fixed = self.spec.working_offset + self.spec.X @ self.beta
         z = rng.standard_normal((self.spec.q, nsim))
         eps = rng.standard_normal((self.spec.n, nsim))
-        if self.spec.weights is not None:   # residual sd sigma / sqrt(w_i)
-            eps /= np.sqrt(self.spec.weights)[:, None]
+        if self.spec.row_weights is not None:   # residual sd sigma / sqrt(w_i), w_i = a_i / delta_f(i)^2 (sigma_by)
+            eps /= np.sqrt(self.spec.row_weights)[:, None]
         sims = fixed[:, None] + self.sigma * (Z @ (Lam @ z)) + self.sigma * eps
         return pd.DataFrame(sims, columns=[f"sim_{i + 1}" for i in range(nsim)])
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..core.relcovar import theta_to_T
 from ..spec.parameters import SD, SIGMA, SIGMA_RATIO, sd_cor_from_cov
 
 
@@ -21,12 +22,16 @@ def term_covariances(fit) -> list[np.ndarray]:
     return [fit.sigma**2 * T @ T.T for T in fit.T_blocks]
 
 
-def residual_ratios(fit) -> np.ndarray:
+def _ratios(spec, phi) -> np.ndarray:
     """``delta_2..delta_K`` of ``sigma_by`` (empty without it): the exponentials of phi's last entries."""
-    spec = fit.spec
     if spec.sigma_by is None:
         return np.zeros(0)
-    return np.exp(fit.phi[fit.phi.size - spec.sigma_by.n_levels + 1 :])
+    return np.exp(np.asarray(phi, float)[len(phi) - spec.sigma_by.n_levels + 1 :])
+
+
+def residual_ratios(fit) -> np.ndarray:
+    """``delta_2..delta_K`` of ``sigma_by`` (empty without it): the exponentials of phi's last entries."""
+    return _ratios(fit.spec, fit.phi)
 
 
 def residual_sd(fit) -> pd.Series:
@@ -38,24 +43,31 @@ def residual_sd(fit) -> pd.Series:
     return pd.Series(values, index=pd.Index(spec.sigma_by.levels, name=spec.sigma_by.name), name="residual sd")
 
 
-def variance_parameters(fit) -> pd.Series:
-    """The estimated variance parameters under the shared names, in the parameter table's order."""
-    table = fit.spec.parameters
-    covs = term_covariances(fit)
-    ratios = residual_ratios(fit)
+def parameter_values(spec, phi, theta, sigma: float) -> np.ndarray:
+    """The estimated variance parameters at ``(phi, theta(phi), sigma)``, in the parameter table's order
+    (what :func:`variance_parameters` names; a bootstrap refit needs no fit object)."""
+    phi = np.asarray(phi, dtype=float)
+    covs = [sigma**2 * T @ T.T for T in theta_to_T(np.asarray(theta, float), [t.p for t in spec.terms])]
+    ratios = _ratios(spec, phi)
     values = []
-    for row in table.variance:
+    for row in spec.parameters.variance:
         if row.kind == SIGMA:
-            values.append(fit.sigma)
+            values.append(sigma)
         elif row.kind == SIGMA_RATIO:
             values.append(ratios[row.i - 1])
         elif row.theta is not None:     # an unstructured term: its sd/cor in theta's order
-            values.append(sd_cor_from_cov(covs[row.term])[row.theta - _first_theta(fit.spec, row.term)])
+            values.append(sd_cor_from_cov(covs[row.term])[row.theta - _first_theta(spec, row.term)])
         elif row.kind == SD:            # sigma times a relative sd of phi
-            values.append(fit.sigma * fit.phi[row.phi])
+            values.append(sigma * phi[row.phi])
         else:                           # a common correlation or rho: phi holds it as it is
-            values.append(fit.phi[row.phi])
-    return pd.Series(values, index=[r.label for r in table.variance], dtype=float)
+            values.append(phi[row.phi])
+    return np.array(values, dtype=float)
+
+
+def variance_parameters(fit) -> pd.Series:
+    """The estimated variance parameters under the shared names, in the parameter table's order."""
+    return pd.Series(parameter_values(fit.spec, fit.phi, fit.theta, fit.sigma),
+                     index=fit.spec.parameters.variance_labels, dtype=float)
 
 
 def _first_theta(spec, term: int) -> int:

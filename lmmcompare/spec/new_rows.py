@@ -26,7 +26,9 @@ class PredictionRows:
     per random term, its design rows ``Zi`` (k, p_i) and level codes (k,), negative
     for a level not in the fit (module docstring; None when the prediction does not
     use the grouping columns, ``re=False``).
-    ``weights`` are the prior weights (1 for new rows).
+    ``weights`` are the prior weights (1 for new rows); ``residual_codes`` the level of
+    ``sigma_by`` of each row (-1 for a level the fit has not seen), None without
+    ``sigma_by`` or when ``newdata`` lacks its column.
     """
 
     complete: np.ndarray
@@ -36,6 +38,7 @@ class PredictionRows:
     Zs: list
     codes: list
     weights: np.ndarray
+    residual_codes: np.ndarray | None = None
 
 
 def prediction_rows(spec, newdata, re: bool, allow_new_levels: bool, offset, with_z: bool) -> PredictionRows:
@@ -44,7 +47,8 @@ def prediction_rows(spec, newdata, re: bool, allow_new_levels: bool, offset, wit
     if newdata is None:
         w = np.ones(spec.n) if spec.weights is None else spec.weights
         return PredictionRows(np.ones(spec.n, bool), spec.frame.index, spec.X, spec.working_offset,
-                              [t.design.matrix for t in spec.terms], [t.codes for t in spec.terms], w)
+                              [t.design.matrix for t in spec.terms], [t.codes for t in spec.terms], w,
+                              None if spec.sigma_by is None else spec.sigma_by.codes)
     if not isinstance(newdata, pd.DataFrame):
         raise ArgumentError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
     frame, complete = prediction_frame(spec, newdata, with_groups=re)
@@ -69,5 +73,8 @@ def prediction_rows(spec, newdata, re: bool, allow_new_levels: bool, offset, wit
             c[c < 0] = -1 - pd.factorize(labels)[0]     # new level k (order of appearance) is -1 - k
         codes.append(c)
         Zs.append(rebuild_design(t.design, frame, f"random term for {t.group!r}"))
+    by = spec.sigma_by
+    residual_codes = (by.codes_for(newdata.loc[complete]) if by is not None and all(c in newdata.columns for c in
+                                                                                   by.columns) else None)
     return PredictionRows(complete, newdata.index, X, new_offset(spec, frame, offset, complete), Zs, codes,
-                          np.ones(len(frame)))
+                          np.ones(len(frame)), residual_codes)

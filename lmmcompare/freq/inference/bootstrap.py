@@ -2,7 +2,10 @@
 
 Responses are simulated from the fit (new random effects and noise) in the
 calling process from one seed, so a result does not depend on ``n_jobs``;
-each replicate is refitted by the same criterion from the fitted theta.
+each replicate is refitted by the same criterion from the fitted phi (theta for
+lme4's models; structured terms' parameters and ``sigma_by``'s log ratios otherwise,
+:class:`~lmmcompare.freq.fit.Devfun`).  With ``sigma_by`` the noise of row ``i`` has sd
+``sigma delta_{f(i)} / sqrt(a_i)`` (:meth:`~lmmcompare.LmerFit.simulate`).
 """
 from __future__ import annotations
 
@@ -13,27 +16,24 @@ import pandas as pd
 
 from ...arguments import check_bool, check_int, check_n_jobs, check_seed
 from ...core.factor import factorize
-from ...core.relcovar import theta_to_T
 from ...core.solve import solve_modes
 from ...errors import ArgumentError
-from ...spec.parameters import sd_cor_from_cov
 from ...progress import Progress
 from ..fit import make_devfun, optimize_lmer
+from ..variance_components import parameter_values
 
 
 def _params_of(spec, reml, start):
-    """Refit ``spec`` and return (sd/cor..., sigma, beta...) without building an LmerFit."""
+    """Refit ``spec`` from phi ``start``; the variance parameters (table order) and beta, without an LmerFit."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         devfun = make_devfun(spec, reml)
         opt = optimize_lmer(devfun, start=start)
-    f = factorize(devfun.cp, opt.theta)
+    _, cp, theta = devfun.at(opt.theta)
+    f = factorize(cp, theta)
     _, beta = solve_modes(f)
     sigma = np.sqrt(f.r2 / (spec.n - spec.p if reml else spec.n))
-    out = []
-    for T in theta_to_T(opt.theta, [t.p for t in spec.terms]):
-        out.extend(sd_cor_from_cov(sigma**2 * T @ T.T))
-    return np.r_[out, sigma, beta]
+    return np.r_[parameter_values(spec, opt.theta, theta, sigma), beta]
 
 
 def _refit_chunk(spec, reml, start, ys):
@@ -59,7 +59,7 @@ def bootstrap(fit, nsim: int = 500, seed=None, n_jobs: int = 1, progress: bool =
     with Progress(nsim, "parametric bootstrap", enabled=progress) as bar:
         if n_jobs == 1:
             for idx in chunks:
-                rows.extend(_refit_chunk(fit.spec, fit.reml, fit.theta, sims[idx]))
+                rows.extend(_refit_chunk(fit.spec, fit.reml, fit.phi, sims[idx]))
                 bar.update(len(idx))
         else:
             try:
@@ -67,7 +67,7 @@ def bootstrap(fit, nsim: int = 500, seed=None, n_jobs: int = 1, progress: bool =
             except ImportError as exc:  # pragma: no cover - joblib comes with the parallel extra
                 raise ArgumentError("n_jobs > 1 needs joblib: pip install 'lmmcompare[parallel]'") from exc
             parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-            for idx, part in zip(chunks, parallel(delayed(_refit_chunk)(fit.spec, fit.reml, fit.theta, sims[idx])
+            for idx, part in zip(chunks, parallel(delayed(_refit_chunk)(fit.spec, fit.reml, fit.phi, sims[idx])
                                                   for idx in chunks)):
                 rows.extend(part)
                 bar.update(len(idx))

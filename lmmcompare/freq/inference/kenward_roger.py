@@ -7,7 +7,16 @@ components ``gamma``: for each term the lower triangle of its covariance
     Sigma = sum_r gamma_r G_r,   G_r = Z E_r Z',   E_r = I_l (x) (e_a e_b' + e_b e_a')  (e_a e_a' if a = b),
     G_last = I_n
 
-so second derivatives of ``Sigma`` vanish, and with ``S = Sigma^{-1}`` and
+so second derivatives of ``Sigma`` vanish.  Structured terms whose covariance is
+linear in some parameters take those: ``diag``, the variances of its columns alone
+(with ``hom=True`` one component whose ``E_r`` pairs every column with itself);
+``cs(hom=True)`` and a two-column ``ar1``, ``Sigma_i = v I + c (11' - I)`` with ``c = v rho``
+(one diagonal and one off-diagonal component); a two-column ``cs``, any 2 x 2
+covariance (``us``'s components).  Other ``cs``/``ar1`` terms (``Sigma_i`` nonlinear in
+the correlation) raise an :class:`~lmmcompare.errors.ArgumentError`
+(``check_available``).  With ``sigma_by`` the residual part is one component per
+level, ``sigma_k^2 D_k / a`` (:mod:`.residual_levels`).  KR's result depends only on the span of the ``G_r``, not on
+the basis (``W`` and ``P`` transform together).  With ``S = Sigma^{-1}`` and
 ``Phi = (X'SX)^{-1}`` (Kenward and Roger 1997; Halekoh and Hojsgaard 2014)::
 
     P_r  = -X'S G_r S X,        Q_rs = X'S G_r S G_s S X,
@@ -30,9 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import LmmWarning
+from ...errors import ArgumentError, LmmWarning
 from ...core.threads import single_blas_thread
-from .marginal_inverse import block, inner, marginal_inverse
+from .marginal_inverse import block, entries, inner, marginal_inverse
 
 ONE_BLAS_THREAD_UP_TO = 1000  # q below which BLAS threads cost more than they save on a busy machine
 
@@ -102,12 +111,59 @@ class KenwardRoger:
         return df, float(scaling)
 
 
+def check_available(spec) -> None:
+    """Raise an :class:`~lmmcompare.errors.ArgumentError` for a model whose marginal covariance is
+    not linear in its parameters (a ``cs``/``ar1`` correlation): pbkrtest's
+    adjustment, as implemented here, drops the second derivatives of ``Sigma`` such models have."""
+    for t in spec.terms:
+        if _linear_kind(t) is None:
+            raise ArgumentError(f"Kenward-Roger is not available for the {t.structure.kind} term "
+                                f"{t.text} (its covariance is not linear in "
+                                "its correlation parameter): use ddf='satterthwaite'")
+
+
+def kenward_roger_available(spec) -> bool:
+    """Whether :func:`check_available` lets ``spec`` through."""
+    try:
+        check_available(spec)
+    except ArgumentError:
+        return False
+    return True
+
+
+def _linear_kind(term) -> str | None:
+    """How a term's covariance is linear: ``"us"`` (every entry), ``"diag"``, ``"exchangeable"``
+    (``v I + c (11' - I)``), or None (not linear in its parameters)."""
+    structure, p = term.structure, term.p
+    if structure.unstructured or (structure.kind == "cs" and p == 2 and not structure.hom):
+        return "us"
+    if not structure.has_correlation(p):
+        return "diag"
+    if (structure.kind == "cs" and structure.hom) or (structure.kind == "ar1" and p == 2):
+        return "exchangeable"
+    return None
+
+
 def variance_components(spec) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """Per random-effects component r (pbkrtest's order): the matchings ``(alpha, beta)``,
-    index arrays into the columns of Z with ``E_r = sum_matchings sum_g e_alpha_g e_beta_g'``."""
+    index arrays into the columns of Z with ``E_r = sum_matchings sum_g e_alpha_g e_beta_g'``.
+
+    An unstructured term has one component per entry of its lower triangle; a ``diag`` term
+    one per column (one in all with ``hom=True``); an exchangeable one (module docstring) its
+    diagonal and its off-diagonal entries."""
+    check_available(spec)
     out, offset = [], 0
     for t in spec.terms:
         base = offset + t.p * np.arange(t.n_levels)
+        kind = _linear_kind(t)
+        if kind != "us":
+            diagonal = [(base + a, base + a) for a in range(t.p)]
+            if kind == "exchangeable":
+                out += [diagonal, [(base + a, base + b) for a in range(t.p) for b in range(t.p) if a != b]]
+            else:
+                out.extend([diagonal] if t.structure.common_sd(t.p) else [[m] for m in diagonal])
+            offset += t.q
+            continue
         for b in range(t.p):
             for a in range(b, t.p):
                 ia, ib = base + a, base + b
@@ -150,13 +206,14 @@ def _kenward_roger(m, spec) -> KenwardRoger:
     K, F1, F2 = m.ZSZ, m.ZSX, m.ZS2X
     p = spec.p
     comps = variance_components(spec)
-    k = len(comps) + 1
+    nr, lev = len(comps), m.levels
+    k = nr + (1 if lev is None else len(lev.P))     # sigma^2, or one residual variance per level of sigma_by
     trace = np.empty((k, k))
     P = np.empty((k, p, p))
     Q = np.empty((k, k, p, p))
     for r, pairs_r in enumerate(comps):
         P[r] = -sum(F1[a].T @ F1[b] for a, b in pairs_r)
-        for s in range(r, k - 1):
+        for s in range(r, nr):
             t, Qrs = 0.0, np.zeros((p, p))
             for a, b in pairs_r:
                 for c, d in comps[s]:
@@ -165,11 +222,19 @@ def _kenward_roger(m, spec) -> KenwardRoger:
                     Qrs += F1[a].T @ np.asarray(Kbc @ F1[d])
             trace[r, s] = trace[s, r] = t
             Q[r, s] = Qrs
-        trace[r, -1] = trace[-1, r] = sum(np.sum(m.ZS2Z_entries(b, a)) for a, b in pairs_r)
-        Q[r, -1] = sum(F1[a].T @ F2[b] for a, b in pairs_r)
-    P[-1] = -m.XSX[1]
-    Q[-1, -1] = m.XSX[2]
-    trace[-1, -1] = m.trace_S2
+        if lev is None:
+            trace[r, -1] = trace[-1, r] = sum(np.sum(m.ZS2Z_entries(b, a)) for a, b in pairs_r)
+            Q[r, -1] = sum(F1[a].T @ F2[b] for a, b in pairs_r)
+            continue
+        for j in range(len(lev.P)):     # Z'S E_j S Z and Z'S E_j S X in place of Z'S^2Z and Z'S^2X
+            trace[r, nr + j] = trace[nr + j, r] = sum(np.sum(entries(lev.ZSEZ[j], b, a)) for a, b in pairs_r)
+            Q[r, nr + j] = sum(F1[a].T @ lev.ZSEX[j][b] for a, b in pairs_r)
+    if lev is None:
+        P[-1] = -m.XSX[1]
+        Q[-1, -1] = m.XSX[2]
+        trace[-1, -1] = m.trace_S2
+    else:
+        P[nr:], Q[nr:, nr:], trace[nr:, nr:] = lev.P, lev.Q, lev.trace
     return _adjusted(np.linalg.inv(m.XSX[0]), P, Q, trace)
 
 
@@ -201,7 +266,9 @@ def _adjusted(Phi, P, Q, trace) -> KenwardRoger:
 # ---- on a fit ------------------------------------------------------------------------------
 def reml_fit(fit):
     """The fit itself if REML; else its REML refit, once per fit, with a :class:`RefitREMLWarning`
-    (pbkrtest's ``vcovAdj`` and ``KRmodcomp`` refit ML fits by REML)."""
+    (pbkrtest's ``vcovAdj`` and ``KRmodcomp`` refit ML fits by REML).  Models Kenward-Roger does not
+    cover raise first (``check_available``)."""
+    check_available(fit.spec)
     if fit.reml:
         return fit
     if "Kenward-Roger REML fit" not in fit.derived:

@@ -40,6 +40,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ...errors import ArgumentError
 from ...core.relcovar import theta_to_T
+from .residual_levels import ResidualLevels, residual_levels
 
 MAX_DENSE_ENTRIES = 8000**2  # C^{-1} and Z'SZ as dense blocks: 0.5 GB each at this size
 
@@ -61,6 +62,9 @@ class MarginalInverse:
     trace_S2 : float
         ``tr(S^2)``.
     sigma : float
+    levels : ResidualLevels or None
+        With ``sigma_by``, the products for the residual variance of each level
+        (:mod:`.residual_levels`).
     """
 
     ZSZ: object
@@ -70,6 +74,7 @@ class MarginalInverse:
     XSX: list
     trace_S2: float
     sigma: float
+    levels: ResidualLevels | None = None
 
     def ZS2Z_entries(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Entries ``(Z'S^2Z)[rows_i, cols_i] = (Z'SZ)[:, rows_i] . N[:, cols_i] / sigma^2``."""
@@ -208,4 +213,5 @@ def marginal_inverse(spec, theta, sigma: float, dense: bool | None = None) -> Ma
     XSX = [X.T @ SX[1], SX[1].T @ SX[1], SX[1].T @ SX[2]]
     return MarginalInverse(
         ZSZ=ZSZ, N=N, ZSX=np.asarray(Z.T @ SX[1]), ZS2X=np.asarray(Z.T @ SX[2]),
-        XSX=[0.5 * (M + M.T) for M in XSX], trace_S2=(n - q + inner(Cinv, Cinv)) / s2**2, sigma=float(sigma))
+        XSX=[0.5 * (M + M.T) for M in XSX], trace_S2=(n - q + inner(Cinv, Cinv)) / s2**2, sigma=float(sigma),
+        levels=None if spec.sigma_by is None else residual_levels(spec, Z, U, Cinv, N, SX[1], s2))

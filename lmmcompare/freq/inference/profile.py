@@ -25,7 +25,8 @@ import scipy.stats
 from ...arguments import check_level, shown
 from ...errors import ArgumentError
 from ..fit import make_devfun, optimize_lmer
-from .variance_scale import InnerParameters, VarianceScale
+from .structured_scale import profile_scale
+from .variance_scale import InnerParameters
 from .profile_result import Profile, trace_crossing
 
 
@@ -66,17 +67,17 @@ def profile(fit, which=None, level: float = 0.95, progress=None) -> Profile:
 
 def _profile(fit, which, level, progress) -> Profile:
     fit_ml = fit.by_criterion(reml=False)
-    scale = VarianceScale(fit_ml)
+    scale = profile_scale(fit_ml)
     s_hat = scale.from_fit()
     base = scale.deviance(s_hat)
-    vnames = fit_ml.spec.parameters.variance_labels
+    vnames = scale.labels      # the scale's order (sigma last); results in the parameter table's
     fnames = fit_ml.spec.fixed_names
-    names = vnames + fnames
+    names = fit_ml.spec.parameters.variance_labels + fnames
     which = names if which is None else list(which)
     lo, hi = scale.bounds()
-    lower = pd.Series(np.r_[lo, np.full(len(fnames), -np.inf)], index=names)
-    upper = pd.Series(np.r_[hi, np.full(len(fnames), np.inf)], index=names)
-    estimates = pd.Series(np.r_[s_hat, fit_ml.beta], index=names)
+    lower = pd.Series(np.r_[lo, np.full(len(fnames), -np.inf)], index=vnames + fnames)[names]
+    upper = pd.Series(np.r_[hi, np.full(len(fnames), np.inf)], index=vnames + fnames)[names]
+    estimates = pd.Series(np.r_[s_hat, fit_ml.beta], index=vnames + fnames)[names]
     z = scipy.stats.norm.ppf(0.5 + level / 2)
     cutoff = z
     traces, ends = {}, {}
@@ -138,7 +139,7 @@ def _variance_zeta(scale, s_hat, i, base, lo, hi):
     """zeta for the variance parameter ``s_i``; the others are minimised over :class:`InnerParameters`."""
     lo = lo.copy()
     lo[-1] = s_hat[-1] * 1e-2  # sigma > 0: a finite floor keeps the line search away from sigma = 0
-    inner = InnerParameters(scale.sizes, i, lo, hi)
+    inner = InnerParameters(scale.blocks, i, lo, hi)
     phi_hat = inner.start(s_hat)
     state = {"points": [(s_hat[i], phi_hat)]}
 
@@ -184,14 +185,14 @@ def _fixed_zeta(fit_ml, j, base):
     spec = fit_ml.spec
     keep = tuple(c for k, c in enumerate(spec.keep_fixed) if k != j)
     Xj = spec.X[:, j]
-    state = {"theta": fit_ml.theta}
+    state = {"phi": fit_ml.phi}
 
     def zeta(x):
         sub = dataclasses.replace(spec, y=spec.y - Xj * x, keep_fixed=keep)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            opt = optimize_lmer(make_devfun(sub, reml=False), start=state["theta"])
-        state["theta"] = opt.theta
+            opt = optimize_lmer(make_devfun(sub, reml=False), start=state["phi"])
+        state["phi"] = opt.theta   # the optimizer's vector: phi
         dev = max(opt.objective - base, 0.0)
         return np.sign(x - fit_ml.beta[j]) * np.sqrt(dev)
 

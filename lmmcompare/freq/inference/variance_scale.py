@@ -113,19 +113,22 @@ class _TermRows:
 class InnerParameters:
     """Map the free parameters of one profile (all but ``s_i``) to the full vector ``s``.
 
-    ``s`` holds every term's sds and correlations (theta order) and sigma last.
+    ``s`` holds every term's sds and correlations (theta order) and sigma last
+    (``blocks``: the unstructured terms' sizes ``p``; ``(k,)`` for other entries, in a box).
     Entries of terms with one or two columns, every sd and sigma are free as
     they are (with their box); the correlations of each term of three or more
     columns come from free Cholesky rows (module docstring).
     """
 
-    def __init__(self, sizes: list[int], i: int, lo: np.ndarray, hi: np.ndarray):
+    def __init__(self, blocks: list, i: int, lo: np.ndarray, hi: np.ndarray):
         self.i = i
-        self.size = int(sum(p * (p + 1) // 2 for p in sizes)) + 1
+        # blocks: p for an unstructured term (p(p+1)/2 entries), (k,) for k entries in a box
+        counts = [b[0] if isinstance(b, tuple) else b * (b + 1) // 2 for b in blocks]
+        self.size = int(sum(counts)) + 1
         self.terms, offset = [], 0
         in_rows = np.zeros(self.size, bool)
-        for p in sizes:
-            k = p * (p + 1) // 2
+        for b, k in zip(blocks, counts):
+            p = 0 if isinstance(b, tuple) else b
             if p >= 3:
                 rows, cols = lower_index(p)
                 fixed = next(((r, c) for kk, (r, c) in enumerate(zip(rows, cols)) if offset + kk == i and r != c),
@@ -175,6 +178,8 @@ class VarianceScale:
         self.cp = fit_ml.cp
         self.workspace = Workspace(self.cp.m)
         self.sizes = [t.p for t in fit_ml.spec.terms]
+        self.blocks = list(self.sizes)                        # the layout of s (InnerParameters)
+        self.labels = fit_ml.spec.parameters.variance_labels  # s's entries, sigma last
 
     def to_theta(self, s):
         sigma = s[-1]

@@ -1,28 +1,64 @@
-"""The deviance and cov(beta) as functions of the variance parameters (theta, sigma).
+"""The deviance and cov(beta) as functions of the variance parameters.
 
-lmerTest's parameterisation: ``varpar = (theta, sigma)`` and, with ``r^2(theta)``
-the penalised residual sum of squares,
+lmerTest's parameterisation for lme4's models: ``varpar = (theta, sigma)`` and,
+with ``r^2(theta)`` the penalised residual sum of squares,
 
-    dev(theta, sigma) = log|L_theta|^2 + r^2 / sigma^2 + n log(2 pi sigma^2)
+    dev(theta, sigma) = log|L_theta|^2 + r^2 / sigma^2 + n log(2 pi sigma^2) - sum_i log w_i
                         [REML: + log|L_X|^2 - p log(2 pi sigma^2)]
 
 which equals the profiled criterion at ``sigma^2 = r^2 / n`` (or ``/(n - p)``).
 ``cov(beta)(theta, sigma) = sigma^2 (L_X L_X')^{-1}``.
+
+A model with a structured term or ``sigma_by`` has fewer (or other) free
+parameters than theta: ``varpar = (phi, sigma)`` with phi the optimizer's
+vector (:class:`~lmmcompare.freq.fit.Devfun`: the structured terms' relative sds
+and correlations, then ``log delta_k`` of the residual sd ratios).  The same
+formula holds with ``theta = theta(phi)`` and the cross-products (and
+``w_i = a_i / delta_{f(i)}^2``) of the rows weighted at ``delta``
+(``Devfun.at``).  Satterthwaite's df is invariant to the parameterisation
+(at the optimum ``A = 2 H^{-1}`` and the gradient of cov(beta) transform by the
+same jacobian), so only *which* parameters are free matters.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ...core.factor import LOG_2PI, factorize
+from ..fit import Devfun
 from . import numderiv
 
 
-def deviance_varpar(fit, varpar) -> float:
-    """``-2 log L`` (REML fits: the restricted likelihood) at ``varpar = (theta, sigma)``, beta profiled."""
+def _plain(fit) -> bool:
+    """Whether phi is theta (lme4's models: every term unstructured, no ``sigma_by``)."""
+    return fit.spec.sigma_by is None and all(t.structure.unstructured for t in fit.spec.terms)
+
+
+def objective_of(fit) -> Devfun | None:
+    """The fit's objective over phi, whose cross-products at each phi :func:`deviance_varpar` and
+    :func:`vcov_varpar_beta` read (pass one to many calls: it keeps the last few weighted ones);
+    None for lme4's models, which use the fit's own."""
+    return None if _plain(fit) else Devfun(spec=fit.spec, cp=fit.cp, reml=fit.reml)
+
+
+def _blocks(fit, phi, devfun):
+    """``(cp, theta)`` at ``phi``: the fit's own when phi is theta."""
+    if _plain(fit):
+        return fit.cp, np.asarray(phi, dtype=float)
+    _, cp, theta = (objective_of(fit) if devfun is None else devfun).at(phi)
+    return cp, theta
+
+
+def fitted_varpar(fit) -> np.ndarray:
+    """``(phi, sigma)`` at the fit (phi is theta for lme4's models)."""
+    return np.append(fit.phi, fit.sigma)
+
+
+def deviance_varpar(fit, varpar, devfun: Devfun | None = None) -> float:
+    """``-2 log L`` (REML fits: the restricted likelihood) at ``varpar = (phi, sigma)``, beta profiled."""
     varpar = np.asarray(varpar, dtype=float)
-    theta, sigma = varpar[:-1], varpar[-1]
-    cp = fit.cp
+    sigma = varpar[-1]
     try:
+        cp, theta = _blocks(fit, varpar[:-1], devfun)
         f = factorize(cp, theta)
     except np.linalg.LinAlgError:
         return np.inf
@@ -33,11 +69,11 @@ def deviance_varpar(fit, varpar) -> float:
     return dev
 
 
-def vcov_varpar_beta(fit, varpar) -> np.ndarray:
+def vcov_varpar_beta(fit, varpar, devfun: Devfun | None = None) -> np.ndarray:
     """``cov(beta)`` at ``varpar`` (flattened p x p)."""
     varpar = np.asarray(varpar, dtype=float)
-    cp = fit.cp
-    f = factorize(cp, varpar[:-1])
+    cp, theta = _blocks(fit, varpar[:-1], devfun)
+    f = factorize(cp, theta)
     qr, p = cp.q_rest, cp.p
     LX_inv = np.linalg.inv(f.L22[qr : qr + p, qr : qr + p])
     return (varpar[-1] ** 2 * (LX_inv.T @ LX_inv)).ravel()
@@ -51,11 +87,11 @@ def varpar_covariance(fit):
 
 
 def _varpar_covariance(fit):
-    varpar = np.append(fit.theta, fit.sigma)
-    H = numderiv.hessian(lambda v: deviance_varpar(fit, v), varpar)
+    varpar, devfun = fitted_varpar(fit), objective_of(fit)
+    H = numderiv.hessian(lambda v: deviance_varpar(fit, v, devfun), varpar)
     w, U = np.linalg.eigh(H)
     keep = w > 1e-8 * max(np.max(np.abs(w)), 1.0)
     A = 2.0 * (U[:, keep] / w[keep]) @ U[:, keep].T  # pseudo-inverse when singular
-    J = numderiv.jacobian(lambda v: vcov_varpar_beta(fit, v), varpar)
+    J = numderiv.jacobian(lambda v: vcov_varpar_beta(fit, v, devfun), varpar)
     p = fit.spec.p
     return A, [J[:, i].reshape(p, p) for i in range(J.shape[1])]
