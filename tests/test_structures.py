@@ -187,3 +187,13 @@ def test_r2_residual_variance_with_sigma_by_is_the_mean_row_variance():
     rows = fit.spec.frame["Sex"].map(fit.residual_sd.to_dict()).to_numpy(float)
     r2 = lc.r2(fit)
     assert r2.variances.var_residual == pytest.approx(np.mean(rows**2), rel=1e-12)
+
+
+def test_two_column_cs_finds_the_unstructured_optimum_from_a_zero_sd():
+    """cs(age | Subject) on Orthodont is us's model; L-BFGS-B first stops with the intercept's sd at 0
+    (445.086), where the correlation's sign is not identified, and must step back in with it flipped."""
+    cs = lc.lmer("distance ~ age + cs(age | Subject)", "Orthodont")
+    us = lc.lmer("distance ~ age + (age | Subject)", "Orthodont")
+    assert cs.objective == pytest.approx(us.objective, abs=1e-6)
+    np.testing.assert_allclose(cs.variance_parameters().to_numpy()[[0, 1, 2, 3]],
+                               us.variance_parameters().to_numpy()[[0, 2, 1, 3]], rtol=1e-4)

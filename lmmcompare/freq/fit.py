@@ -115,12 +115,18 @@ class Devfun:
         return np.concatenate([self.covariance.start(), np.zeros(self._weighted.size)])
 
     def below(self, i: int) -> np.ndarray:
-        """The entries whose sign may flip with a zero ``phi_i`` (below a zero diagonal of an unstructured T)."""
+        """The entries whose sign may flip with a zero ``phi_i``: below a zero diagonal of an unstructured
+        T, or a structured term's correlation when one of its sds is zero (the row of T that would carry
+        the correlation's sign is zero, so the optimizer cannot tell which sign leads inwards)."""
         if self.plain:
             return column_below(self.lower, i)
         for structure, p, (a, _) in zip(self.covariance.structures, self.covariance.sizes, self.covariance.slices()):
-            if a.start <= i < a.stop and structure.unstructured:
+            if not a.start <= i < a.stop:
+                continue
+            if structure.unstructured:
                 return a.start + column_below(self.lower[a], i - a.start)
+            if structure.has_correlation(p) and i - a.start < structure.n_sds(p):
+                return np.array([a.start + structure.n_sds(p)])
         return np.zeros(0, dtype=int)
 
 
