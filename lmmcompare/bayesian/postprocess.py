@@ -50,7 +50,7 @@ def term_sd_cor_draws(post, spec, i: int) -> tuple[np.ndarray, np.ndarray]:
 
     An unstructured term's ``sd_*`` and ``cor_*`` rows fill them entry by entry; a
     structured one's sds and common correlation or rho give them through
-    :meth:`lmmcompare.spec.structures.Structure.implied_sd_cor` (a common sd on
+    ``Structure.implied_sd_cor`` (``lmmcompare.spec.structures``) (a common sd on
     every column, ``rho`` or ``rho^|i-j|`` off the diagonal).
     """
     t, rows = spec.terms[i], spec.parameters.of_term(i)

@@ -5,7 +5,7 @@ the sigma prior, independently (brms' ``sigma ~ 0 + f`` puts a prior on each lev
 log sd; here it is the same prior as a single sigma's, on each level's sd).  The
 posterior holds ``sigma = sigma_1`` (the reference level, as glmmTMB and nlme's
 ``varIdent``) and the ratios ``sigma_ratio_<level>|<f> = sigma_k / sigma_1``,
-``k >= 2``, the parameters of the frequentist fit (:mod:`lmmcompare.spec.residual_groups`).
+``k >= 2``, the parameters of the frequentist fit (``lmmcompare.spec.residual_groups``).
 ``a_i`` are the prior weights.
 """
 from __future__ import annotations

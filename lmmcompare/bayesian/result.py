@@ -55,8 +55,9 @@ class BayesFit:
     Attributes
     ----------
     idata : arviz.InferenceData
-        ``posterior`` (``(Intercept)``, slopes, ``sd_*``, ``cor_*``, ``sigma``,
-        ``r_<group>`` per level), ``log_likelihood``, ``sample_stats``,
+        ``posterior`` (``(Intercept)``, slopes, ``sd_*``, ``cor_*``, a structured term's
+        ``sd|g``, ``cor|g`` or ``rho|g``, ``sigma``, with ``sigma_by`` the ratios
+        ``sigma_ratio_<level>|<f>``, ``r_<group>`` per level), ``log_likelihood``, ``sample_stats``,
         ``observed_data`` and, on request, ``posterior_predictive``.
     priors : PriorSet
     parameterization, sampler : str

@@ -1,11 +1,11 @@
 """The Cholesky factor of a structured term's covariance (``diag``, ``cs``, ``ar1``) as a PyTensor graph.
 
-A structured term (:mod:`lmmcompare.spec.structures`) has ``Sigma = S R(rho) S``
+A structured term (``lmmcompare.spec.structures``) has ``Sigma = S R(rho) S``
 with ``S = diag(sd)`` (one sd per column, or one common sd) and the factor
 
     L = diag(sd) chol(R(rho))
 
-written with the closed forms of :mod:`lmmcompare.core.structures`:
+written with the closed forms of ``lmmcompare.core.structures``:
 
 * ``diag``: ``R = I``, ``L = diag(sd)``;
 * ``cs``, ``R = (1 - rho) I + rho 11'``: column ``j`` of ``chol(R)`` has
