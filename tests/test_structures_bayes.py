@@ -269,3 +269,25 @@ def test_ranef_of_a_structured_term_shrinks_like_the_blups(rm_cs):
     pd.testing.assert_index_equal(bayes_re.index, blup.index)
     assert list(bayes_re.columns) == list(blup.columns)
     assert np.all(np.abs(bayes_re - blup) < rm_cs.bayes.ranef(sd=True)["subj"])
+
+
+def test_noncentred_likelihood_uses_each_rows_residual_sd():
+    """sigma_by with the blocked kernel is sampled noncentred: its likelihood at a point of the sampler's space is
+    sum_i log N(y_i; mu_i, sigma delta_f(i) / sqrt(a_i)) with mu from the same point (prior weights a)."""
+    frame = small_rm(8).assign(w=lambda d: 1.0 + (np.arange(len(d)) % 4) / 3)
+    spec = ModelSpec.from_formula("y ~ time + cs(0 + occ | subj)", frame, sigma_by="grp", weights="w")
+    built = build_model(spec, default_priors(spec), "marginal")
+    assert built.parameterization == "noncentered"
+    model = built.model
+    outs = [model.logp(vars=[model["y"]], sum=True), model["alpha"], model["beta_0"], model["b_0"], model["sigma"],
+            model["sigma_ratio_1"]]
+    fn = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
+    point = model.initial_point()
+    rng = np.random.default_rng(11)
+    t = spec.terms[0]
+    for _ in range(2):
+        jittered = {k: v + rng.normal(scale=0.5, size=np.shape(v)) for k, v in point.items()}
+        logp, alpha, slope, b, sigma, ratio = fn(jittered)
+        mu = alpha + (spec.X[:, 1] - spec.X[:, 1].mean()) * slope + np.sum(t.design.matrix * b[t.codes], axis=1)
+        sd = sigma * np.where(spec.sigma_by.codes == 1, ratio, 1.0) / np.sqrt(spec.weights)
+        assert float(logp) == pytest.approx(scipy.stats.norm.logpdf(spec.y, mu, sd).sum(), rel=1e-12)
