@@ -131,7 +131,7 @@ def test_sampled_factor_is_the_cholesky_factor_of_the_implied_covariance(formula
     built = build_model(spec, default_priors(spec), "marginal")
     model, t = built.model, spec.terms[0]
     rows = spec.parameters.of_term(0)
-    outs = [model["L_0"]] + [model[r.pymc_name] for r in rows]
+    outs = model.replace_rvs_by_values([model["L_0"]] + [model[r.pymc_name] for r in rows])
     fn = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
     point = model.initial_point()
     rng = np.random.default_rng(3)
@@ -279,15 +279,16 @@ def test_noncentred_likelihood_uses_each_rows_residual_sd():
     built = build_model(spec, default_priors(spec), "marginal")
     assert built.parameterization == "noncentered"
     model = built.model
-    outs = [model.logp(vars=[model["y"]], sum=True), model["alpha"], model["beta_0"], model["b_0"], model["sigma"],
-            model["sigma_ratio_1"]]
+    outs = [model.logp(vars=[model["y"]], sum=True)] + model.replace_rvs_by_values(
+        [model[name] for name in ("alpha", "beta_0", "b_0", "sigma", "sigma_ratio_1", "sigma_ratio_2")])
     fn = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
     point = model.initial_point()
     rng = np.random.default_rng(11)
     t = spec.terms[0]
     for _ in range(2):
         jittered = {k: v + rng.normal(scale=0.5, size=np.shape(v)) for k, v in point.items()}
-        logp, alpha, slope, b, sigma, ratio = fn(jittered)
+        logp, alpha, slope, b, sigma, *ratios = fn(jittered)
+        assert spec.sigma_by.levels == ("A", "B", "C")
         mu = alpha + (spec.X[:, 1] - spec.X[:, 1].mean()) * slope + np.sum(t.design.matrix * b[t.codes], axis=1)
-        sd = sigma * np.where(spec.sigma_by.codes == 1, ratio, 1.0) / np.sqrt(spec.weights)
+        sd = sigma * np.array([1.0, *ratios])[spec.sigma_by.codes] / np.sqrt(spec.weights)
         assert float(logp) == pytest.approx(scipy.stats.norm.logpdf(spec.y, mu, sd).sum(), rel=1e-12)
