@@ -199,6 +199,12 @@ def test_cs_posterior_agrees_with_reml(rm_cs):
     assert post["r_subj"].shape[2:] == (20, 6)
 
 
+def test_ar1_posterior_agrees_with_reml():
+    comparison = sample_both("y ~ time + ar1(0 + occ | subj)", small_rm(20))
+    assert comparison.bayes.parameter_names == ["(Intercept)", "time", "sd|subj", "rho|subj", "sigma"]
+    agrees_with_reml(comparison, ["sd|subj", "rho|subj", "sigma"])
+
+
 def test_sigma_by_posterior_agrees_with_reml(orthodont_by_sex):
     fit = orthodont_by_sex.bayes
     assert fit.sampled_as == "marginal"
