@@ -298,3 +298,28 @@ def test_noncentred_likelihood_uses_each_rows_residual_sd():
         mu = alpha + (spec.X[:, 1] - spec.X[:, 1].mean()) * slope + np.sum(t.design.matrix * b[t.codes], axis=1)
         sd = sigma * np.array([1.0, *ratios])[spec.sigma_by.codes] / np.sqrt(spec.weights)
         assert float(logp) == pytest.approx(scipy.stats.norm.logpdf(spec.y, mu, sd).sum(), rel=1e-12)
+
+
+def test_marginal_random_effects_follow_their_exact_conditional_with_sigma_by():
+    """The b drawn after a marginal fit with sigma_by (and prior weights): at one parameter value, 4000 draws have
+    the mean Sigma Z' V^-1 (y - X beta) and covariance Sigma - Sigma Z' V^-1 Z Sigma of the dense conditional,
+    V = Z Sigma Z' + sigma^2 diag(delta_f(i)^2 / a_i), within 4 Monte Carlo standard errors."""
+    from lmmcompare.bayesian.postprocess import _single_term_draws
+
+    frame = lc.load_dataset("Orthodont")
+    frame = frame.assign(w=1.0 + (np.arange(len(frame)) % 3) / 2)
+    spec = ModelSpec.from_formula("distance ~ age + (age | Subject)", frame, sigma_by="Sex", weights="w")
+    beta, sigma, ratio = np.array([16.0, 0.7]), 1.5, 0.5
+    cov = np.array([[4.0, -0.2], [-0.2, 0.05]])
+    n_draws = 4000
+    b = _single_term_draws(spec, np.full((1, n_draws), sigma), np.broadcast_to(beta, (1, n_draws, 2)),
+                           np.broadcast_to(np.linalg.cholesky(cov), (1, n_draws, 2, 2)),
+                           np.full((1, n_draws, 1), ratio), np.random.default_rng(2))[0].reshape(n_draws, -1)
+    Z = spec.Z.toarray()
+    G = np.kron(np.eye(spec.terms[0].n_levels), cov)
+    delta = np.array([1.0, ratio])[spec.sigma_by.codes]
+    V = Z @ G @ Z.T + np.diag(sigma**2 * delta**2 / spec.weights)
+    K = G @ Z.T @ np.linalg.inv(V)
+    mean, var = K @ (spec.y - spec.X @ beta), np.diag(G - K @ Z @ G)
+    assert np.all(np.abs(b.mean(axis=0) - mean) < 4 * np.sqrt(var / n_draws))
+    np.testing.assert_allclose(b.var(axis=0), var, rtol=4 * np.sqrt(2 / n_draws))
