@@ -93,7 +93,11 @@ def bayes(formula, data=None, **options):
         Prior weights, an offset, factor codings, the rows to use and the missing-value
         rule, as :func:`lmmcompare.lmer` takes them (:meth:`lmmcompare.ModelSpec.from_formula`).
     sigma_by : str, optional
-        A factor column: one residual sd per level, sampled (brms' ``sigma ~ f``).
+        A factor column: one residual sd per level, sampled (brms' ``sigma ~ f``), each with
+        the sigma prior; the posterior has ``sigma`` (the first level's) and the ratios
+        ``sigma_ratio_<level>|<f>``, and ``BayesFit.residual_sd`` the mean by level.  The
+        marginal parameterisation covers it for one grouping factor with at most two
+        columns; any other ``sigma_by`` model is sampled ``noncentered`` (``sampled_as`` says so).
     reml_fit : LmerFit, optional
         The REML fit of the same spec, from which ``parameterization="auto"``
         chooses the form; fitted here first when ``auto`` needs it and it is

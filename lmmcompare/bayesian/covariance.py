@@ -19,6 +19,7 @@ import numpy as np
 from ..core.standardize import is_identity
 from .elementwise import matmul
 from .priors import PriorSet
+from .structured import structured_factor
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ def lkj_cholesky(name: str, p: int, eta: float, pm, pt):
 def term_factors(spec, i, priors: PriorSet, pm, pt, A=None, generative: bool = False) -> TermFactors:
     """``Sigma_i`` of term ``i`` of ``spec`` from per-column sds and an LKJ correlation, as :class:`TermFactors`.
 
+    A structured term (``diag``, ``cs``, ``ar1``) has its own few parameters instead
+    (:func:`.structured.structured_factor`).
+
     The variables are named by the spec's parameter table: ``sd_i_k`` per column
     (its row's ``pymc_name``, with the prior of its label) and ``L_i``.
 
@@ -83,6 +87,9 @@ def term_factors(spec, i, priors: PriorSet, pm, pt, A=None, generative: bool = F
     """
     A = None if is_identity(A) else np.asarray(A, dtype=float)
     term, table = spec.terms[i], spec.parameters
+    if term.structured:   # diag, cs, ar1: sampled on the model's own columns (a standardising A mixes them)
+        L = structured_factor(spec, i, priors, pm, pt)
+        return TermFactors(L, L, None)
     if term.p == 2 and A is not None:
         return _standardized_factors(i, term, priors, A, pm, pt, table)
     sd_rows = table.sds(i)

@@ -17,6 +17,7 @@ from .reuse import built_model
 from .postprocess import (covariance_factors, fixed_effects, linear_predictor, named_posterior,
                           random_effects_marginal, random_effects_sampled, variance_parameters)
 from .priors import PriorSet, default_priors
+from .residual import ratio_draws, row_sd_draws
 from .result import BayesFit
 
 PARAMETERIZATIONS = ("marginal", "auto", "noncentered", "centered")
@@ -164,9 +165,8 @@ def _to_fit(raw, built, rng, seed, sampler, seconds, posterior_predictive, log_l
     }
     if log_likelihood or posterior_predictive:
         mu = linear_predictor(spec, fixed, b_terms)
-        sigma = variances["sigma"][..., None]
-        if spec.weights is not None:   # residual sd sigma / sqrt(w_i)
-            sigma = sigma / np.sqrt(spec.weights)
+        # residual sd sigma delta_f(i) / sqrt(a_i) (prior weights a, sigma_by ratios delta)
+        sigma = row_sd_draws(spec, variances["sigma"], ratio_draws(variances, spec))
     if log_likelihood:
         loglik = -0.5 * np.log(2 * np.pi * sigma**2) - 0.5 * ((spec.y - mu) / sigma) ** 2
         groups["log_likelihood"] = xr.Dataset({"y": xr.DataArray(loglik, dims=("chain", "draw", "obs"),

@@ -8,15 +8,19 @@ out gives the likelihood of a whole group instead.  It factorizes over the level
 (each of its levels lies within one level of ``G``: one factor, or the coarsest
 factor of a nested design)::
 
-    p(y | beta, sigma, Sigma) = prod_g N(y_g; X_g beta, V_g),   V_g = sigma^2 I + Z_g Sigma Z_g'
+    p(y | beta, sigma, Sigma) = prod_g N(y_g; X_g beta, V_g),   V_g = sigma^2 W_g^{-1} + Z_g Sigma Z_g'
 
 with ``Z_g`` the columns of the levels inside ``g`` (``q_g`` of them) and ``Sigma``
 block-diagonal, ``Sigma_t`` per level of term ``t``.  With ``T_g`` block-diagonal,
 ``T_t T_t' = Sigma_t``, ``r = y_g - X_g beta`` and ``n_g`` rows, Woodbury and the
 determinant lemma give, without an ``n_g x n_g`` matrix::
 
-    M_g = sigma^2 I + T_g' Z_g'Z_g T_g,   w = T_g' Z_g' r
-    log p(y_g | theta) = -1/2 [n_g log 2 pi + (n_g - q_g) log sigma^2 + log|M_g| + (r'r - w' M_g^{-1} w) / sigma^2]
+    M_g = sigma^2 I + T_g' Z_g'W_g Z_g T_g,   w = T_g' Z_g' W_g r
+    log p(y_g | theta) = -1/2 [n_g log 2 pi + (n_g - q_g) log sigma^2 - log|W_g| + log|M_g|
+                               + (r'W_g r - w' M_g^{-1} w) / sigma^2]
+
+with ``W_g`` the row weights ``a_i / delta_f(i)^2`` (prior weights ``a``, the ``sigma_by``
+ratios ``delta`` of the draw; the identity without either).
 
 Given ``theta = (beta, sigma, Sigma)`` the groups are independent, so
 ``p(y_g | y_-g) = E[p(y_g | theta) | y_-g]``, which PSIS estimates from the full
@@ -34,6 +38,8 @@ import xarray as xr
 
 from ..errors import CrossedGroupingError
 from ..spec import ModelSpec
+from .postprocess import term_sd_cor_draws
+from .residual import ratio_draws
 
 LOG_2PI = float(np.log(2 * np.pi))
 CHUNK_ENTRIES = 1 << 22   # draws per pass: at most this many entries in the per-draw arrays (32 MiB of float64)
@@ -71,20 +77,18 @@ def loo_grouping_factor(spec: ModelSpec):
 def covariance_roots(posterior, spec: ModelSpec) -> list[np.ndarray]:
     """Per term, ``T_t`` with ``T_t T_t' = Sigma_t`` for every draw, (draws, p, p), from the sd and cor rows.
 
-    ``Sigma_t = diag(sd) R diag(sd)``; for p > 1 ``T_t = Q diag(sqrt(lambda))``
-    from its eigendecomposition, which also holds at a singular ``Sigma_t``.
+    ``Sigma_t = diag(sd) R diag(sd)`` (a structured term's ``R`` from its common
+    correlation or rho, :func:`.postprocess.term_sd_cor_draws`); for p > 1
+    ``T_t = Q diag(sqrt(lambda))`` from its eigendecomposition, which also holds
+    at a singular ``Sigma_t``.
     """
-    table = spec.parameters
     roots = []
     for i, term in enumerate(spec.terms):
-        sd = np.stack([_flat(posterior[r.label]) for r in table.sds(i)], axis=-1)   # (S, p)
+        sd, cor = term_sd_cor_draws(posterior, spec, i)
+        sd, cor = sd.reshape(-1, term.p), cor.reshape(-1, term.p, term.p)
         if term.p == 1:
             roots.append(sd[:, :, None])
             continue
-        cor = np.broadcast_to(np.eye(term.p), sd.shape + (term.p,)).copy()
-        for r in table.of_term(i):
-            if r.kind == "cor":
-                cor[:, r.i, r.j] = cor[:, r.j, r.i] = _flat(posterior[r.label])
         lam, Q = np.linalg.eigh(sd[:, :, None] * cor * sd[:, None, :])
         roots.append(Q * np.sqrt(np.clip(lam, 0.0, None))[:, None, :])
     return roots
@@ -106,8 +110,8 @@ def _group_design(spec: ModelSpec, rows: np.ndarray):
     return np.hstack(parts), blocks
 
 
-def group_log_density(y_g, X_g, Z_g, blocks, beta, sigma, roots) -> np.ndarray:
-    """``log N(y_g; X_g beta_s, sigma_s^2 I + Z_g Sigma_s Z_g')`` for each draw s (module docstring).
+def group_log_density(y_g, X_g, Z_g, blocks, beta, sigma, roots, weights=None) -> np.ndarray:
+    """``log N(y_g; X_g beta_s, sigma_s^2 W_s^{-1} + Z_g Sigma_s Z_g')`` for each draw s (module docstring).
 
     Parameters
     ----------
@@ -117,6 +121,10 @@ def group_log_density(y_g, X_g, Z_g, blocks, beta, sigma, roots) -> np.ndarray:
     beta, sigma : arrays (S, p), (S,)
     roots : list of arrays (S, p_t, p_t)
         ``T_t`` per term (:func:`covariance_roots`).
+    weights : array (S, n_g), optional
+        Row weights ``w_i`` (residual variance ``sigma^2 / w_i``: prior weights over
+        ``delta_f(i)^2``); the cross-products are then ``Z'WZ``, ``Z'W r`` and ``r'W r``,
+        and the density gains ``sum_i log w_i / 2``.  None: all 1.
     """
     n_g, q_g = Z_g.shape
     S = sigma.size
@@ -127,11 +135,16 @@ def group_log_density(y_g, X_g, Z_g, blocks, beta, sigma, roots) -> np.ndarray:
         at += p
     r = y_g - beta @ X_g.T                                    # (S, n_g)
     s2 = sigma**2
-    M = s2[:, None, None] * np.eye(q_g) + np.swapaxes(T, 1, 2) @ (Z_g.T @ Z_g) @ T
-    w = np.einsum("sji,sj->si", T, r @ Z_g)
+    if weights is None:
+        ZtZ, Wr, log_w = Z_g.T @ Z_g, r, 0.0
+    else:
+        ZtZ, Wr, log_w = np.einsum("ni,sn,nj->sij", Z_g, weights, Z_g), weights * r, np.log(weights).sum(axis=1)
+    M = s2[:, None, None] * np.eye(q_g) + np.swapaxes(T, 1, 2) @ ZtZ @ T
+    w = np.einsum("sji,sj->si", T, Wr @ Z_g)
     logdet = 2.0 * np.log(np.diagonal(np.linalg.cholesky(M), axis1=1, axis2=2)).sum(axis=1)
     quad = np.einsum("si,si->s", w, np.linalg.solve(M, w[:, :, None])[:, :, 0])
-    return -0.5 * (n_g * LOG_2PI + (n_g - q_g) * np.log(s2) + logdet + (np.einsum("sn,sn->s", r, r) - quad) / s2)
+    return -0.5 * (n_g * LOG_2PI + (n_g - q_g) * np.log(s2) + logdet + (np.einsum("sn,sn->s", Wr, r) - quad) / s2
+                   - log_w)
 
 
 def group_log_likelihood(spec: ModelSpec, posterior) -> xr.DataArray:
@@ -163,19 +176,23 @@ def group_log_likelihood(spec: ModelSpec, posterior) -> xr.DataArray:
     order = np.argsort(G.codes, kind="stable")
     bounds = np.searchsorted(G.codes[order], np.arange(G.n_levels + 1))
     out = np.empty((sigma.size, G.n_levels))
-    # prior weights: the row-scaled model plus its Jacobian, sum_i log w_i / 2 (lmmcompare.spec.inputs)
-    root = np.ones(spec.n) if spec.weights is None else np.sqrt(spec.weights)
     response = spec.y - spec.working_offset
+    # row weights a_i / delta_f(i)^2 (prior weights a, sigma_by ratios delta of each draw): residual sd sigma / sqrt(w_i)
+    a = np.ones(spec.n) if spec.weights is None else spec.weights
+    ratios = ratio_draws(posterior, spec)
     for g in range(G.n_levels):
         rows = order[bounds[g] : bounds[g + 1]]
         Z_g, blocks = _group_design(spec, rows)
-        r_g = root[rows]
-        y_g, X_g, Z_g = r_g * response[rows], r_g[:, None] * spec.X[rows], r_g[:, None] * Z_g
-        step = max(1, CHUNK_ENTRIES // (Z_g.shape[1] ** 2 + rows.size))
+        step = max(1, CHUNK_ENTRIES // (Z_g.shape[1] ** 2 + Z_g.shape[1] * rows.size + rows.size))
         for lo in range(0, sigma.size, step):
             part = slice(lo, lo + step)
-            out[part, g] = group_log_density(y_g, X_g, Z_g, blocks, beta[part], sigma[part],
-                                             [R[part] for R in roots]) + np.log(r_g).sum()
+            if ratios is None:
+                w = None if spec.weights is None else np.broadcast_to(a[rows], (sigma[part].size, rows.size))
+            else:
+                delta = np.concatenate([np.ones((sigma[part].size, 1)), ratios.reshape(sigma.size, -1)[part]], axis=1)
+                w = a[rows] / delta[:, spec.sigma_by.codes[rows]] ** 2
+            out[part, g] = group_log_density(response[rows], spec.X[rows], Z_g, blocks, beta[part], sigma[part],
+                                             [R[part] for R in roots], w)
     return xr.DataArray(out.reshape(chains, draws, G.n_levels), dims=("chain", "draw", G.name),
                         coords={"chain": posterior.chain.values, "draw": posterior.draw.values,
                                 G.name: list(G.levels)})

@@ -23,6 +23,8 @@ centred slopes (``x_means``) that the model samples.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..core.blocks import cross_products, response_row
@@ -37,6 +39,61 @@ def kernel(spec: ModelSpec) -> str:
     return "closed_form" if len(spec.terms) == 1 and spec.terms[0].p <= 2 else "blocked"
 
 
+def has_marginal_form(spec: ModelSpec) -> bool:
+    """Whether the marginal parameterisation is available: not for ``sigma_by`` with the blocked kernel.
+
+    The blocked Op holds the cross-products of ``W^{1/2}[Z X y]``, which change
+    with the residual sd ratios; :func:`lmmcompare.bayesian.model.build_model`
+    samples such a model in the noncentred form instead.
+    """
+    return spec.sigma_by is None or kernel(spec) == "closed_form"
+
+
+def prior_weighted(spec: ModelSpec) -> ModelSpec:
+    """``spec`` weighted by its prior weights alone (its ``residual_ratios``, a frequentist fit's, dropped)."""
+    if spec.residual_ratios is None:
+        return spec
+    return dataclasses.replace(spec, residual_ratios=None)
+
+
+def level_cross_products(spec: ModelSpec, slope_index, x_means) -> dict:
+    """Per level ``k`` of ``sigma_by``, the closed form's cross-products with weights ``a_i 1[f(i) = k]``.
+
+    The model's weights are ``w_i = a_i c_{f(i)}``, ``c_k = 1 / delta_k^2``, so every
+    cross-product of ``W^{1/2}[Z D y]`` is ``sum_k c_k`` times its level-``k`` part;
+    these parts are fixed, so the likelihood needs no data pass per evaluation.
+    Arrays have a leading axis of ``K`` levels (1 without ``sigma_by``): ``DtD``,
+    ``ZtD``, ``A`` (the ``levels x p x p`` blocks of ``Z'Z``), ``Dty``, ``yty``,
+    ``Zty``; ``counts`` (rows per level) and ``log_prior_weights`` (``sum log a_i``).
+    """
+    spec = prior_weighted(spec)
+    t = spec.terms[0]
+    a = np.ones(spec.n) if spec.weights is None else spec.weights
+    codes = np.zeros(spec.n, dtype=int) if spec.sigma_by is None else spec.sigma_by.codes
+    K = int(codes.max()) + 1
+    Xs = spec.X[:, slope_index] - x_means
+    D = np.column_stack([np.ones(spec.n), Xs]) if "(Intercept)" in spec.fixed_names else Xs
+    y = spec.y if spec.offset is None else spec.y - spec.offset
+    Z, Xt = spec.Z, t.design.matrix
+    out = {k: [] for k in ("DtD", "ZtD", "A", "Dty", "yty", "Zty")}
+    for k in range(K):
+        w = np.where(codes == k, a, 0.0)
+        out["DtD"].append(D.T @ (w[:, None] * D))
+        out["ZtD"].append(np.asarray(Z.T @ (w[:, None] * D)))
+        A = np.empty((t.n_levels, t.p, t.p))
+        for i in range(t.p):
+            for j in range(t.p):
+                A[:, i, j] = np.bincount(t.codes, weights=w * Xt[:, i] * Xt[:, j], minlength=t.n_levels)
+        out["A"].append(A)
+        out["Dty"].append(D.T @ (w * y))
+        out["yty"].append(float(y @ (w * y)))
+        out["Zty"].append(np.asarray(Z.T @ (w * y)).ravel())
+    stacked = {k: np.asarray(v) for k, v in out.items()}
+    stacked["counts"] = np.bincount(codes, minlength=K).astype(float)
+    stacked["log_prior_weights"] = float(np.log(a).sum())
+    return stacked
+
+
 def response_data(spec: ModelSpec, slope_index, x_means, cp=None) -> dict:
     """The y-dependent inputs of the kernel for ``spec``, by name (the ``pm.Data`` a refit swaps).
 
@@ -47,6 +104,9 @@ def response_data(spec: ModelSpec, slope_index, x_means, cp=None) -> dict:
     """
     if kernel(spec) == "blocked":
         return {"response_row": response_row(cross_products(spec) if cp is None else cp)}
+    if spec.sigma_by is not None:   # per level of sigma_by (level_cross_products)
+        parts = level_cross_products(spec, slope_index, x_means)
+        return {"Dty": parts["Dty"], "yty": parts["yty"], "Zty": parts["Zty"]}
     D, y = _sampled_design(spec, slope_index, x_means), spec.working_response
     return {"Dty": D.T @ y, "yty": float(y @ y), "Zty": np.asarray(spec.weighted_rows(spec.Z).T @ y).ravel()}
 
@@ -62,15 +122,21 @@ def _sampled_design(spec: ModelSpec, slope_index, x_means) -> np.ndarray:
     return spec.weighted_rows(D)
 
 
-def marginal_loglik(spec: ModelSpec, response: dict, coef, sigma, factors, slope_index, x_means, cp=None):
+def marginal_loglik(spec: ModelSpec, response: dict, coef, sigma, factors, slope_index, x_means, cp=None,
+                    ratios=None):
     """log p(y | coef, sigma, Sigma) with b integrated out, as a PyTensor expression.
 
     ``response`` holds the y-dependent inputs (:func:`response_data`, arrays or
     ``pm.Data``); ``coef`` is ``(alpha, beta_1, ...)`` on the centred slopes;
     ``factors`` are the Cholesky factors ``L_i`` of the ``Sigma_i`` (absolute
-    scale); ``cp`` as in :func:`response_data`.  :mod:`lmmcompare.validate`
+    scale); ``cp`` as in :func:`response_data`; ``ratios``, with ``sigma_by``, the residual sd
+    ratios ``delta_2..delta_K`` (``sigma`` is the first level's).  :mod:`lmmcompare.validate`
     compiles it on its own to check it against the REML criterion.
     """
+    if spec.sigma_by is not None:
+        if not has_marginal_form(spec):
+            raise ValueError("sigma_by with the blocked kernel has no marginal form (has_marginal_form)")
+        return _closed_form_by_level(spec, response, coef, sigma, factors[0], slope_index, x_means, ratios)
     cp = cross_products(spec) if cp is None else cp
     if kernel(spec) == "blocked":
         from .blocked import blocked_loglik   # PyTensor Op: loaded with PyMC, not with the package
@@ -117,34 +183,65 @@ def _closed_form(spec: ModelSpec, cp, response: dict, gamma, sigma, L_abs, slope
     A = cp.A11   # (levels, p, p) diagonal blocks of Z'WZ
     rtr = response["yty"] - 2 * vecdot(gamma, response["Dty"]) + vecdot(gamma, matvec(DtD, gamma))
     c = (response["Zty"] - matvec(ZtD, gamma)).reshape((t.n_levels, t.p))
-    L = L_abs / sigma
-    if t.p == 1:
-        lam = L[0, 0]
-        m = 1.0 + lam**2 * A[:, 0, 0]
-        logdet = pt.sum(pt.log(m))
-        quad = pt.sum((lam * c[:, 0]) ** 2 / m)
-    else:
-        l11, l21, l22 = L[0, 0], L[1, 0], L[1, 1]
-        a11, a12, a22 = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
-        t11 = l11 * (l11 * a11 + l21 * a12) + l21 * (l11 * a12 + l21 * a22)
-        t12 = l22 * (l11 * a12 + l21 * a22)
-        t22 = l22 * l22 * a22
-        m11, m12, m22 = 1.0 + t11, t12, 1.0 + t22
-        det = m11 * m22 - m12**2
-        w1 = l11 * c[:, 0] + l21 * c[:, 1]
-        w2 = l22 * c[:, 1]
-        logdet = pt.sum(pt.log(det))
-        quad = pt.sum((m22 * w1**2 - 2 * m12 * w1 * w2 + m11 * w2**2) / det)
+    logdet, quad = _level_terms(t, L_abs / sigma, A, c)
     s2 = sigma**2
     return -0.5 * (spec.n * pt.log(2 * np.pi * s2) + logdet + (rtr - quad) / s2 - spec.log_weights)
 
 
-def add_marginal_likelihood(spec: ModelSpec, coef, sigma, factors, slope_index, x_means, shared_response: bool):
+def _closed_form_by_level(spec: ModelSpec, response: dict, gamma, sigma, L_abs, slope_index, x_means, ratios):
+    """The closed form with ``sigma_by``: its cross-products ``sum_k c_k`` (level-k parts), ``c_k = 1 / delta_k^2``.
+
+    The quantities of :func:`_closed_form` are those of the rows scaled by
+    ``sqrt(w_i)``, ``w_i = a_i c_{f(i)}``; the density gains ``sum_i log w_i / 2 =
+    (sum_i log a_i + sum_k n_k log c_k) / 2``.
+    """
+    import pytensor.tensor as pt
+
+    t = spec.terms[0]
+    parts = level_cross_products(spec, slope_index, x_means)
+    c = pt.concatenate([pt.ones(1), 1.0 / ratios**2])                         # (K,)
+
+    def combine(stack):
+        return (c.reshape((-1,) + (1,) * (stack.ndim - 1)) * stack).sum(axis=0)
+
+    DtD, ZtD, A = combine(parts["DtD"]), combine(parts["ZtD"]), combine(parts["A"])
+    Dty, yty, Zty = combine(response["Dty"]), combine(response["yty"]), combine(response["Zty"])
+    rtr = yty - 2 * vecdot(gamma, Dty) + vecdot(gamma, matvec(DtD, gamma))
+    cvec = (Zty - matvec(ZtD, gamma)).reshape((t.n_levels, t.p))
+    logdet, quad = _level_terms(t, L_abs / sigma, A, cvec)
+    log_weights = parts["log_prior_weights"] + vecdot(pt.as_tensor_variable(parts["counts"]), pt.log(c))
+    s2 = sigma**2
+    return -0.5 * (spec.n * pt.log(2 * np.pi * s2) + logdet + (rtr - quad) / s2 - log_weights)
+
+
+def _level_terms(t, L, A, c):
+    """``(sum_j log|M_j|, sum_j w_j' M_j^{-1} w_j)`` with ``M_j = I + L' A_j L``, ``w_j = L' c_j`` (p <= 2)."""
+    import pytensor.tensor as pt
+
+    if t.p == 1:
+        lam = L[0, 0]
+        m = 1.0 + lam**2 * A[:, 0, 0]
+        return pt.sum(pt.log(m)), pt.sum((lam * c[:, 0]) ** 2 / m)
+    l11, l21, l22 = L[0, 0], L[1, 0], L[1, 1]
+    a11, a12, a22 = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
+    t11 = l11 * (l11 * a11 + l21 * a12) + l21 * (l11 * a12 + l21 * a22)
+    t12 = l22 * (l11 * a12 + l21 * a22)
+    t22 = l22 * l22 * a22
+    m11, m12, m22 = 1.0 + t11, t12, 1.0 + t22
+    det = m11 * m22 - m12**2
+    w1 = l11 * c[:, 0] + l21 * c[:, 1]
+    w2 = l22 * c[:, 1]
+    return pt.sum(pt.log(det)), pt.sum((m22 * w1**2 - 2 * m12 * w1 * w2 + m11 * w2**2) / det)
+
+
+def add_marginal_likelihood(spec: ModelSpec, coef, sigma, factors, slope_index, x_means, shared_response: bool,
+                            ratios=None):
     """The model's ``pm.Potential("marginal_loglik")``; with ``shared_response`` its y-inputs are ``pm.Data``."""
     import pymc as pm
 
-    cp = cross_products(spec)   # built once for the response inputs and the likelihood
+    cp = None if spec.sigma_by is not None else cross_products(spec)   # built once for both uses
     response = response_data(spec, slope_index, x_means, cp)
     if shared_response:
         response = {k: pm.Data(k, v) for k, v in response.items()}
-    pm.Potential("marginal_loglik", marginal_loglik(spec, response, coef, sigma, factors, slope_index, x_means, cp))
+    pm.Potential("marginal_loglik", marginal_loglik(spec, response, coef, sigma, factors, slope_index, x_means, cp,
+                                                    ratios))

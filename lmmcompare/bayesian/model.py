@@ -10,7 +10,13 @@ in :mod:`.covariance`, on standardised columns):
   from how much the data say about the levels (:mod:`.forms`).
 * ``marginal``: b integrated out; its likelihood is :mod:`.marginal`'s
   (one interface: the core's blocked factor, or a closed form for one
-  grouping factor with p <= 2).
+  grouping factor with p <= 2).  With ``sigma_by`` only the closed form has
+  it (:func:`.marginal.has_marginal_form`); any other ``sigma_by`` model asked
+  for ``marginal`` is sampled ``noncentered``, and its BayesFit says so
+  (``parameterization``, ``sampled_as``).
+
+Structured terms (``diag``, ``cs``, ``ar1``) are built in :mod:`.structured`;
+the residual sd of each row (prior weights, ``sigma_by``) in :mod:`.residual`.
 
 Fixed effects other than the intercept are sampled on centred columns; the
 reported ``(Intercept)`` is transformed back.
@@ -28,8 +34,9 @@ from .blas_link import warn_if_unlinked
 from .covariance import level_effects, term_factors
 from .elementwise import matvec
 from .forms import term_forms
-from .marginal import add_marginal_likelihood
+from .marginal import add_marginal_likelihood, has_marginal_form
 from .priors import PriorSet
+from .residual import residual_parameters, row_sd
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +93,8 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     import pytensor.tensor as pt
 
     warn_if_unlinked()
+    if parameterization == "marginal" and not has_marginal_form(spec):
+        parameterization = "noncentered"   # sigma_by with the blocked kernel (module docstring)
     if parameterization == "marginal":
         forms = ()
     elif parameterization == "auto":
@@ -98,7 +107,7 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     coords = {"obs": np.arange(spec.n)}
     with (model_class or pm.Model)(coords=coords) as model:
         mu, x_means, slope_index, coef = _fixed_part(spec, priors, pm, pt)
-        sigma = priors.sigma.variable(spec.parameters["sigma"].pymc_name)
+        sigma, ratios = residual_parameters(spec, priors, pm, pt)
         transforms = (column_transforms(spec) if standardized else None) or [None] * len(spec.terms)
         # the marginal model has no level effects to decorrelate, and its raw (sd, cor) geometry samples well
         # (Orthodont: no divergences); the extra Potential would only cost compile time (sleepstudy ESS/s 109 -> 69)
@@ -108,7 +117,7 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
                    for i, A in enumerate(transforms)]
         if parameterization == "marginal":
             add_marginal_likelihood(spec, coef, sigma, [f.L for f in factors], slope_index, x_means,
-                                    shared_response)
+                                    shared_response, ratios)
         else:
             for i, (t, f, form) in enumerate(zip(spec.terms, factors, forms)):
                 b = level_effects(spec, i, f, form, pm, pt)
@@ -116,9 +125,8 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
             observed = pm.Data("y_obs", spec.y, dims="obs") if shared_response else spec.y
             if spec.offset is not None:
                 mu = mu + spec.offset
-            # prior weights: residual sd sigma / sqrt(w_i) (lmmcompare.spec.inputs)
-            scale = sigma if spec.weights is None else sigma / np.sqrt(spec.weights)
-            pm.Normal("y", mu=mu, sigma=scale, observed=observed, dims="obs")
+            # residual sd sigma delta_f(i) / sqrt(a_i): prior weights a (lmmcompare.spec.inputs), sigma_by delta
+            pm.Normal("y", mu=mu, sigma=row_sd(spec, sigma, ratios, pt), observed=observed, dims="obs")
     return BuiltModel(model=model, spec=spec, priors=priors, parameterization=parameterization,
                       x_means=x_means, slope_index=slope_index, forms=forms)
 

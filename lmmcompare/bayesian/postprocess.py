@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ..core.relcovar import lower_index
+from .marginal import prior_weighted
 
 
 def _stack(post, name):
@@ -44,17 +45,38 @@ def posterior_beta(post, spec) -> np.ndarray:
     return beta_draws({n: post[n].values for n in spec.fixed_names}, spec.fixed_names, post["sigma"].shape)
 
 
-def term_covariance_draws(post, spec) -> list[np.ndarray]:
-    """Per term, ``Sigma_t`` for every draw, (chain, draw, p, p), from a BayesFit's ``sd_*`` and ``cor_*`` draws."""
+def term_sd_cor_draws(post, spec, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(sd (..., p), cor (..., p, p))`` of term ``i`` for every draw, from a BayesFit's posterior rows.
+
+    An unstructured term's ``sd_*`` and ``cor_*`` rows fill them entry by entry; a
+    structured one's sds and common correlation or rho give them through
+    ``Structure.implied_sd_cor`` (``lmmcompare.spec.structures``) (a common sd on
+    every column, ``rho`` or ``rho^|i-j|`` off the diagonal).
+    """
+    t, rows = spec.terms[i], spec.parameters.of_term(i)
     shape = post["sigma"].shape
-    sds = [np.zeros(shape + (t.p,)) for t in spec.terms]
-    cors = [np.broadcast_to(np.eye(t.p), shape + (t.p, t.p)).copy() for t in spec.terms]
-    for r in spec.parameters.variance:
+    if t.structured:
+        values = np.stack([post[r.label].values for r in rows], axis=-1).reshape(-1, len(rows))
+        pairs = [t.structure.implied_sd_cor(v, t.p) for v in values]
+        return (np.stack([sd for sd, _ in pairs]).reshape(shape + (t.p,)),
+                np.stack([cor for _, cor in pairs]).reshape(shape + (t.p, t.p)))
+    sd = np.zeros(shape + (t.p,))
+    cor = np.broadcast_to(np.eye(t.p), shape + (t.p, t.p)).copy()
+    for r in rows:
         if r.kind == "sd":
-            sds[r.term][..., r.i] = post[r.label].values
+            sd[..., r.i] = post[r.label].values
         elif r.kind == "cor":
-            cors[r.term][..., r.i, r.j] = cors[r.term][..., r.j, r.i] = post[r.label].values
-    return [s[..., :, None] * R * s[..., None, :] for s, R in zip(sds, cors)]
+            cor[..., r.i, r.j] = cor[..., r.j, r.i] = post[r.label].values
+    return sd, cor
+
+
+def term_covariance_draws(post, spec) -> list[np.ndarray]:
+    """Per term, ``Sigma_t = diag(sd) R diag(sd)`` for every draw, (chain, draw, p, p) (:func:`term_sd_cor_draws`)."""
+    out = []
+    for i in range(len(spec.terms)):
+        sd, cor = term_sd_cor_draws(post, spec, i)
+        out.append(sd[..., :, None] * cor * sd[..., None, :])
+    return out
 
 
 def covariance_factors(post, built):
@@ -65,7 +87,11 @@ def covariance_factors(post, built):
 
 
 def variance_parameters(post, built, factors):
-    """Draws of every ``sd`` and ``cor`` row of the parameter table (from ``L_i L_i'``) and of ``sigma``."""
+    """Draws of every row of the parameter table: ``sd`` and ``cor`` from ``L_i L_i'``, the rest as sampled.
+
+    A structured term's common correlation or rho, ``sigma`` and the ``sigma_by``
+    ratios are read from their PyMC variables (``pymc_name``).
+    """
     covs = [L @ np.swapaxes(L, -1, -2) for L in factors]
     sds = [np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1)) for cov in covs]
     out = {}
@@ -90,10 +116,11 @@ def random_effects_marginal(post, built, fixed, factors, rng, progress=False):
     spec = built.spec
     sigma = _stack(post, spec.parameters["sigma"].pymc_name)
     beta = beta_draws(fixed, spec.fixed_names, sigma.shape)  # (c, d, p)
+    spec = prior_weighted(spec)
     if len(spec.terms) == 1 and spec.terms[0].p <= 2:
-        Z = spec.weighted_rows(spec.Z)   # with prior weights: the row-scaled model (lmmcompare.spec.inputs)
-        Zty, ZtX = np.asarray(Z.T @ spec.working_response).ravel(), np.asarray(Z.T @ spec.weighted_rows(spec.X))
-        return [_single_term_draws(spec, sigma, beta, factors[0], Zty, ZtX, rng)]
+        ratio_rows = [r for r in spec.parameters.variance if r.kind == "sigma_ratio"]
+        ratios = np.stack([_stack(post, r.pymc_name) for r in ratio_rows], axis=-1) if ratio_rows else None
+        return [_single_term_draws(spec, sigma, beta, factors[0], ratios, rng)]
     return _blocked_draws(spec, sigma, beta, factors, rng, progress)
 
 
@@ -120,29 +147,52 @@ def _blocked_draws(spec, sigma, beta, factors, rng, progress):
     return out
 
 
-def _single_term_draws(spec, sigma, beta, L, Zty, ZtX, rng):
-    """One grouping factor: M is block-diagonal, one p x p block per level."""
+def _single_term_draws(spec, sigma, beta, L, ratios, rng):
+    """One grouping factor: M is block-diagonal, one p x p block per level.
+
+    The cross-products of the row-scaled model (prior weights, and with ``sigma_by``
+    ``1 / delta_k^2`` per level) are ``sum_k c_k`` times their level-``k`` parts
+    (:func:`.marginal.level_cross_products`), combined per draw.
+    """
     t = spec.terms[0]
-    A = np.zeros((t.n_levels, t.p, t.p))
-    Xt = spec.weighted_rows(t.design.matrix)
-    for a in range(t.p):
-        for b in range(t.p):
-            A[:, a, b] = np.bincount(t.codes, weights=Xt[:, a] * Xt[:, b], minlength=t.n_levels)
+    parts = _level_parts(spec, t)
     chains, draws = sigma.shape
     out = np.empty((chains, draws, t.n_levels, t.p))
     eye = np.eye(t.p)
-    for c in range(chains):
+    c = np.ones((chains, draws, 1)) if ratios is None else np.concatenate(
+        [np.ones((chains, draws, 1)), 1.0 / ratios**2], axis=-1)
+    for ch in range(chains):
         for d in range(draws):
-            s = sigma[c, d]
-            Lam = L[c, d] / s
+            A, Zty, ZtX = (np.tensordot(c[ch, d], part, axes=1) for part in parts)
+            s = sigma[ch, d]
+            Lam = L[ch, d] / s
             M = eye + Lam.T @ A @ Lam
             R = np.linalg.cholesky(M)
-            w = ((Zty - ZtX @ beta[c, d]).reshape(t.n_levels, t.p) @ Lam) / s
+            w = ((Zty - ZtX @ beta[ch, d]).reshape(t.n_levels, t.p) @ Lam) / s
             mean = np.linalg.solve(M, w[..., None])[..., 0]
             eps = rng.standard_normal((t.n_levels, t.p, 1))
             u = mean + np.linalg.solve(np.swapaxes(R, 1, 2), eps)[..., 0]
-            out[c, d] = (u @ Lam.T) * s
+            out[ch, d] = (u @ Lam.T) * s
     return out
+
+
+def _level_parts(spec, t):
+    """``(A, Z'y, Z'X)`` per level of ``sigma_by`` (one level without), each with a leading level axis."""
+    a = np.ones(spec.n) if spec.weights is None else spec.weights
+    codes = np.zeros(spec.n, dtype=int) if spec.sigma_by is None else spec.sigma_by.codes
+    y = spec.y - spec.working_offset
+    Xt = t.design.matrix
+    A, Zty, ZtX = [], [], []
+    for k in range(int(codes.max()) + 1):
+        w = np.where(codes == k, a, 0.0)
+        Ak = np.zeros((t.n_levels, t.p, t.p))
+        for i in range(t.p):
+            for j in range(t.p):
+                Ak[:, i, j] = np.bincount(t.codes, weights=w * Xt[:, i] * Xt[:, j], minlength=t.n_levels)
+        A.append(Ak)
+        Zty.append(np.asarray(spec.Z.T @ (w * y)).ravel())
+        ZtX.append(np.asarray(spec.Z.T @ (w[:, None] * spec.X)))
+    return np.asarray(A), np.asarray(Zty), np.asarray(ZtX)
 
 
 def random_effects_from_posterior(post, spec):

@@ -4,9 +4,10 @@ For posterior draw ``s`` and row ``i`` (design rows from
 :func:`lmmcompare.spec.new_rows.prediction_rows`)::
 
     epred_si    = offset_i + x_i' beta_s + sum_t z_ti' b_t[level_ti, s]
-    response_si = epred_si + sigma_s e_si / sqrt(w_i),   e_si ~ N(0, 1)
+    response_si = epred_si + sigma_s delta_s,f(i) e_si / sqrt(w_i),   e_si ~ N(0, 1)
 
-with ``w_i`` the prior weight (the model frame's; 1 on new rows).  A level the
+with ``w_i`` the prior weight (the model frame's; 1 on new rows) and ``delta`` the
+``sigma_by`` ratio of the row's level (1 without ``sigma_by``).  A level the
 fit has not seen (``allow_new_levels=True``) gets, per draw, an effect drawn
 anew, the same for every row of that level:
 
@@ -24,9 +25,10 @@ import pandas as pd
 import xarray as xr
 
 from ..arguments import check_bool, check_choice, check_seed
-from ..errors import ArgumentError
+from ..errors import ArgumentError, DataError
 from ..spec.new_rows import prediction_rows
 from .postprocess import posterior_beta, random_effects_from_posterior, term_covariance_draws
+from .residual import ratio_draws
 
 KINDS = ("epred", "response")
 NEW_LEVEL_DRAWS = ("gaussian", "uncertainty")
@@ -68,10 +70,30 @@ def prediction_draws(fit, newdata, kind: str, allow_new_levels: bool, sample_new
             effects[:, :, new, :] = drawn[:, :, -1 - codes[new], :]
         mu += np.einsum("kp,cdkp->cdk", Zi, effects)
     if kind == "response":
-        mu += sigma[..., None] / np.sqrt(rows.weights) * rng.standard_normal(mu.shape)
+        scale = sigma[..., None] / np.sqrt(rows.weights)
+        if spec.sigma_by is not None:   # row i's residual sd is sigma delta_f(i)
+            delta = np.concatenate([np.ones(sigma.shape + (1,)), ratio_draws(post, spec)], axis=-1)
+            scale = scale * delta[..., _residual_levels(spec, newdata, rows)]
+        mu += scale * rng.standard_normal(mu.shape)
     out = np.full(mu.shape[:2] + (len(rows.complete),), np.nan)
     out[..., rows.complete] = mu
     return out, rows.index
+
+
+def _residual_levels(spec, newdata, rows) -> np.ndarray:
+    """The ``sigma_by`` level of each row to predict (a typed error for a missing column or an unseen level)."""
+    factor = spec.sigma_by
+    if newdata is None:
+        return factor.codes
+    if factor.name not in newdata.columns:
+        raise DataError(f"kind='response' draws each row's residual noise with the sd of its level of sigma_by "
+                        f"{factor.name!r}: newdata lacks that column")
+    codes = factor.codes_for(newdata.loc[rows.complete])
+    if (codes < 0).any():
+        unseen = newdata.loc[rows.complete, factor.name][codes < 0].astype(str).unique()[:5]
+        raise DataError(f"newdata has level(s) {', '.join(map(repr, unseen))} of sigma_by {factor.name!r} that the fit "
+                        "has no residual sd for; predict those rows with kind='epred'")
+    return codes
 
 
 def summarise(draws: np.ndarray, index: pd.Index) -> pd.DataFrame:

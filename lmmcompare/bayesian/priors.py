@@ -7,12 +7,21 @@ do: with ``s_y = sd(y)``,
 * each other fixed effect ``j``: ``Normal(0, 2.5 s_y / sd(x_j))``
 * each random-effect sd and sigma: ``HalfStudentT(3, s_y)``
 * each correlation matrix: ``LKJ(eta = 2)`` (mild shrinkage towards 0; eta = 1 is uniform)
+* a structured term's common correlation (``cs``, ``cor|g``) and AR(1) correlation
+  (``ar1``, ``rho|g``): ``Beta(1, 1)`` on the range rescaled to (0, 1), i.e. uniform on
+  ``(-1/(p-1), 1)`` and ``(-1, 1)`` (brms' ``cosy`` and ``ar`` are flat on their bounds
+  too; :mod:`.structured`); a structured term's sds have the sd prior above
+* with ``sigma_by``, each level's residual sd: the sigma prior, independently
+  (``sigma`` is the first level's; the ratios ``sigma_ratio_<level>|<f>`` follow)
 
 A user overrides any class with a dict ``{"Intercept": ..., "b": ..., "b_Days": ...,
-"sd": ..., "sd_Subject": ..., "sd_(Intercept)|Subject": ..., "cor": ..., "sigma": ...}``
+"sd": ..., "sd_Subject": ..., "sd_(Intercept)|Subject": ..., "cor": ..., "sigma": ...,
+"common_cor": ..., "common_cor_<group>": ..., "cor|<group>": ..., "rho": ..., "rho_<group>": ...,
+"rho|<group>": ...}``
 whose values are :class:`Prior` objects or tuples such as ``("normal", 0, 10)``,
 ``("student_t", 3, 0, 5)``, ``("half_normal", 5)``, ``("half_student_t", 3, 5)``,
-``("exponential", 0.1)``, ``("lkj", 1.0)``.
+``("exponential", 0.1)``, ``("lkj", 1.0)``, ``("beta", 2, 2)`` (common correlation and rho
+only: the Beta of ``(rho - low) / (1 - low)``).
 """
 from __future__ import annotations
 
@@ -32,11 +41,12 @@ _FAMILIES = {
     "half_student_t": ("nu", "sigma"),
     "exponential": ("lam",),
     "lkj": ("eta",),
+    "beta": ("alpha", "beta"),   # a correlation rescaled to (0, 1) (structured terms)
 }
 _POSITIVE = {"half_normal", "half_student_t", "exponential"}
 
 
-_SCALES = {"sigma", "nu", "lam", "eta"}   # parameters that must be > 0 (PyMC fails inside the sampler otherwise)
+_SCALES = {"sigma", "nu", "lam", "eta", "alpha", "beta"}   # parameters that must be > 0 (PyMC fails inside the sampler otherwise)
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,7 @@ def _pymc_families():
     import pymc as pm
 
     return {"normal": pm.Normal, "student_t": pm.StudentT, "half_normal": pm.HalfNormal,
-            "half_student_t": pm.HalfStudentT, "exponential": pm.Exponential}
+            "half_student_t": pm.HalfStudentT, "exponential": pm.Exponential, "beta": pm.Beta}
 
 
 class _Lazy(dict):
@@ -104,7 +114,7 @@ class _Lazy(dict):
 _PYMC = _Lazy()
 
 
-def as_prior(value, where: str, positive: bool = False, lkj: bool = False) -> Prior:
+def as_prior(value, where: str, positive: bool = False, lkj: bool = False, unit: bool = False) -> Prior:
     """The :class:`Prior` of ``value`` (a Prior or a tuple ``(family, *parameters)``) for prior key ``where``."""
     if isinstance(value, Prior):
         prior = value
@@ -118,9 +128,14 @@ def as_prior(value, where: str, positive: bool = False, lkj: bool = False) -> Pr
                             f"got {shown(value)}")
     if lkj and prior.family != "lkj":
         raise ArgumentError(f"prior for {where!r} must be ('lkj', eta)")
+    if unit and prior.family != "beta":
+        raise ArgumentError(f"prior for {where!r} must be ('beta', a, b), the Beta of the correlation rescaled "
+                            "to (0, 1); ('beta', 1, 1) is uniform over its range")
+    if unit or lkj:
+        return prior
     if positive and prior.family not in _POSITIVE:
         raise ArgumentError(f"prior for {where!r} must be on positive values: one of {', '.join(sorted(_POSITIVE))}")
-    if not lkj and not positive and prior.family not in ("normal", "student_t"):
+    if not positive and prior.family not in ("normal", "student_t"):
         raise ArgumentError(f"prior for {where!r} must be normal or student_t")
     return prior
 
@@ -132,7 +147,7 @@ class PriorSet:
     intercept: Prior | None
     fixed: dict          # name -> Prior (non-intercept fixed effects)
     sds: dict            # "sd_col|group" -> Prior
-    cors: dict           # term label -> Prior (lkj), for correlated terms
+    cors: dict           # term label -> Prior: lkj for correlated unstructured terms, beta for cs / ar1
     sigma: Prior
     user: tuple = ()     # keys the user set
     from_user: tuple = ()  # the parameters (``table()``'s names) whose prior a user key set
@@ -186,13 +201,18 @@ def default_priors(spec, priors: dict | None = None) -> PriorSet:
         for row in spec.parameters.sds(i):
             sds[row.label] = pick(row.label, [row.label, f"sd_{t.group}", "sd"], Prior("half_student_t", (3.0, sy)),
                                   positive=True)
-        if t.p > 1:
+        if t.structured and t.structure.has_correlation(t.p):
+            row = next(r for r in spec.parameters.of_term(i) if r.kind != "sd")
+            cors[t.label] = pick(row.label, [row.label, f"{row.kind}_{t.group}", row.kind], Prior("beta", (1.0, 1.0)),
+                                 unit=True)
+        elif t.correlated and not t.structured:
             cors[t.label] = pick(t.label, [f"cor_{t.group}", "cor"], Prior("lkj", (2.0,)), lkj=True)
     sigma = pick("sigma", ["sigma"], Prior("half_student_t", (3.0, sy)), positive=True)
     unknown = set(priors) - used
     if unknown:
         raise ArgumentError(f"unknown prior key(s) {', '.join(sorted(unknown))}; use Intercept, b, b_<name>, sd, "
-                            "sd_<group>, sd_<col>|<group>, cor, cor_<group> or sigma")
+                            "sd_<group>, sd_<col>|<group>, cor, cor_<group>, common_cor, common_cor_<group>, cor|<group>, "
+                            "rho, rho_<group>, rho|<group> or sigma")
     return PriorSet(intercept=intercept, fixed=fixed, sds=sds, cors=cors, sigma=sigma, user=tuple(sorted(used)),
                     from_user=tuple(from_user))
 

@@ -15,9 +15,11 @@ from ..arguments import check_bool, check_choice, check_level, check_seed
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import ModelSpec
 from ..spec.update import updated_inputs
+from .marginal import has_marginal_form
 from .persist import bayes_fit_content
 from .prediction import predict_posterior
 from .priors import PriorSet
+from .residual import ratio_draws, row_sd_draws
 
 LOO_LEVELS = ("observation", "group")
 
@@ -54,8 +56,9 @@ class BayesFit:
     Attributes
     ----------
     idata : arviz.InferenceData
-        ``posterior`` (``(Intercept)``, slopes, ``sd_*``, ``cor_*``, ``sigma``,
-        ``r_<group>`` per level), ``log_likelihood``, ``sample_stats``,
+        ``posterior`` (``(Intercept)``, slopes, ``sd_*``, ``cor_*``, a structured term's
+        ``sd|g``, ``cor|g`` or ``rho|g``, ``sigma``, with ``sigma_by`` the ratios
+        ``sigma_ratio_<level>|<f>``, ``r_<group>`` per level), ``log_likelihood``, ``sample_stats``,
         ``observed_data`` and, on request, ``posterior_predictive``.
     priors : PriorSet
     parameterization, sampler : str
@@ -150,8 +153,8 @@ class BayesFit:
 
         The ones stored in ``idata.posterior_predictive`` when the fit drew them
         (``bayes(..., posterior_predictive=True)``); otherwise drawn here from
-        ``seed``, ``y_rep = offset + X beta + Z b + sigma e / sqrt(w)`` per draw (``w`` the prior
-        weights), and returned without
+        ``seed``, ``y_rep = offset + X beta + Z b + sigma_i e`` per draw (``sigma_i = sigma
+        delta_f(i) / sqrt(w_i)``, ``w`` the prior weights, ``delta`` the ``sigma_by`` ratios), and returned without
         being stored: a result is a value, and no call changes what it holds.
         """
         check_seed("seed", seed)
@@ -159,14 +162,30 @@ class BayesFit:
             return self.idata.posterior_predictive["y"]
         rng = np.random.default_rng(seed)
         mu = self.linear_predictor()
-        sigma = self.idata.posterior["sigma"].values[..., None]
-        if self.spec.weights is not None:
-            sigma = sigma / np.sqrt(self.spec.weights)
+        post = self.idata.posterior
+        sigma = row_sd_draws(self.spec, post["sigma"].values, ratio_draws(post, self.spec))
         yrep = mu + sigma * rng.standard_normal(mu.shape)
         da = xr.DataArray(yrep, dims=("chain", "draw", "obs"),
                           coords={"chain": self.idata.posterior.chain.values,
                                   "draw": self.idata.posterior.draw.values, "obs": np.arange(self.spec.n)})
         return da
+
+    @property
+    def residual_sd(self) -> pd.Series:
+        """Posterior mean of the residual sd by level of ``sigma_by`` (``sigma delta_k``), as ``LmerFit.residual_sd``.
+
+        One value, ``sigma``, without ``sigma_by``; the draws are ``sigma`` and the
+        ``sigma_ratio_<level>|<f>`` variables of ``idata.posterior``.
+        """
+        post = self.idata.posterior
+        sigma = post["sigma"].values
+        factor = self.spec.sigma_by
+        if factor is None:
+            return pd.Series([float(sigma.mean())], index=["sigma"], name="residual sd")
+        ratios = ratio_draws(post, self.spec)
+        levels = np.concatenate([sigma[..., None], sigma[..., None] * ratios], axis=-1)
+        return pd.Series(levels.reshape(-1, factor.n_levels).mean(axis=0),
+                         index=pd.Index(factor.levels, name=factor.name), name="residual sd")
 
     def predict(self, newdata: pd.DataFrame | None = None, kind: str = "epred", allow_new_levels: bool = False,
                 sample_new_levels: str = "gaussian", summary: bool = True, seed=None, offset=None):
@@ -286,7 +305,7 @@ class BayesFit:
             if low_ess:
                 problems.append(f"bulk or tail ESS < 400 for {', '.join(low_ess)}")
             if divergent:
-                hint = ("raise target_accept" if self.parameterization == "marginal"
+                hint = ("raise target_accept" if self.parameterization == "marginal" or not has_marginal_form(self.spec)
                         else "try parameterization='marginal', which has no level effects to funnel, "
                              "or raise target_accept")
                 problems.append(f"{divergent} divergent transitions ({hint})")

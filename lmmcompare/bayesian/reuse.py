@@ -60,7 +60,9 @@ def design_key(spec, priors, parameterization: str) -> str:
             h.update(np.ascontiguousarray(array).tobytes())
             h.update(str(np.shape(array)).encode())
         h.update(b"|")
-    terms = [(t.group, t.columns, t.n_levels, t.p, t.correlated) for t in spec.terms]
+    terms = [(t.group, t.columns, t.n_levels, t.p, t.correlated, t.structure) for t in spec.terms]
+    if spec.sigma_by is not None:   # a residual sd per level: the levels' rows are part of the design
+        h.update(np.ascontiguousarray(spec.sigma_by.codes).tobytes())
     h.update(repr((spec.fixed_names, terms, spec.n, priors.table().to_csv(), parameterization)).encode())
     return h.hexdigest()
 
@@ -80,7 +82,7 @@ def built_model(spec, priors, parameterization: str, reml_fit=None):
             _BUILT.popitem(last=False)
     else:
         _BUILT.move_to_end(key)
-    if parameterization == "marginal":
+    if built.parameterization == "marginal":
         response = response_data(spec, built.slope_index, built.x_means)
     else:
         response = {"y_obs": spec.y}
