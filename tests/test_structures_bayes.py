@@ -30,8 +30,8 @@ SAMPLING = dict(draws=300, tune=300, chains=2, progressbar=False)
 
 
 def small_rm(n_subjects=20):
-    """The first subjects of tests/data/repeated_measures.csv (both groups of grp), for speed."""
-    data = dataset("repeated_measures.csv")
+    """The first subjects of the RepeatedMeasures data set (all three groups of grp), for speed."""
+    data = dataset("RepeatedMeasures")
     keep = data["subj"].cat.categories[:n_subjects]
     out = data[data["subj"].isin(keep)].copy()
     out["subj"] = out["subj"].cat.remove_unused_categories()
@@ -323,3 +323,15 @@ def test_marginal_random_effects_follow_their_exact_conditional_with_sigma_by():
     mean, var = K @ (spec.y - spec.X @ beta), np.diag(G - K @ Z @ G)
     assert np.all(np.abs(b.mean(axis=0) - mean) < 4 * np.sqrt(var / n_draws))
     np.testing.assert_allclose(b.var(axis=0), var, rtol=4 * np.sqrt(2 / n_draws))
+
+
+def test_bayes_r2_residual_variance_with_sigma_by_is_the_mean_row_variance(orthodont_by_sex):
+    """Per draw: sigma^2 times the row-share-weighted mean of delta_f(i)^2 (as the frequentist R²)."""
+    from lmmcompare.derived.variances import bayes_variances
+
+    post = orthodont_by_sex.bayes
+    share_female = float(np.mean(post.spec.frame["Sex"] == "Female"))
+    sigma = post.idata.posterior["sigma"].values
+    ratio = post.idata.posterior["sigma_ratio_Female|Sex"].values
+    expected = sigma**2 * ((1 - share_female) + share_female * ratio**2)
+    np.testing.assert_allclose(bayes_variances(post).var_residual, expected, rtol=1e-12)

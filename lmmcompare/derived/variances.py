@@ -29,6 +29,7 @@ import numpy as np
 from ..freq import LmerFit
 from ..freq.variance_components import residual_ratios
 from ..spec import ModelSpec
+from ..spec.parameters import SIGMA_RATIO
 
 
 @dataclass(frozen=True)
@@ -97,4 +98,6 @@ def bayes_variances(fit) -> VarianceComponents:
     var_fixed = np.einsum("cdi,ij,cdj->cd", beta, fixed_covariance(spec), beta)
     var_random = sum(np.einsum("cdij,ij->cd", S, M)
                      for S, M in zip(term_covariance_draws(post, spec), term_moments(spec)))
-    return VarianceComponents(var_fixed, var_random, post["sigma"].values ** 2)
+    ratios = [post[r.label].values for r in spec.parameters.variance if r.kind == SIGMA_RATIO]
+    scale = mean_square_scale(spec, np.stack(ratios, axis=-1)) if ratios else 1.0
+    return VarianceComponents(var_fixed, var_random, post["sigma"].values ** 2 * scale)
