@@ -164,8 +164,8 @@ def test_cli_and_report_inputs_take_sigma_by():
     expected = lc.lmer("distance ~ age + cs(age | Subject)", "Orthodont", sigma_by="Sex")
     assert out.returncode == 0, out.stderr
     assert f"REML criterion at convergence: {expected.objective:.1f}" in out.stdout
-    assert describe_inputs(expected.spec)[-1] == ("residual sd by level of Sex (2 levels; sigma is 'Male''s, "
-                                                  "the others are ratios to it)")
+    assert describe_inputs(expected.spec)[-1] == ("residual sd by level of Sex (2 levels): sigma is level Male's, "
+                                                  "sigma_ratio_<level> the others' over it")
 
 
 def test_save_load_and_update_keep_the_structure_and_the_ratios(tmp_path, repeated):

@@ -90,8 +90,10 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
              f"<li>fixed effects: {html.escape(', '.join(spec.fixed_names))}</li>"]
     parts += [f"<li>{html.escape(line)}</li>" for line in describe_inputs(spec)]
     for t in spec.terms:
-        parts.append(f"<li>random term <code>({html.escape(' + '.join(t.columns))} | {html.escape(t.group)})</code>:"
-                     f" {t.n_levels} levels</li>")
+        written = t.text if t.structured else f"({' + '.join(t.columns)} | {t.group})"
+        columns = f", columns {', '.join(t.columns)}" if t.structured else ""
+        parts.append(f"<li>random term <code>{html.escape(written)}</code>: {t.n_levels} levels"
+                     f"{html.escape(columns)}</li>")
     parts.append(f"<li>frequentist: {'REML' if cmp.freq.reml else 'ML'}, criterion {cmp.freq.objective:.4f}, "
                  f"{cmp.freq.n_evals} evaluations, {'converged' if cmp.freq.converged else 'NOT converged'}"
                  f"{', singular fit' if cmp.freq.singular else ''}</li>")

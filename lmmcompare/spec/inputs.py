@@ -170,6 +170,6 @@ def describe_inputs(spec) -> list[str]:
         out.append(f"contrasts: {', '.join(coded)}")
     if spec.sigma_by is not None:
         levels = spec.sigma_by.levels
-        out.append(f"residual sd by level of {spec.sigma_by.name} ({len(levels)} levels; sigma is {levels[0]!r}'s, "
-                   "the others are ratios to it)")
+        out.append(f"residual sd by level of {spec.sigma_by.name} ({len(levels)} levels): sigma is level "
+                   f"{levels[0]}'s, sigma_ratio_<level> the others' over it")
     return out
