@@ -8,7 +8,6 @@ natural parameters (sd, sigma, ratio).  Kenward-Roger: a ``diag`` term equals
 covariances); with ``sigma_by`` (a residual variance per level) it equals pbkrtest's
 formulas written out with n x n matrices; terms nonlinear in their correlation raise.
 """
-import re
 import warnings
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 
 import lmmcompare as lc
-from lmmcompare.errors import ArgumentError, SingularFitWarning
+from lmmcompare.errors import SingularFitWarning
 from lmmcompare.freq import fit_at_theta, make_devfun
 from structures_cases import FITS, dataset
 
@@ -170,42 +169,18 @@ def test_kenward_roger_of_homogeneous_cs_equals_nested_intercepts():
                                nested.contrast(L, ddf="kenward-roger").to_numpy(float), rtol=1e-8)
 
 
-@pytest.mark.parametrize("formula, data, sigma_by, message", [
-    ("y ~ time + cs(0 + occ | subj)", REPEATED, None, "cs term cs(0 + occ | subj)"),
-    ("y ~ time + ar1(0 + occ | subj)", REPEATED, None, "ar1 term ar1(0 + occ | subj)"),
-])
-def test_kenward_roger_refuses_nonlinear_covariances(formula, data, sigma_by, message):
-    fit = lc.lmer(formula, dataset(data), sigma_by=sigma_by)
-    for call in (lambda: fit.coef_table("kenward-roger"), lambda: fit.contrast([0, 1], ddf="kenward-roger"),
-                 lambda: fit.by_criterion(False).coef_table("kenward-roger")):
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")     # refused before any REML refit warns
-            with pytest.raises(ArgumentError, match=re.escape(message)) as info:
-                call()
-        assert "ddf='satterthwaite'" in str(info.value)
-    assert np.all(np.isfinite(fit.coef_table("satterthwaite")["df"]))
+def test_emmeans_default_is_kenward_roger_for_every_structure():
+    """emmeans' default df (pbkrtest's); a nonlinear ar1 term included (Kenward and Roger's R term,
+    checked against the dense formula in test_kr_nonlinear.py), and with sigma_by."""
+    from lmmcompare.freq.inference import kenward_roger_df
 
-
-def test_emmeans_defaults_to_satterthwaite_where_kenward_roger_is_refused():
-    """As emmeans falls back when pbkrtest cannot be used; asked for by name, KR still raises."""
-    from lmmcompare.freq.inference import kenward_roger_df, satterthwaite_df
-
-    data = dataset(REPEATED)
-    ar1 = lc.lmer("y ~ time + grp + ar1(0 + occ | subj)", data)
-    means = lc.emmeans(ar1, "grp")
-    assert means.ddf == "satterthwaite"
-    table = means.table()
-    L = means.grid.L
-    np.testing.assert_allclose(table["emmean"], L @ ar1.beta, rtol=1e-12)
-    np.testing.assert_allclose(table["se"], np.sqrt(np.diag(L @ ar1.vcov_beta @ L.T)), rtol=1e-12)
-    np.testing.assert_allclose(table["df"], [satterthwaite_df(ar1, row) for row in L], rtol=1e-12)
-    with pytest.raises(ArgumentError, match="ar1 term"):
-        lc.emmeans(ar1, "grp", ddf="kenward-roger").table()
+    ar1 = lc.lmer("y ~ time + grp + ar1(0 + occ | subj)", dataset(REPEATED))
     diag = lc.lmer("distance ~ age + Sex + diag(age | Subject)", orthodont(), sigma_by="Sex")
-    kr = lc.emmeans(diag, "Sex")
-    assert kr.ddf == "kenward-roger"
-    np.testing.assert_allclose(kr.table()["df"], [kenward_roger_df(diag, row[None, :]) for row in kr.grid.L],
-                               rtol=1e-12)
+    for fit, factor in ((ar1, "grp"), (diag, "Sex")):
+        means = lc.emmeans(fit, factor)
+        assert means.ddf == "kenward-roger"
+        np.testing.assert_allclose(means.table()["df"], [kenward_roger_df(fit, row[None, :]) for row in means.grid.L],
+                                   rtol=1e-12)
 
 
 def dense_kenward_roger(X, G, gamma):

@@ -93,13 +93,13 @@ class Comparison:
         """logLik/AIC/BIC beside elpd_loo, p_loo and Pareto-k warnings."""
         return fit_statistics(self.freq, self.bayes)
 
-    def emmeans(self, specs, by=None, at=None, ddf: str | None = None, level: float = 0.95,
+    def emmeans(self, specs, by=None, at=None, ddf: str = "kenward-roger", level: float = 0.95,
                 weights: str = "equal") -> pd.DataFrame:
         """Estimated marginal means of ``specs`` from both fits (:func:`lmmcompare.emmeans`), side by side
         with the ``shift``, ``overlap`` and ``flag`` columns of :meth:`table`."""
         return emmeans_table(self.freq, self.bayes, specs, level, by=by, at=at, ddf=ddf, weights=weights)
 
-    def pairs(self, specs, adjust: str = "tukey", by=None, at=None, ddf: str | None = None,
+    def pairs(self, specs, adjust: str = "tukey", by=None, at=None, ddf: str = "kenward-roger",
               level: float = 0.95, weights: str = "equal") -> pd.DataFrame:
         """Pairwise differences of the marginal means from both fits: frequentist estimates, adjusted
         p-values and intervals (emmeans' ``pairs``) beside posterior ones with the probability of direction."""

@@ -28,7 +28,7 @@ DDFS = ("kenward-roger", "satterthwaite", "asymptotic")
 ROW_LIMITS = {"kenward-roger": 3000, "satterthwaite": 3000}   # emmeans' pbkrtest.limit and lmerTest.limit
 
 
-def emmeans(fit, specs, by=None, at=None, ddf: str | None = None, level: float = 0.95, weights: str = "equal",
+def emmeans(fit, specs, by=None, at=None, ddf: str = "kenward-roger", level: float = 0.95, weights: str = "equal",
             hdi: bool = False):
     """Estimated marginal means of ``specs`` (emmeans' ``emmeans(fit, specs, by, at)``).
 
@@ -42,13 +42,9 @@ def emmeans(fit, specs, by=None, at=None, ddf: str | None = None, level: float =
         Factors within whose levels the means are compared.
     at : dict, optional
         Values of covariates (default: their means) or a subset of a factor's levels.
-    ddf : {"kenward-roger", "satterthwaite", "asymptotic"}, optional
+    ddf : {"kenward-roger", "satterthwaite", "asymptotic"}
         As emmeans' ``lmer.df``; beyond ``ROW_LIMITS`` rows (3,000, as
-        emmeans) the df are asymptotic.  By default ``"kenward-roger"`` (emmeans'),
-        or ``"satterthwaite"`` for a model Kenward-Roger does not cover (a ``cs``/``ar1``
-        covariance nonlinear in its correlation, ``sigma_by``:
-        ``kenward_roger.check_available``), as emmeans falls
-        back when pbkrtest cannot be used; the result's ``ddf`` says which.  Ignored for a BayesFit.
+        emmeans) the df are asymptotic.  Ignored for a BayesFit.
     level : float
     weights : {"equal", "proportional"}
         How the grid rows are averaged over the other factors.
@@ -68,10 +64,6 @@ def emmeans(fit, specs, by=None, at=None, ddf: str | None = None, level: float =
         from .emmeans_bayes import BayesEMMeans   # reads the posterior: only for a Bayesian fit
 
         return BayesEMMeans(fit=fit, grid=grid, level=level, hdi=hdi)
-    if ddf is None:
-        from ..freq.inference.kenward_roger import kenward_roger_available
-
-        ddf = "kenward-roger" if kenward_roger_available(fit.spec) else "satterthwaite"
     check_choice("ddf", ddf, DDFS)
     if ddf != "asymptotic" and fit.nobs > ROW_LIMITS[ddf]:
         ddf = "asymptotic"

@@ -12,16 +12,21 @@ linear in some parameters take those: ``diag``, the variances of its columns alo
 (with ``hom=True`` one component whose ``E_r`` pairs every column with itself);
 ``cs(hom=True)`` and a two-column ``ar1``, ``Sigma_i = v I + c (11' - I)`` with ``c = v rho``
 (one diagonal and one off-diagonal component); a two-column ``cs``, any 2 x 2
-covariance (``us``'s components).  Other ``cs``/``ar1`` terms (``Sigma_i`` nonlinear in
-the correlation) raise an :class:`~lmmcompare.errors.ArgumentError`
-(``check_available``).  With ``sigma_by`` the residual part is one component per
+covariance (``us``'s components).  Other ``cs``/``ar1`` terms are nonlinear in their
+parameters ``psi``: the variances and the correlation, ``Sigma_ab = sqrt(v_a v_b) rho``
+(cs) or ``v rho^|a-b|`` (ar1), as SAS's CSH and AR(1).  For them Kenward and Roger's (1997)
+full adjustment is used: the components are the entries of ``Sigma_i`` (``us``'s),
+collapsed by ``J = d gamma / d psi`` (``P_k = sum_c J_ck P_c``, ``Q`` and the traces
+likewise on both sides), and ``U`` gains ``-R_kl / 4`` with
+``R_kl = X'S (d^2 Sigma / d psi_k d psi_l) S X = -sum_c H_ckl P_c`` (``H`` the second
+derivatives of the entries), the term pbkrtest drops because it is zero for linear models.  With ``sigma_by`` the residual part is one component per
 level, ``sigma_k^2 D_k / a`` (:mod:`.residual_levels`).  KR's result depends only on the span of the ``G_r``, not on
 the basis (``W`` and ``P`` transform together).  With ``S = Sigma^{-1}`` and
 ``Phi = (X'SX)^{-1}`` (Kenward and Roger 1997; Halekoh and Hojsgaard 2014)::
 
     P_r  = -X'S G_r S X,        Q_rs = X'S G_r S G_s S X,
     I_rs = tr(S G_r S G_s) - 2 tr(Phi Q_rs) + tr(Phi P_r Phi P_s),   W = 2 I^{-1},
-    U    = sum_rs W_rs (Q_rs - P_r Phi P_s),   Phi_A = Phi + 2 Phi U Phi.
+    U    = sum_rs W_rs (Q_rs - P_r Phi P_s - R_rs / 4),   Phi_A = Phi + 2 Phi U Phi.
 
 ``E_r`` pairs effect ``alpha_g`` with effect ``beta_g`` for every level g (one
 matching, two when a != b), so with ``K = Z'SZ`` and ``F = Z'SX`` from
@@ -111,26 +116,6 @@ class KenwardRoger:
         return df, float(scaling)
 
 
-def check_available(spec) -> None:
-    """Raise an :class:`~lmmcompare.errors.ArgumentError` for a model whose marginal covariance is
-    not linear in its parameters (a ``cs``/``ar1`` correlation): pbkrtest's
-    adjustment, as implemented here, drops the second derivatives of ``Sigma`` such models have."""
-    for t in spec.terms:
-        if _linear_kind(t) is None:
-            raise ArgumentError(f"Kenward-Roger is not available for the {t.structure.kind} term "
-                                f"{t.text} (its covariance is not linear in "
-                                "its correlation parameter): use ddf='satterthwaite'")
-
-
-def kenward_roger_available(spec) -> bool:
-    """Whether :func:`check_available` lets ``spec`` through."""
-    try:
-        check_available(spec)
-    except ArgumentError:
-        return False
-    return True
-
-
 def _linear_kind(term) -> str | None:
     """How a term's covariance is linear: ``"us"`` (every entry), ``"diag"``, ``"exchangeable"``
     (``v I + c (11' - I)``), or None (not linear in its parameters)."""
@@ -148,15 +133,14 @@ def variance_components(spec) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """Per random-effects component r (pbkrtest's order): the matchings ``(alpha, beta)``,
     index arrays into the columns of Z with ``E_r = sum_matchings sum_g e_alpha_g e_beta_g'``.
 
-    An unstructured term has one component per entry of its lower triangle; a ``diag`` term
-    one per column (one in all with ``hom=True``); an exchangeable one (module docstring) its
-    diagonal and its off-diagonal entries."""
-    check_available(spec)
+    An unstructured term, and a nonlinear one (collapsed later by :func:`nonlinear_maps`), has one
+    component per entry of its lower triangle; a ``diag`` term one per column (one in all with
+    ``hom=True``); an exchangeable one (module docstring) its diagonal and its off-diagonal entries."""
     out, offset = [], 0
     for t in spec.terms:
         base = offset + t.p * np.arange(t.n_levels)
         kind = _linear_kind(t)
-        if kind != "us":
+        if kind not in ("us", None):
             diagonal = [(base + a, base + a) for a in range(t.p)]
             if kind == "exchangeable":
                 out += [diagonal, [(base + a, base + b) for a in range(t.p) for b in range(t.p) if a != b]]
@@ -170,6 +154,92 @@ def variance_components(spec) -> list[list[tuple[np.ndarray, np.ndarray]]]:
                 out.append([(ia, ib)] if a == b else [(ia, ib), (ib, ia)])
         offset += t.q
     return out
+
+
+def nonlinear_maps(spec, theta, sigma: float, n_components: int):
+    """``(M, H)`` for the terms nonlinear in their parameters (None when there are none).
+
+    ``M`` (n_params x n_components) collapses the components to the parameters: the identity on
+    linear terms' components and on the residual ones, ``J' = (d gamma / d psi)'`` on a nonlinear
+    term's entries ``gamma`` (its lower triangle, theta's order); ``H`` (n_components, n_params,
+    n_params) holds ``d^2 gamma_c / d psi_k d psi_l``.  ``psi`` are the term's variances and
+    correlation at the covariance ``sigma^2 T T'`` that ``theta`` gives (module docstring).
+    """
+    from ...core.relcovar import theta_to_T
+    from ...spec.structures import lower_index
+
+    if all(_linear_kind(t) is not None for t in spec.terms):
+        return None
+    Ts = theta_to_T(np.asarray(theta, float), [t.p for t in spec.terms])
+    blocks, seconds, pos = [], [], 0
+    for t, T in zip(spec.terms, Ts):
+        size = len(_term_components(t))
+        if _linear_kind(t) is not None:
+            blocks.append(np.eye(size))
+            seconds.append(np.zeros((size, size, size)))
+            pos += size
+            continue
+        S = sigma**2 * T @ T.T
+        J, H = _entry_derivatives(t, S, lower_index(t.p))
+        blocks.append(J.T)
+        seconds.append(H)
+    rest = n_components - sum(b.shape[1] for b in blocks)
+    blocks.append(np.eye(rest))
+    seconds.append(np.zeros((rest, rest, rest)))
+    k = sum(b.shape[0] for b in blocks)
+    M = np.zeros((k, n_components))
+    H = np.zeros((n_components, k, k))
+    r = c = 0
+    for b, h in zip(blocks, seconds):
+        M[r : r + b.shape[0], c : c + b.shape[1]] = b
+        H[c : c + b.shape[1], r : r + b.shape[0], r : r + b.shape[0]] = h
+        r, c = r + b.shape[0], c + b.shape[1]
+    return M, H
+
+
+def _term_components(t) -> list:
+    """The components :func:`variance_components` gives one term (their count is what matters here)."""
+    kind = _linear_kind(t)
+    if kind in ("us", None):
+        return [None] * (t.p * (t.p + 1) // 2)
+    if kind == "exchangeable":
+        return [None, None]
+    return [None] if t.structure.common_sd(t.p) else [None] * t.p
+
+
+def _entry_derivatives(t, S, lower):
+    """``(J, H)``: first and second derivatives of the lower-triangle entries of ``S`` in psi.
+
+    cs (one variance per column, ``psi = (v_1..v_p, rho)``): ``S_ab = sqrt(v_a v_b) rho``;
+    ar1 (``psi = (v, rho)``): ``S_ab = v rho^|a-b|``.
+    """
+    rows, cols = lower
+    p = t.p
+    if t.structure.kind == "ar1":
+        v, rho = S[0, 0], S[1, 0] / S[0, 0]
+        lag = (rows - cols).astype(float)
+        J = np.column_stack([rho**lag, v * lag * rho ** np.maximum(lag - 1, 0)])
+        H = np.zeros((rows.size, 2, 2))
+        H[:, 0, 1] = H[:, 1, 0] = lag * rho ** np.maximum(lag - 1, 0)
+        H[:, 1, 1] = v * lag * (lag - 1) * rho ** np.maximum(lag - 2, 0)
+        return J, H
+    v = np.diag(S).copy()
+    if np.any(v <= 0):
+        raise ArgumentError(f"Kenward-Roger is not defined where a variance of {t.text} is 0 (a boundary "
+                            "fit): use ddf='satterthwaite'")
+    rho = S[1, 0] / np.sqrt(v[0] * v[1])
+    J, H = np.zeros((rows.size, p + 1)), np.zeros((rows.size, p + 1, p + 1))
+    for c, (a, b) in enumerate(zip(rows, cols)):
+        if a == b:
+            J[c, a] = 1.0
+            continue
+        root = np.sqrt(v[a] * v[b])
+        J[c, a], J[c, b], J[c, p] = rho * root / (2 * v[a]), rho * root / (2 * v[b]), root
+        H[c, a, a], H[c, b, b] = -rho * root / (4 * v[a] ** 2), -rho * root / (4 * v[b] ** 2)
+        H[c, a, b] = H[c, b, a] = rho / (4 * root)
+        H[c, a, p] = H[c, p, a] = root / (2 * v[a])
+        H[c, b, p] = H[c, p, b] = root / (2 * v[b])
+    return J, H
 
 
 def kenward_roger(spec, theta, sigma: float, dense: bool | None = None) -> KenwardRoger:
@@ -199,10 +269,10 @@ def kenward_roger(spec, theta, sigma: float, dense: bool | None = None) -> Kenwa
         dense (:func:`.marginal_inverse.marginal_inverse`).
     """
     with single_blas_thread(spec.q <= ONE_BLAS_THREAD_UP_TO):
-        return _kenward_roger(marginal_inverse(spec, theta, float(sigma), dense), spec)
+        return _kenward_roger(marginal_inverse(spec, theta, float(sigma), dense), spec, theta, float(sigma))
 
 
-def _kenward_roger(m, spec) -> KenwardRoger:
+def _kenward_roger(m, spec, theta, sigma) -> KenwardRoger:
     K, F1, F2 = m.ZSZ, m.ZSX, m.ZS2X
     p = spec.p
     comps = variance_components(spec)
@@ -235,11 +305,20 @@ def _kenward_roger(m, spec) -> KenwardRoger:
         trace[-1, -1] = m.trace_S2
     else:
         P[nr:], Q[nr:, nr:], trace[nr:, nr:] = lev.P, lev.Q, lev.trace
-    return _adjusted(np.linalg.inv(m.XSX[0]), P, Q, trace)
+    maps = nonlinear_maps(spec, theta, sigma, k)
+    if maps is None:
+        return _adjusted(np.linalg.inv(m.XSX[0]), P, Q, trace)
+    M, H = maps
+    upper = np.triu(np.ones((k, k), dtype=bool))[:, :, None, None]
+    Q = np.where(upper, Q, np.swapaxes(np.swapaxes(Q, 0, 1), 2, 3))   # Q_sr = Q_rs' below the diagonal
+    R = -np.einsum("ckl,cij->klij", H, P)
+    return _adjusted(np.linalg.inv(m.XSX[0]), np.einsum("kc,cij->kij", M, P),
+                     np.einsum("kc,cdij,ld->klij", M, Q, M), M @ trace @ M.T, R)
 
 
-def _adjusted(Phi, P, Q, trace) -> KenwardRoger:
-    """``W`` and ``Phi_A`` from the traces, ``P_r`` and ``Q_rs`` (r <= s), as pbkrtest's ``vcovAdj_internal``."""
+def _adjusted(Phi, P, Q, trace, R=None) -> KenwardRoger:
+    """``W`` and ``Phi_A`` from the traces, ``P_r`` and ``Q_rs`` (r <= s), as pbkrtest's ``vcovAdj_internal``;
+    with ``R`` (second derivatives, nonlinear parameters) Kenward and Roger's ``-R_rs / 4`` in ``U``."""
     k = P.shape[0]
     Phi = 0.5 * (Phi + Phi.T)
     PhiP = Phi @ P
@@ -256,19 +335,17 @@ def _adjusted(Phi, P, Q, trace) -> KenwardRoger:
     U = np.zeros_like(Phi)
     for r in range(k - 1):
         for s in range(r + 1, k):
-            U += W[r, s] * (Q[r, s] - P[r] @ Phi @ P[s])
+            U += W[r, s] * (Q[r, s] - P[r] @ Phi @ P[s] - (0.0 if R is None else 0.25 * R[r, s]))
     U = U + U.T
     for r in range(k):
-        U += W[r, r] * (Q[r, r] - P[r] @ Phi @ P[r])
+        U += W[r, r] * (Q[r, r] - P[r] @ Phi @ P[r] - (0.0 if R is None else 0.25 * R[r, r]))
     return KenwardRoger(vcov=Phi, vcov_adjusted=Phi + 2 * Phi @ U @ Phi, P=P, W=W)
 
 
 # ---- on a fit ------------------------------------------------------------------------------
 def reml_fit(fit):
     """The fit itself if REML; else its REML refit, once per fit, with a :class:`RefitREMLWarning`
-    (pbkrtest's ``vcovAdj`` and ``KRmodcomp`` refit ML fits by REML).  Models Kenward-Roger does not
-    cover raise first (``check_available``)."""
-    check_available(fit.spec)
+    (pbkrtest's ``vcovAdj`` and ``KRmodcomp`` refit ML fits by REML)."""
     if fit.reml:
         return fit
     if "Kenward-Roger REML fit" not in fit.derived:
