@@ -9,8 +9,8 @@ do: with ``s_y = sd(y)``,
 * each correlation matrix: ``LKJ(eta = 2)`` (mild shrinkage towards 0; eta = 1 is uniform)
 * a structured term's common correlation (``cs``, ``cor|g``) and AR(1) correlation
   (``ar1``, ``rho|g``): ``Beta(1, 1)`` on the range rescaled to (0, 1), i.e. uniform on
-  ``(-1/(p-1), 1)`` and ``(-1, 1)`` (brms' ``cosy`` and ``ar`` are flat on their bounds
-  too; :mod:`.structured`); a structured term's sds have the sd prior above
+  ``(-1/(p-1), 1)`` and ``(-1, 1)`` (brms' ``ar`` and ``cosy`` are flat on their bounds
+  too, ``cosy``'s being [0, 1]; :mod:`.structured`); a structured term's sds have the sd prior above
 * with ``sigma_by``, each level's residual sd: the sigma prior, independently
   (``sigma`` is the first level's; the ratios ``sigma_ratio_<level>|<f>`` follow)
 

@@ -19,7 +19,7 @@ Priors (keys in :mod:`.priors`): each sd row its sd prior, as an unstructured
 term's (a common sd is one variable); the correlation ``rho`` on its range
 ``(low, 1)`` (``low = -1/(p-1)`` for cs, ``-1`` for ar1) through
 ``(rho - low) / (1 - low) ~ Beta(a, b)``, by default ``Beta(1, 1)``: uniform on
-the range, as brms' ``ar`` and ``cosy`` classes (bounded, flat by default).
+the range, as brms' ``ar`` and ``cosy`` classes (bounded, flat by default; ``cosy`` on [0, 1]).
 The sampler moves on the Beta's log-odds, so ``rho`` never reaches the
 singular ends.
 """
