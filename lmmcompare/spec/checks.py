@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, DroppedRowsWarning, FormulaError, NewLevelError
+from ..errors import DataError, DroppedRowsWarning, FormulaError, NewLevelError, RankDeficiencyWarning
 
 
 def check_frame(data) -> pd.DataFrame:
@@ -272,3 +272,36 @@ def check_sizes(spec) -> None:
                 f"number of observations (={spec.n}) <= number of random effects (={t.q}) for term "
                 f"({t.expr} | {t.group}); the random-effects parameters and the residual variance (or scale "
                 "parameter) are probably unidentifiable: simplify the term or use a grouping factor with fewer levels")
+
+
+def full_rank_columns(fixed, tol: float = 1e-7) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Keep a full-rank subset of X's columns, as lme4's ``chkRank.drop.cols``.
+
+    R's ``qr(X, LAPACK = FALSE)`` (LINPACK ``dqrdc2``, tolerance 1e-7) pivots
+    only to move a column that is (numerically) a combination of the columns
+    before it to the end: columns are taken in order and a later aliased
+    column is dropped, never an earlier one.  Here each column is kept when
+    its residual after projecting out the kept columns has norm above
+    ``tol`` times its own norm (a zero column is always dropped).
+    """
+    X = fixed.matrix
+    if X.shape[1] == 0:
+        return (), ()
+    norms = np.linalg.norm(X, axis=0)
+    keep, basis = [], np.zeros((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        r = X[:, j].copy()
+        for _ in range(2):  # Gram-Schmidt twice is orthogonal to working precision
+            r -= basis @ (basis.T @ r)
+        rnorm = float(np.linalg.norm(r))
+        if norms[j] > 0 and rnorm > tol * norms[j]:
+            keep.append(j)
+            basis = np.column_stack([basis, r / rnorm])
+    keep = tuple(keep)
+    dropped = tuple(fixed.names[i] for i in range(X.shape[1]) if i not in keep)
+    if dropped:
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+            f"column{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)}",
+            RankDeficiencyWarning, stacklevel=4)
+    return keep, dropped

@@ -8,7 +8,6 @@ columns of one level adjacent (level-major), as in lme4.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -18,8 +17,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..datasets import load_dataset
-from ..errors import ArgumentError, DataError, FormulaError, RankDeficiencyWarning
-from .checks import check_column_values, check_columns, check_frame, check_sizes, complete_rows
+from ..errors import ArgumentError, DataError, FormulaError
+from .checks import check_column_values, check_columns, check_frame, check_sizes, complete_rows, full_rank_columns
 from .contrasts import non_treatment, resolve_contrasts
 from .inputs import (INPUT_DEFAULTS, OFFSET, WEIGHTS, apply_subset, attach_input, check_no_missing, check_weights,
                      drop_zero_weights, split_offsets)
@@ -291,7 +290,7 @@ class ModelSpec:
             o = (0.0 if o is None else o) + expression_values(expr, frame, "offset(...)")
         codings = resolve_contrasts(contrasts, parsed.fixed, frame)
         fixed = build_design(parsed.fixed, frame, "the fixed-effects model matrix", non_treatment(codings))
-        keep, dropped = _full_rank_columns(fixed)
+        keep, dropped = full_rank_columns(fixed)
         terms = random_terms(parsed, frame)
         inputs = {"offset": offset_argument, "contrasts": codings or None, "sigma_by": sigma_by}
         spec = cls(formula=formula, response=parsed.response, y=y, fixed=fixed, terms=terms,
@@ -367,39 +366,6 @@ def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str],
     if repeated:
         raise DataError(f"column {repeated[0]!r} appears more than once in data; rename or drop the duplicates")
     return [str(c) for c in data.columns if str(c) in used], predictors
-
-
-def _full_rank_columns(fixed: Design, tol: float = 1e-7) -> tuple[tuple[int, ...], tuple[str, ...]]:
-    """Keep a full-rank subset of X's columns, as lme4's ``chkRank.drop.cols``.
-
-    R's ``qr(X, LAPACK = FALSE)`` (LINPACK ``dqrdc2``, tolerance 1e-7) pivots
-    only to move a column that is (numerically) a combination of the columns
-    before it to the end: columns are taken in order and a later aliased
-    column is dropped, never an earlier one.  Here each column is kept when
-    its residual after projecting out the kept columns has norm above
-    ``tol`` times its own norm (a zero column is always dropped).
-    """
-    X = fixed.matrix
-    if X.shape[1] == 0:
-        return (), ()
-    norms = np.linalg.norm(X, axis=0)
-    keep, basis = [], np.zeros((X.shape[0], 0))
-    for j in range(X.shape[1]):
-        r = X[:, j].copy()
-        for _ in range(2):  # Gram-Schmidt twice is orthogonal to working precision
-            r -= basis @ (basis.T @ r)
-        rnorm = float(np.linalg.norm(r))
-        if norms[j] > 0 and rnorm > tol * norms[j]:
-            keep.append(j)
-            basis = np.column_stack([basis, r / rnorm])
-    keep = tuple(keep)
-    dropped = tuple(fixed.names[i] for i in range(X.shape[1]) if i not in keep)
-    if dropped:
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
-            f"column{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)}",
-            RankDeficiencyWarning, stacklevel=4)
-    return keep, dropped
 
 
 def as_spec(formula, data=None, **inputs) -> ModelSpec:
