@@ -95,9 +95,8 @@ def bayes(formula, data=None, **options):
     sigma_by : str, optional
         A factor column: one residual sd per level, sampled (brms' ``sigma ~ f``), each with
         the sigma prior; the posterior has ``sigma`` (the first level's) and the ratios
-        ``sigma_ratio_<level>|<f>``, and ``BayesFit.residual_sd`` the mean by level.  The
-        marginal parameterisation covers it for one grouping factor with at most two
-        columns; any other ``sigma_by`` model is sampled ``noncentered`` (``sampled_as`` says so).
+        ``sigma_ratio_<level>|<f>``, and ``BayesFit.residual_sd`` the mean by level.  Every
+        parameterisation covers it, the marginal one included.
     reml_fit : LmerFit, optional
         The REML fit of the same spec, from which ``parameterization="auto"``
         chooses the form; fitted here first when ``auto`` needs it and it is

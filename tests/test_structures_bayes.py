@@ -80,7 +80,8 @@ CASES = [   # formula, data, sigma_by, weights?, rho
     ("Reaction ~ Days + cs(Days | Subject)", "sleepstudy", None, False, -0.3),   # closed form, cs p = 2
     ("distance ~ age + (1 | Subject)", "Orthodont", "Sex", False, None),  # closed form, sigma_by
     ("distance ~ age + (age | Subject)", "Orthodont", "Sex", True, None),  # closed form, sigma_by and weights
-    ("y ~ time + cs(0 + occ | subj)", "rm", "grp", False, 0.4),         # blocked kernel's spec, sigma_by
+    ("y ~ time + cs(0 + occ | subj)", "rm", "grp", False, 0.4),         # blocked kernel, sigma_by
+    ("y ~ time + ar1(0 + occ | subj)", "rm", "grp", True, 0.6),         # blocked kernel, sigma_by and weights
 ]
 
 
@@ -110,11 +111,6 @@ def test_marginal_likelihood_is_the_dense_normal_density(formula, data, sigma_by
     sigma = 0.9
     ratios = None if sigma_by is None else rng.uniform(0.5, 2.0, spec.sigma_by.n_levels - 1)
     expected = dense_loglik(spec, beta, sigma, ratios, [cov])
-    if sigma_by is not None and spec.terms[0].p > 2:
-        # sigma_by with the blocked kernel has no marginal form: the model samples noncentred (docs)
-        built = build_model(spec, default_priors(spec), "marginal")
-        assert built.parameterization == "noncentered" and "marginal_loglik" not in built.model.named_vars
-        return
     value = marginal_loglik(spec, response_data(spec, slope_index, x_means), f64(coef), f64(sigma), [f64(L)],
                             slope_index, x_means, ratios=None if ratios is None else f64(ratios)).eval()
     assert float(value) == pytest.approx(expected, abs=1e-10 * max(1.0, abs(expected)))
@@ -125,8 +121,6 @@ def test_marginal_likelihood_is_the_dense_normal_density(formula, data, sigma_by
 def test_sampled_factor_is_the_cholesky_factor_of_the_implied_covariance(formula):
     """At a random point of the sampler's (unconstrained) space, the model's L_0 satisfies L L' = S R(rho) S, with
     the sds and rho read from the same point; and the posterior names are the parameter table's."""
-    import pymc as pm
-
     spec = ModelSpec.from_formula(formula, small_rm(8))
     built = build_model(spec, default_priors(spec), "marginal")
     model, t = built.model, spec.terms[0]
@@ -278,11 +272,11 @@ def test_ranef_of_a_structured_term_shrinks_like_the_blups(rm_cs):
 
 
 def test_noncentred_likelihood_uses_each_rows_residual_sd():
-    """sigma_by with the blocked kernel is sampled noncentred: its likelihood at a point of the sampler's space is
+    """With sigma_by the noncentred likelihood at a point of the sampler's space is
     sum_i log N(y_i; mu_i, sigma delta_f(i) / sqrt(a_i)) with mu from the same point (prior weights a)."""
     frame = small_rm(8).assign(w=lambda d: 1.0 + (np.arange(len(d)) % 4) / 3)
     spec = ModelSpec.from_formula("y ~ time + cs(0 + occ | subj)", frame, sigma_by="grp", weights="w")
-    built = build_model(spec, default_priors(spec), "marginal")
+    built = build_model(spec, default_priors(spec), "noncentered")
     assert built.parameterization == "noncentered"
     model = built.model
     outs = [model.logp(vars=[model["y"]], sum=True)] + model.replace_rvs_by_values(
@@ -335,3 +329,63 @@ def test_bayes_r2_residual_variance_with_sigma_by_is_the_mean_row_variance(ortho
     ratio = post.idata.posterior["sigma_ratio_Female|Sex"].values
     expected = sigma**2 * ((1 - share_female) + share_female * ratio**2)
     np.testing.assert_allclose(bayes_variances(post).var_residual, expected, rtol=1e-12)
+
+
+def test_blocked_kernel_gradient_in_the_ratios_matches_differences():
+    """The Op's partials with sigma_by (log delta in closed form, the rest from the core) against central
+    differences of its value, on a two-term model (blocked kernel) with prior weights."""
+    from lmmcompare.bayesian.blocked import BlockedRatioLogLik
+    from lmmcompare.bayesian.marginal import prior_weighted
+
+    frame = small_rm(8).assign(w=lambda d: 1.0 + (np.arange(len(d)) % 3) / 2)
+    spec = prior_weighted(ModelSpec.from_formula("y ~ time + (time | subj) + (1 | occ)", frame, sigma_by="grp",
+                                                 weights="w"))
+    op = BlockedRatioLogLik(spec)
+    beta, sigma = np.array([10.0, 0.4]), 0.8
+    theta, log_delta = np.array([1.1, -0.2, 0.3, 0.7]), np.array([0.3, -0.4])
+
+    def run(b, s, th, ld):
+        outputs = [[None] for _ in range(5)]
+        op.perform(None, [b, s, th, ld, spec.y], outputs)
+        return [o[0] for o in outputs]
+
+    value, d_beta, d_sigma, d_theta, d_ratio = run(beta, sigma, theta, log_delta)
+    h = 1e-6
+    for point, partial in ((log_delta, d_ratio), (theta, d_theta), (beta, d_beta)):
+        for k in range(point.size):
+            up, down = point.copy(), point.copy()
+            up[k] += h
+            down[k] -= h
+            if point is log_delta:
+                numeric = (run(beta, sigma, theta, up)[0] - run(beta, sigma, theta, down)[0]) / (2 * h)
+            elif point is theta:
+                numeric = (run(beta, sigma, up, log_delta)[0] - run(beta, sigma, down, log_delta)[0]) / (2 * h)
+            else:
+                numeric = (run(up, sigma, theta, log_delta)[0] - run(down, sigma, theta, log_delta)[0]) / (2 * h)
+            assert partial[k] == pytest.approx(numeric, rel=1e-6, abs=1e-6)
+    numeric = (run(beta, sigma + h, theta, log_delta)[0] - run(beta, sigma - h, theta, log_delta)[0]) / (2 * h)
+    assert d_sigma == pytest.approx(numeric, rel=1e-6)
+
+
+def test_blocked_random_effects_follow_their_exact_conditional_with_sigma_by():
+    """As above for the blocked kernel (a cs term over 6 occasions): the cross-products at the draw's ratios."""
+    from lmmcompare.bayesian.postprocess import _blocked_draws
+
+    spec = ModelSpec.from_formula("y ~ time + ar1(0 + occ | subj)", small_rm(6), sigma_by="grp")
+    t = spec.terms[0]
+    beta, sigma, ratios = np.array([10.0, 0.5]), 0.7, np.array([1.4, 0.6])
+    idx = np.arange(t.p)
+    cov = 1.3 * 0.6 ** np.abs(idx[:, None] - idx[None, :])
+    n_draws = 2000
+    b = _blocked_draws(spec, np.full((1, n_draws), sigma), np.broadcast_to(beta, (1, n_draws, 2)),
+                       [np.broadcast_to(np.linalg.cholesky(cov), (1, n_draws, t.p, t.p))],
+                       np.broadcast_to(ratios, (1, n_draws, 2)), np.random.default_rng(3), False)[0]
+    b = b.reshape(n_draws, -1)
+    Z = spec.Z.toarray()
+    G = np.kron(np.eye(t.n_levels), cov)
+    delta = np.array([1.0, *ratios])[spec.sigma_by.codes]
+    V = Z @ G @ Z.T + np.diag(sigma**2 * delta**2)
+    K = G @ Z.T @ np.linalg.inv(V)
+    mean, var = K @ (spec.y - spec.X @ beta), np.diag(G - K @ Z @ G)
+    assert np.all(np.abs(b.mean(axis=0) - mean) < 4.5 * np.sqrt(var / n_draws))
+    np.testing.assert_allclose(b.var(axis=0), var, rtol=4.5 * np.sqrt(2 / n_draws))

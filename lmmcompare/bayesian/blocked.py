@@ -13,6 +13,11 @@ The response enters as an input, the y-dependent entries of the
 cross-products (:func:`lmmcompare.core.blocks.response_row`), so a compiled
 model can be refit to a new y by swapping that vector (``pm.Data``) alone:
 the Op rebuilds its cross-products when the vector changes, once per refit.
+
+With ``sigma_by`` the cross-products depend on the residual sd ratios as well:
+:class:`BlockedRatioLogLik` takes ``log delta`` and the response ``y`` itself, builds
+the blocks at each new ``delta`` (:class:`lmmcompare.core.residual_ratios.RatioProducts`)
+and adds the partials in ``log delta`` (:func:`lmmcompare.core.residual_ratios.loglik_slope`).
 """
 from __future__ import annotations
 
@@ -23,8 +28,10 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from ..core.blocks import CrossProducts, response_row, with_response_row
+from ..core.factor import factorize
 from ..core.likelihood import loglik
 from ..core.relcovar import lower_index
+from ..core.residual_ratios import RatioProducts, loglik_slope
 
 
 class BlockedLogLik(Op):
@@ -83,6 +90,63 @@ class BlockedLogLik(Op):
         return self is other
 
 
+class BlockedRatioLogLik(Op):
+    """``(beta, sigma, theta, log_delta, y) -> (log p, d/dbeta, d/dsigma, d/dtheta, d/dlog_delta)`` with ``sigma_by``.
+
+    The spec (prior weights, ``sigma_by``) is held by the Op; ``y`` is the response
+    (the spec's is replaced when it changes, once per refit).
+    """
+
+    __props__ = ()
+
+    def __init__(self, spec):
+        self._current = (np.array(spec.y), RatioProducts(spec))
+
+    def products(self, y: np.ndarray) -> RatioProducts:
+        """The cross-products at any ratios for response ``y`` (a new cache when ``y`` changes)."""
+        current_y, products = self._current
+        if y is current_y or np.array_equal(y, current_y):
+            return products
+        products = RatioProducts(products.spec.with_response(y))
+        self._current = (np.array(y), products)
+        return products
+
+    def make_node(self, beta, sigma, theta, log_delta, y):
+        inputs = [pt.as_tensor_variable(x, dtype="float64") for x in (beta, sigma, theta, log_delta, y)]
+        outputs = [pt.dscalar(), pt.dvector(), pt.dscalar(), pt.dvector(), pt.dvector()]
+        return Apply(self, inputs, outputs)
+
+    def perform(self, node, inputs, output_storage):
+        beta, sigma, theta, log_delta, y = inputs
+        spec, cp = self.products(y).at(log_delta)
+        try:
+            f = factorize(cp, np.asarray(theta, float))
+        except np.linalg.LinAlgError:
+            f = None
+        result = loglik(cp, beta, float(sigma), theta, factor=f)
+        slope = (loglik_slope(spec, f, beta, float(sigma)) if f is not None
+                 else np.full(log_delta.shape, np.nan))
+        for k, value in enumerate((result.value, result.d_beta, result.d_sigma, result.d_theta, slope)):
+            output_storage[k][0] = np.asarray(value, dtype="float64")
+
+    def L_op(self, inputs, outputs, output_grads):
+        _, d_beta, d_sigma, d_theta, d_log_delta = outputs
+        g = output_grads[0]
+        if isinstance(g.type, DisconnectedType):
+            return [DisconnectedType()() for _ in inputs]
+        return [g * d_beta, g * d_sigma, g * d_theta, g * d_log_delta,
+                grad_undefined(self, 4, inputs[4], "the response is data, not a parameter")]
+
+    def connection_pattern(self, node):
+        return [[True, False, False, False, False] for _ in node.inputs]
+
+    def __hash__(self):
+        return id(self)
+
+    def __eq__(self, other):
+        return self is other
+
+
 def theta_from_factors(factors, sizes, sigma):
     """lme4's theta (column-major lower triangles of ``L_i / sigma``) as a PyTensor vector."""
     parts = []
@@ -102,3 +166,10 @@ def blocked_loglik(cp: CrossProducts, beta, sigma, factors, sizes, row=None):
     """
     row = response_row(cp) if row is None else row
     return BlockedLogLik(cp)(beta, sigma, theta_from_factors(factors, sizes, sigma), row)[0]
+
+
+def blocked_ratio_loglik(spec, beta, sigma, factors, ratios, y):
+    """As :func:`blocked_loglik` for a spec with ``sigma_by``: ``ratios`` are ``delta_2..delta_K``, ``y``
+    the response (a constant or a ``pm.Data``); ``spec`` carries the prior weights."""
+    theta = theta_from_factors(factors, [t.p for t in spec.terms], sigma)
+    return BlockedRatioLogLik(spec)(beta, sigma, theta, pt.log(ratios), y)[0]

@@ -39,16 +39,6 @@ def kernel(spec: ModelSpec) -> str:
     return "closed_form" if len(spec.terms) == 1 and spec.terms[0].p <= 2 else "blocked"
 
 
-def has_marginal_form(spec: ModelSpec) -> bool:
-    """Whether the marginal parameterisation is available: not for ``sigma_by`` with the blocked kernel.
-
-    The blocked Op holds the cross-products of ``W^{1/2}[Z X y]``, which change
-    with the residual sd ratios; :func:`lmmcompare.bayesian.model.build_model`
-    samples such a model in the noncentred form instead.
-    """
-    return spec.sigma_by is None or kernel(spec) == "closed_form"
-
-
 def prior_weighted(spec: ModelSpec) -> ModelSpec:
     """``spec`` weighted by its prior weights alone (its ``residual_ratios``, a frequentist fit's, dropped)."""
     if spec.residual_ratios is None:
@@ -103,6 +93,8 @@ def response_data(spec: ModelSpec, slope_index, x_means, cp=None) -> dict:
     spec's cross-products when the caller has them, saves building them again.
     """
     if kernel(spec) == "blocked":
+        if spec.sigma_by is not None:   # the Op builds the cross-products at each ratio from y itself
+            return {"response_y": np.array(spec.y, dtype=float)}
         return {"response_row": response_row(cross_products(spec) if cp is None else cp)}
     if spec.sigma_by is not None:   # per level of sigma_by (level_cross_products)
         parts = level_cross_products(spec, slope_index, x_means)
@@ -134,8 +126,11 @@ def marginal_loglik(spec: ModelSpec, response: dict, coef, sigma, factors, slope
     compiles it on its own to check it against the REML criterion.
     """
     if spec.sigma_by is not None:
-        if not has_marginal_form(spec):
-            raise ValueError("sigma_by with the blocked kernel has no marginal form (has_marginal_form)")
+        if kernel(spec) == "blocked":
+            from .blocked import blocked_ratio_loglik   # PyTensor Op: loaded with PyMC, not with the package
+
+            beta = spec_order_beta(spec, coef, slope_index, x_means)
+            return blocked_ratio_loglik(prior_weighted(spec), beta, sigma, factors, ratios, response["response_y"])
         return _closed_form_by_level(spec, response, coef, sigma, factors[0], slope_index, x_means, ratios)
     cp = cross_products(spec) if cp is None else cp
     if kernel(spec) == "blocked":

@@ -10,10 +10,8 @@ in :mod:`.covariance`, on standardised columns):
   from how much the data say about the levels (:mod:`.forms`).
 * ``marginal``: b integrated out; its likelihood is :mod:`.marginal`'s
   (one interface: the core's blocked factor, or a closed form for one
-  grouping factor with p <= 2).  With ``sigma_by`` only the closed form has
-  it (:func:`.marginal.has_marginal_form`); any other ``sigma_by`` model asked
-  for ``marginal`` is sampled ``noncentered``, and its BayesFit says so
-  (``parameterization``, ``sampled_as``).
+  grouping factor with p <= 2), with ``sigma_by`` too (the blocked Op then
+  takes the ratios, :class:`.blocked.BlockedRatioLogLik`).
 
 Structured terms (``diag``, ``cs``, ``ar1``) are built in :mod:`.structured`;
 the residual sd of each row (prior weights, ``sigma_by``) in :mod:`.residual`.
@@ -34,7 +32,7 @@ from .blas_link import warn_if_unlinked
 from .covariance import level_effects, term_factors
 from .elementwise import matvec
 from .forms import term_forms
-from .marginal import add_marginal_likelihood, has_marginal_form
+from .marginal import add_marginal_likelihood
 from .priors import PriorSet
 from .residual import residual_parameters, row_sd
 
@@ -93,8 +91,6 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     import pytensor.tensor as pt
 
     warn_if_unlinked()
-    if parameterization == "marginal" and not has_marginal_form(spec):
-        parameterization = "noncentered"   # sigma_by with the blocked kernel (module docstring)
     if parameterization == "marginal":
         forms = ()
     elif parameterization == "auto":

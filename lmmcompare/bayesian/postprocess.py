@@ -117,20 +117,23 @@ def random_effects_marginal(post, built, fixed, factors, rng, progress=False):
     sigma = _stack(post, spec.parameters["sigma"].pymc_name)
     beta = beta_draws(fixed, spec.fixed_names, sigma.shape)  # (c, d, p)
     spec = prior_weighted(spec)
+    ratio_rows = [r for r in spec.parameters.variance if r.kind == "sigma_ratio"]
+    ratios = np.stack([_stack(post, r.pymc_name) for r in ratio_rows], axis=-1) if ratio_rows else None
     if len(spec.terms) == 1 and spec.terms[0].p <= 2:
-        ratio_rows = [r for r in spec.parameters.variance if r.kind == "sigma_ratio"]
-        ratios = np.stack([_stack(post, r.pymc_name) for r in ratio_rows], axis=-1) if ratio_rows else None
         return [_single_term_draws(spec, sigma, beta, factors[0], ratios, rng)]
-    return _blocked_draws(spec, sigma, beta, factors, rng, progress)
+    return _blocked_draws(spec, sigma, beta, factors, ratios, rng, progress)
 
 
-def _blocked_draws(spec, sigma, beta, factors, rng, progress):
-    """Every model but one term with p <= 2: one draw per posterior draw through the blocked factor (no dense q x q)."""
+def _blocked_draws(spec, sigma, beta, factors, ratios, rng, progress):
+    """Every model but one term with p <= 2: one draw per posterior draw through the blocked factor (no dense q x q);
+    with ``sigma_by`` the cross-products are those at the draw's ratios."""
     from ..core.blocks import cross_products
     from ..core.likelihood import conditional_effects
+    from ..core.residual_ratios import RatioProducts
     from ..progress import Progress
 
-    cp = cross_products(spec)
+    cp = cross_products(spec) if ratios is None else None
+    at_ratios = RatioProducts(spec)
     chains, draws = sigma.shape
     out = [np.empty((chains, draws, t.n_levels, t.p)) for t in spec.terms]
     with Progress(chains * draws, "random effects", enabled=progress) as bar:
@@ -138,7 +141,8 @@ def _blocked_draws(spec, sigma, beta, factors, rng, progress):
             for d in range(draws):
                 s = sigma[c, d]
                 theta = np.concatenate([L[c, d][lower_index(t.p)] / s for t, L in zip(spec.terms, factors)])
-                b = conditional_effects(cp, beta[c, d], s, theta, rng)
+                draw_cp = cp if ratios is None else at_ratios.at(np.log(ratios[c, d]))[1]
+                b = conditional_effects(draw_cp, beta[c, d], s, theta, rng)
                 pos = 0
                 for k, t in enumerate(spec.terms):
                     out[k][c, d] = b[pos : pos + t.q].reshape(t.n_levels, t.p)

@@ -15,7 +15,6 @@ from ..arguments import check_bool, check_choice, check_level, check_seed
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import ModelSpec
 from ..spec.update import updated_inputs
-from .marginal import has_marginal_form
 from .persist import bayes_fit_content
 from .prediction import predict_posterior
 from .priors import PriorSet
@@ -305,7 +304,7 @@ class BayesFit:
             if low_ess:
                 problems.append(f"bulk or tail ESS < 400 for {', '.join(low_ess)}")
             if divergent:
-                hint = ("raise target_accept" if self.parameterization == "marginal" or not has_marginal_form(self.spec)
+                hint = ("raise target_accept" if self.parameterization == "marginal"
                         else "try parameterization='marginal', which has no level effects to funnel, "
                              "or raise target_accept")
                 problems.append(f"{divergent} divergent transitions ({hint})")

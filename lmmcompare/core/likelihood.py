@@ -53,7 +53,7 @@ def _rss_at(f, beta: np.ndarray) -> tuple[float, np.ndarray]:
     return f.r2 + float(w @ w), LX @ w
 
 
-def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True) -> LogLikelihood:
+def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True, factor=None) -> LogLikelihood:
     """The marginal log-likelihood of the LMM at ``(beta, sigma, theta)`` (module docstring).
 
     Parameters
@@ -68,6 +68,8 @@ def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True) 
         Relative covariance parameters, lme4's order.
     gradient : bool
         Also compute the partial derivatives (``nan`` otherwise).
+    factor : BlockedFactor, optional
+        ``L(theta)`` when the caller has it (not factored again).
 
     Returns
     -------
@@ -82,7 +84,7 @@ def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True) 
     beta = np.asarray(beta, dtype=float)
     theta = np.asarray(theta, dtype=float)
     try:
-        f = factorize(cp, theta)
+        f = factorize(cp, theta) if factor is None else factor
     except np.linalg.LinAlgError:
         return LogLikelihood(-np.inf, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
     r2, grad_r2_beta = _rss_at(f, beta)

@@ -25,7 +25,7 @@ from ..core.standardize import (column_transforms, standardized_spec, theta_from
 from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarning
 from ..spec import ModelSpec
 from .optimize import OptSummary, column_below, gradient_small, optimize_theta, projected_gradient
-from .residual_weights import WeightedProducts
+from ..core.residual_ratios import RatioProducts, criterion_slope
 from .start import intercepts_only, moment_start
 from ..core.threads import single_blas_thread
 
@@ -39,7 +39,7 @@ class Devfun:
     relative sds and correlation (``theta = theta(phi)``,
     :class:`~lmmcompare.core.structures.CovarianceMap`), and ``sigma_by`` the
     residual sd ratios as ``log delta``, which weight the rows (:mod:`lmmcompare.spec.residual_groups`,
-    :mod:`.residual_weights`): the cross-products are those of the spec at ``delta``.
+    :mod:`lmmcompare.core.residual_ratios`): the cross-products are those of the spec at ``delta``.
     ``cp`` is immutable (a fit keeps it); the scratch arrays of evaluations are
     the devfun's own ``workspace``, per thread (:class:`~lmmcompare.core.blocks.Workspace`).
     """
@@ -53,7 +53,7 @@ class Devfun:
     def __post_init__(self):
         object.__setattr__(self, "workspace", Workspace(self.cp.m))
         object.__setattr__(self, "covariance", CovarianceMap.from_spec(self.spec))
-        object.__setattr__(self, "_weighted", WeightedProducts(self.spec, self.cp))
+        object.__setattr__(self, "_weighted", RatioProducts(self.spec, self.cp))
         object.__setattr__(self, "_plain", self.covariance.identity and self.spec.sigma_by is None)
 
     @property
@@ -82,7 +82,7 @@ class Devfun:
 
     def with_gradient(self, phi):
         """``(objective, gradient)`` at phi, analytic: in theta by the chain rule ``J' g``, in log delta
-        as :mod:`.residual_weights` derives it."""
+        as :mod:`lmmcompare.core.residual_ratios` derives it."""
         phi = np.asarray(phi, float)
         if self.plain:
             return objective_and_gradient(self.cp, phi, self.reml, self.workspace)
@@ -100,7 +100,7 @@ class Devfun:
         g = dlogdet + dof * dr2 / f.r2
         if not self.covariance.identity:
             g = g @ self.covariance.jacobian(phi[:k])
-        return f.objective(self.reml), np.concatenate([g, self._weighted.ratio_gradient(spec, f, self.reml)])
+        return f.objective(self.reml), np.concatenate([g, criterion_slope(spec, f, self.reml)])
 
     @property
     def lower(self) -> np.ndarray:

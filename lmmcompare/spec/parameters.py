@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 
-from .structures import lower_index, sd_cor_matrices, Structure  # noqa: F401  (lower_index: re-exported)
+from .structures import lower_index, sd_cor_matrices, Structure  # noqa: F401  (re-exported: older import paths)
 
 FIXED, SD, COR, SIGMA = "fixed", "sd", "cor", "sigma"
 COMMON_COR, RHO, SIGMA_RATIO = "common_cor", "rho", "sigma_ratio"   # structured terms, sigma_by

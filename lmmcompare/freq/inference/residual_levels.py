@@ -1,7 +1,7 @@
 """Kenward-Roger's pieces for a residual variance per level of ``sigma_by``, with no n x n matrix.
 
 With ``sigma_by`` the rows are scaled by ``W^{1/2}``, ``w_i = a_i / delta_{f(i)}^2``
-(``lmmcompare.freq.residual_weights``), so the scaled marginal covariance is
+(``lmmcompare.core.residual_ratios``), so the scaled marginal covariance is
 ``Sigma = U U' sigma^2 + sigma^2 I`` as without it (:mod:`.marginal_inverse`), and its
 residual part is linear in the level variances ``gamma_k = sigma_k^2 = sigma^2 delta_k^2``::
 
