@@ -389,3 +389,27 @@ def test_blocked_random_effects_follow_their_exact_conditional_with_sigma_by():
     mean, var = K @ (spec.y - spec.X @ beta), np.diag(G - K @ Z @ G)
     assert np.all(np.abs(b.mean(axis=0) - mean) < 4.5 * np.sqrt(var / n_draws))
     np.testing.assert_allclose(b.var(axis=0), var, rtol=4.5 * np.sqrt(2 / n_draws))
+
+
+def test_blocked_ratio_op_follows_a_new_response():
+    """A compiled model refit to a new y (reuse, refit) swaps the Op's response: its value then equals that of an
+    Op built for the new response, and differs from the old one."""
+    from lmmcompare.bayesian.blocked import BlockedRatioLogLik
+
+    spec = ModelSpec.from_formula("y ~ time + cs(0 + occ | subj)", small_rm(6), sigma_by="grp")
+    new_y = spec.y * 1.2 + 3.0
+    from lmmcompare.spec.structures import lower_index
+
+    theta = 1.1 * np.eye(6)[lower_index(6)]          # T = 1.1 I in theta's (column-major) order
+    args = [np.array([10.0, 0.5]), 0.8, theta, np.array([0.2, -0.1])]
+
+    def value(op, y):
+        outputs = [[None] for _ in range(5)]
+        op.perform(None, [*args, y], outputs)
+        return float(outputs[0][0])
+
+    op = BlockedRatioLogLik(spec)
+    old = value(op, spec.y)
+    swapped = value(op, new_y)
+    assert swapped == pytest.approx(value(BlockedRatioLogLik(spec.with_response(new_y)), new_y), abs=1e-10)
+    assert abs(swapped - old) > 1.0
