@@ -15,7 +15,7 @@ model can be refit to a new y by swapping that vector (``pm.Data``) alone:
 the Op rebuilds its cross-products when the vector changes, once per refit.
 
 With ``sigma_by`` the cross-products depend on the residual sd ratios as well:
-:class:`BlockedRatioLogLik` takes ``log delta`` and the response ``y`` itself, builds
+``BlockedRatioLogLik`` takes ``log delta`` and the response ``y`` itself, builds
 the blocks at each new ``delta`` (:class:`lmmcompare.core.residual_ratios.RatioProducts`)
 and adds the partials in ``log delta`` (:func:`lmmcompare.core.residual_ratios.loglik_slope`).
 """

@@ -11,7 +11,7 @@ in :mod:`.covariance`, on standardised columns):
 * ``marginal``: b integrated out; its likelihood is :mod:`.marginal`'s
   (one interface: the core's blocked factor, or a closed form for one
   grouping factor with p <= 2), with ``sigma_by`` too (the blocked Op then
-  takes the ratios, :class:`.blocked.BlockedRatioLogLik`).
+  takes the ratios, ``lmmcompare.bayesian.blocked.BlockedRatioLogLik``).
 
 Structured terms (``diag``, ``cs``, ``ar1``) are built in :mod:`.structured`;
 the residual sd of each row (prior weights, ``sigma_by``) in :mod:`.residual`.
