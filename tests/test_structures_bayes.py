@@ -199,6 +199,19 @@ def test_ar1_posterior_agrees_with_reml():
     agrees_with_reml(comparison, ["sd|subj", "rho|subj", "sigma"])
 
 
+@pytest.mark.parametrize("formula, names", [
+    ("y ~ time + diag(0 + occ | subj)", [f"sd_occt{k}|subj" for k in range(1, 7)] + ["sigma"]),
+    ("y ~ time + cs(0 + occ | subj, hom=True)", ["sd|subj", "cor|subj", "sigma"]),
+])
+def test_other_structures_agree_with_reml(formula, names):
+    """diag and cs(hom=True) against their REML fits (cs and ar1 above; sigma_by below and, on the blocked
+    kernel, through its exact likelihood, gradient and b draws: a sampling run costs 45 s of CI)."""
+    comparison = sample_both(formula, small_rm(20))
+    assert comparison.bayes.sampled_as == "marginal"
+    assert comparison.bayes.parameter_names == comparison.freq.spec.fixed_names + names
+    agrees_with_reml(comparison, names)
+
+
 def test_sigma_by_posterior_agrees_with_reml(orthodont_by_sex):
     fit = orthodont_by_sex.bayes
     assert fit.sampled_as == "marginal"

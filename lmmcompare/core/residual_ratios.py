@@ -89,7 +89,9 @@ def _by_level(spec, per_row) -> np.ndarray:
 def weighted_residuals(spec, f, u, beta) -> np.ndarray:
     """``W^{1/2}(y - offset - X beta - Z Lambda u)``: the residuals of the row-scaled model."""
     b = apply_lambda(u, f.Ts, [t.n_levels for t in spec.terms])
-    return spec.working_response - spec.weighted_rows(spec.X) @ beta - spec.weighted_rows(spec.Z) @ b
+    resid = spec.y - spec.working_offset - spec.X @ beta - spec.Z @ b
+    w = spec.row_weights
+    return resid if w is None else np.sqrt(w) * resid
 
 
 def row_leverages(spec, f, include_X: bool, chunk_entries: int = 4_000_000) -> np.ndarray:
