@@ -16,8 +16,9 @@ keeps it).  With sigma free,
 and its correlation as it is, ``log delta_k``; the cross-products and ``w_i`` are the
 rows' at ``delta`` (:class:`~lmmcompare.freq.fit.Devfun`).  The gradient is the
 chain rule ``d dd / d s = (d dd / d theta) (d theta / d phi) (d phi / d s)`` plus
-sigma's own terms; in ``log delta`` by central differences (step 1e-6), as the
-optimizer's.
+sigma's own terms; in ``log delta`` ``-2`` times :func:`lmmcompare.core.residual_ratios.loglik_slope`
+at the penalised least-squares beta (``dd`` is ``-2`` times the log-likelihood there, beta
+profiled out: the envelope theorem again).
 """
 from __future__ import annotations
 
@@ -25,11 +26,12 @@ import numpy as np
 
 from ...core.factor import LOG_2PI
 from ...core.gradient import deviance_pieces
+from ...core.residual_ratios import loglik_slope
+from ...core.solve import solve_modes
 from ...spec.parameters import COMMON_COR, COR, RHO, SD, SIGMA
 from ..fit import Devfun
 from .variance_scale import VarianceScale
 
-_STEP = 1e-6
 
 
 class _UnstructuredTerm(VarianceScale):
@@ -123,15 +125,18 @@ class StructuredScale:
         return self.deviance_and_gradient(s)[0]
 
     def _pieces(self, phi, sigma):
-        """``(dd, d dd / d theta)`` at ``(phi, sigma)``; ``(inf, None)`` where L fails."""
-        _, cp, theta = self.devfun.at(phi)
+        """``(dd, d dd / d theta, r^2, d dd / d log delta)`` at ``(phi, sigma)``; ``(inf, None, None, None)``
+        where L fails."""
+        spec, cp, theta = self.devfun.at(phi)
         try:
             f, dlogdet, dr2 = deviance_pieces(cp, theta, include_X=False, workspace=self.devfun.workspace)
         except np.linalg.LinAlgError:
-            return np.inf, None, None
+            return np.inf, None, None, None
         s2 = sigma * sigma
         value = f.logdet_theta + f.r2 / s2 + cp.n * (LOG_2PI + np.log(s2)) - cp.log_weights
-        return value, dlogdet + dr2 / s2, f.r2
+        ratio_slope = (-2.0 * loglik_slope(spec, f, solve_modes(f)[1], sigma) if spec.sigma_by is not None
+                       else np.zeros(0))
+        return value, dlogdet + dr2 / s2, f.r2, ratio_slope
 
     def deviance_and_gradient(self, s):
         """``dd(s)`` and its gradient in ``s`` (module docstring)."""
@@ -143,16 +148,12 @@ class StructuredScale:
         phi, J = self.to_phi(s)
         if phi is None:
             return bad
-        value, g_theta, r2 = self._pieces(phi, sigma)
+        value, g_theta, r2, ratio_slope = self._pieces(phi, sigma)
         if g_theta is None:
             return bad
         g_phi = np.empty(self.n_phi)
         g_phi[: self.n_cov] = g_theta @ self.devfun.covariance.jacobian(phi[: self.n_cov])
-        for k in range(self.n_cov, self.n_phi):
-            up, down = phi.copy(), phi.copy()
-            up[k] += _STEP
-            down[k] -= _STEP
-            g_phi[k] = (self._pieces(up, sigma)[0] - self._pieces(down, sigma)[0]) / (2 * _STEP)
+        g_phi[self.n_cov :] = ratio_slope
         grad = g_phi @ J
         grad[-1] += -2 * r2 / sigma**3 + 2 * self.devfun.cp.n / sigma
         return value, grad
