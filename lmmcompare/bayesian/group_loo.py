@@ -39,6 +39,7 @@ import xarray as xr
 from ..errors import CrossedGroupingError
 from ..spec import ModelSpec
 from .postprocess import term_sd_cor_draws
+from ..spec.residual_groups import level_scales
 from .residual import ratio_draws
 
 LOG_2PI = float(np.log(2 * np.pi))
@@ -189,7 +190,7 @@ def group_log_likelihood(spec: ModelSpec, posterior) -> xr.DataArray:
             if ratios is None:
                 w = None if spec.weights is None else np.broadcast_to(a[rows], (sigma[part].size, rows.size))
             else:
-                delta = np.concatenate([np.ones((sigma[part].size, 1)), ratios.reshape(sigma.size, -1)[part]], axis=1)
+                delta = level_scales(ratios.reshape(sigma.size, -1)[part])
                 w = a[rows] / delta[:, spec.sigma_by.codes[rows]] ** 2
             out[part, g] = group_log_density(response[rows], spec.X[rows], Z_g, blocks, beta[part], sigma[part],
                                              [R[part] for R in roots], w)

@@ -23,11 +23,9 @@ centred slopes (``x_means``) that the model samples.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from ..core.blocks import cross_products, response_row
+from ..core.blocks import cross_products, first_block_diagonal, response_row
 from ..spec import ModelSpec
 from .elementwise import matvec, vecdot
 
@@ -41,9 +39,7 @@ def kernel(spec: ModelSpec) -> str:
 
 def prior_weighted(spec: ModelSpec) -> ModelSpec:
     """``spec`` weighted by its prior weights alone (its ``residual_ratios``, a frequentist fit's, dropped)."""
-    if spec.residual_ratios is None:
-        return spec
-    return dataclasses.replace(spec, residual_ratios=None)
+    return spec if spec.residual_ratios is None else spec.with_residual_ratios(None)
 
 
 def level_cross_products(spec: ModelSpec, slope_index, x_means) -> dict:
@@ -56,28 +52,31 @@ def level_cross_products(spec: ModelSpec, slope_index, x_means) -> dict:
     ``ZtD``, ``A`` (the ``levels x p x p`` blocks of ``Z'Z``), ``Dty``, ``yty``,
     ``Zty``; ``counts`` (rows per level) and ``log_prior_weights`` (``sum log a_i``).
     """
+    sums = level_sums(spec, _centred_design(spec, slope_index, x_means))
+    return {"DtD": sums["CtC"], "ZtD": sums["ZtC"], "A": sums["A"], "Dty": sums["Cty"], "yty": sums["yty"],
+            "Zty": sums["Zty"], "counts": sums["counts"], "log_prior_weights": sums["log_prior_weights"]}
+
+
+def level_sums(spec: ModelSpec, C: np.ndarray) -> dict:
+    """Per level ``k`` of ``sigma_by`` (one level without it), sums over its rows with weights ``a_i`` (the prior
+    weights) for the single term of ``spec`` and the columns ``C``: ``A`` (the ``levels x p x p`` blocks of
+    ``Z'WZ``), ``ZtC``, ``Zty``, ``CtC``, ``Cty``, ``yty`` (``y`` less the offset), each with a leading axis of
+    levels; ``counts`` (rows per level) and ``log_prior_weights`` (``sum log a_i``)."""
     spec = prior_weighted(spec)
     t = spec.terms[0]
     a = np.ones(spec.n) if spec.weights is None else spec.weights
     codes = np.zeros(spec.n, dtype=int) if spec.sigma_by is None else spec.sigma_by.codes
     K = int(codes.max()) + 1
-    Xs = spec.X[:, slope_index] - x_means
-    D = np.column_stack([np.ones(spec.n), Xs]) if "(Intercept)" in spec.fixed_names else Xs
-    y = spec.y if spec.offset is None else spec.y - spec.offset
-    Z, Xt = spec.Z, t.design.matrix
-    out = {k: [] for k in ("DtD", "ZtD", "A", "Dty", "yty", "Zty")}
+    y = spec.y - spec.working_offset
+    out = {k: [] for k in ("A", "ZtC", "Zty", "CtC", "Cty", "yty")}
     for k in range(K):
         w = np.where(codes == k, a, 0.0)
-        out["DtD"].append(D.T @ (w[:, None] * D))
-        out["ZtD"].append(np.asarray(Z.T @ (w[:, None] * D)))
-        A = np.empty((t.n_levels, t.p, t.p))
-        for i in range(t.p):
-            for j in range(t.p):
-                A[:, i, j] = np.bincount(t.codes, weights=w * Xt[:, i] * Xt[:, j], minlength=t.n_levels)
-        out["A"].append(A)
-        out["Dty"].append(D.T @ (w * y))
+        out["A"].append(first_block_diagonal(t.design.matrix, t.codes, t.n_levels, w))
+        out["ZtC"].append(np.asarray(spec.Z.T @ (w[:, None] * C)))
+        out["Zty"].append(np.asarray(spec.Z.T @ (w * y)).ravel())
+        out["CtC"].append(C.T @ (w[:, None] * C))
+        out["Cty"].append(C.T @ (w * y))
         out["yty"].append(float(y @ (w * y)))
-        out["Zty"].append(np.asarray(Z.T @ (w * y)).ravel())
     stacked = {k: np.asarray(v) for k, v in out.items()}
     stacked["counts"] = np.bincount(codes, minlength=K).astype(float)
     stacked["log_prior_weights"] = float(np.log(a).sum())
@@ -109,9 +108,13 @@ def _sampled_design(spec: ModelSpec, slope_index, x_means) -> np.ndarray:
     With prior weights ``W`` the likelihood is that of the row-scaled model
     (:mod:`lmmcompare.spec.inputs`); without, ``D`` itself.
     """
+    return spec.weighted_rows(_centred_design(spec, slope_index, x_means))
+
+
+def _centred_design(spec: ModelSpec, slope_index, x_means) -> np.ndarray:
+    """``D = [1, centred slopes]`` (or the slopes alone): the columns of ``(alpha, beta_1, ...)``."""
     Xs = spec.X[:, slope_index] - x_means
-    D = np.column_stack([np.ones(spec.n), Xs]) if "(Intercept)" in spec.fixed_names else Xs
-    return spec.weighted_rows(D)
+    return np.column_stack([np.ones(spec.n), Xs]) if "(Intercept)" in spec.fixed_names else Xs
 
 
 def marginal_loglik(spec: ModelSpec, response: dict, coef, sigma, factors, slope_index, x_means, cp=None,

@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ..core.relcovar import lower_index
-from .marginal import prior_weighted
+from .marginal import level_sums, prior_weighted
 
 
 def _stack(post, name):
@@ -132,8 +132,7 @@ def _blocked_draws(spec, sigma, beta, factors, ratios, rng, progress):
     from ..core.residual_ratios import RatioProducts
     from ..progress import Progress
 
-    cp = cross_products(spec) if ratios is None else None
-    at_ratios = RatioProducts(spec)
+    products = RatioProducts(spec, cross_products(spec) if ratios is None else None)   # the blocks at each ratio
     chains, draws = sigma.shape
     out = [np.empty((chains, draws, t.n_levels, t.p)) for t in spec.terms]
     with Progress(chains * draws, "random effects", enabled=progress) as bar:
@@ -141,8 +140,8 @@ def _blocked_draws(spec, sigma, beta, factors, ratios, rng, progress):
             for d in range(draws):
                 s = sigma[c, d]
                 theta = np.concatenate([L[c, d][lower_index(t.p)] / s for t, L in zip(spec.terms, factors)])
-                draw_cp = cp if ratios is None else at_ratios.at(np.log(ratios[c, d]))[1]
-                b = conditional_effects(draw_cp, beta[c, d], s, theta, rng)
+                _, cp = products.at(None if ratios is None else np.log(ratios[c, d]))
+                b = conditional_effects(cp, beta[c, d], s, theta, rng)
                 pos = 0
                 for k, t in enumerate(spec.terms):
                     out[k][c, d] = b[pos : pos + t.q].reshape(t.n_levels, t.p)
@@ -156,10 +155,11 @@ def _single_term_draws(spec, sigma, beta, L, ratios, rng):
 
     The cross-products of the row-scaled model (prior weights, and with ``sigma_by``
     ``1 / delta_k^2`` per level) are ``sum_k c_k`` times their level-``k`` parts
-    (:func:`.marginal.level_cross_products`), combined per draw.
+    (:func:`.marginal.level_sums`), combined per draw.
     """
     t = spec.terms[0]
-    parts = _level_parts(spec, t)
+    sums = level_sums(spec, spec.X)
+    parts = sums["A"], sums["Zty"], sums["ZtC"]
     chains, draws = sigma.shape
     out = np.empty((chains, draws, t.n_levels, t.p))
     eye = np.eye(t.p)
@@ -178,25 +178,6 @@ def _single_term_draws(spec, sigma, beta, L, ratios, rng):
             u = mean + np.linalg.solve(np.swapaxes(R, 1, 2), eps)[..., 0]
             out[ch, d] = (u @ Lam.T) * s
     return out
-
-
-def _level_parts(spec, t):
-    """``(A, Z'y, Z'X)`` per level of ``sigma_by`` (one level without), each with a leading level axis."""
-    a = np.ones(spec.n) if spec.weights is None else spec.weights
-    codes = np.zeros(spec.n, dtype=int) if spec.sigma_by is None else spec.sigma_by.codes
-    y = spec.y - spec.working_offset
-    Xt = t.design.matrix
-    A, Zty, ZtX = [], [], []
-    for k in range(int(codes.max()) + 1):
-        w = np.where(codes == k, a, 0.0)
-        Ak = np.zeros((t.n_levels, t.p, t.p))
-        for i in range(t.p):
-            for j in range(t.p):
-                Ak[:, i, j] = np.bincount(t.codes, weights=w * Xt[:, i] * Xt[:, j], minlength=t.n_levels)
-        A.append(Ak)
-        Zty.append(np.asarray(spec.Z.T @ (w * y)).ravel())
-        ZtX.append(np.asarray(spec.Z.T @ (w[:, None] * spec.X)))
-    return np.asarray(A), np.asarray(Zty), np.asarray(ZtX)
 
 
 def random_effects_from_posterior(post, spec):

@@ -27,6 +27,7 @@ import xarray as xr
 from ..arguments import check_bool, check_choice, check_seed
 from ..errors import ArgumentError, DataError
 from ..spec.new_rows import prediction_rows
+from ..spec.residual_groups import level_scales
 from .postprocess import posterior_beta, random_effects_from_posterior, term_covariance_draws
 from .residual import ratio_draws
 
@@ -72,8 +73,7 @@ def prediction_draws(fit, newdata, kind: str, allow_new_levels: bool, sample_new
     if kind == "response":
         scale = sigma[..., None] / np.sqrt(rows.weights)
         if spec.sigma_by is not None:   # row i's residual sd is sigma delta_f(i)
-            delta = np.concatenate([np.ones(sigma.shape + (1,)), ratio_draws(post, spec)], axis=-1)
-            scale = scale * delta[..., _residual_levels(spec, newdata, rows)]
+            scale = scale * level_scales(ratio_draws(post, spec))[..., _residual_levels(spec, newdata, rows)]
         mu += scale * rng.standard_normal(mu.shape)
     out = np.full(mu.shape[:2] + (len(rows.complete),), np.nan)
     out[..., rows.complete] = mu

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..spec.residual_groups import row_scales
+
 
 def residual_parameters(spec, priors, pm, pt):
     """``(sigma, ratios)``: the first level's residual sd and, with ``sigma_by``, ``delta_2..delta_K`` (else None).
@@ -44,9 +46,7 @@ def row_sd_draws(spec, sigma, ratios=None) -> np.ndarray:
     if spec.sigma_by is None:
         scale = np.broadcast_to(sigma, sigma.shape[:-1] + (spec.n,))
     else:
-        ratios = np.asarray(ratios, dtype=float)
-        delta = np.concatenate([np.ones(ratios.shape[:-1] + (1,)), ratios], axis=-1)
-        scale = sigma * delta[..., spec.sigma_by.codes]
+        scale = sigma * row_scales(spec.sigma_by, ratios)
     return scale if spec.weights is None else scale / np.sqrt(spec.weights)
 
 

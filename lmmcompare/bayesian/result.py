@@ -18,6 +18,7 @@ from ..spec.update import updated_inputs
 from .persist import bayes_fit_content
 from .prediction import predict_posterior
 from .priors import PriorSet
+from ..spec.residual_groups import level_scales
 from .residual import ratio_draws, row_sd_draws
 
 LOO_LEVELS = ("observation", "group")
@@ -182,7 +183,7 @@ class BayesFit:
         if factor is None:
             return pd.Series([float(sigma.mean())], index=["sigma"], name="residual sd")
         ratios = ratio_draws(post, self.spec)
-        levels = np.concatenate([sigma[..., None], sigma[..., None] * ratios], axis=-1)
+        levels = sigma[..., None] * level_scales(ratios)
         return pd.Series(levels.reshape(-1, factor.n_levels).mean(axis=0),
                          index=pd.Index(factor.levels, name=factor.name), name="residual sd")
 

@@ -170,12 +170,15 @@ class Workspace:
         return Workspace, (self.m,)
 
 
-def _first_block_diagonal(X1: np.ndarray, codes: np.ndarray, l1: int) -> np.ndarray:
+def first_block_diagonal(X1: np.ndarray, codes: np.ndarray, l1: int, weights=None) -> np.ndarray:
+    """``(l1, p1, p1)``: per level j of the codes, ``X1_j' W_j X1_j`` over the rows of that level (``W = I``
+    without ``weights``)."""
     p1 = X1.shape[1]
     A11 = np.empty((l1, p1, p1))
     for a in range(p1):
         for b in range(a + 1):
-            A11[:, a, b] = A11[:, b, a] = np.bincount(codes, weights=X1[:, a] * X1[:, b], minlength=l1)
+            products = X1[:, a] * X1[:, b] if weights is None else weights * X1[:, a] * X1[:, b]
+            A11[:, a, b] = A11[:, b, a] = np.bincount(codes, weights=products, minlength=l1)
     return A11
 
 
@@ -262,7 +265,7 @@ def cross_products(spec: ModelSpec) -> CrossProducts:
         pos += t.q
     return CrossProducts(
         p1=first.p, l1=first.n_levels,
-        A11=_first_block_diagonal(spec.weighted_rows(first.design.matrix), first.codes, first.n_levels),
+        A11=first_block_diagonal(spec.weighted_rows(first.design.matrix), first.codes, first.n_levels),
         A21=A21, A22=A22,
         rest_sizes=[t.p for t in rest], rest_levels=[t.n_levels for t in rest], rest_offsets=offsets,
         q_rest=pos, p=spec.p, n=spec.n, beta_offset=offset, log_weights=spec.log_weights)

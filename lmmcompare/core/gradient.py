@@ -141,12 +141,19 @@ def deviance_pieces(cp: CrossProducts, theta: np.ndarray, include_X: bool, works
     return f, logdet_gradient(f, include_X, workspace), rss_gradient(f, u, beta)
 
 
-def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool, workspace: Workspace | None = None):
-    """Objective and its gradient at ``theta``; ``(inf, nan)`` where L fails (``workspace``: as :func:`deviance_pieces`)."""
+def objective_and_gradient(cp: CrossProducts, theta: np.ndarray, reml: bool, workspace: Workspace | None = None,
+                           with_factor: bool = False):
+    """Objective and its gradient at ``theta``; ``(inf, nan)`` where L fails (``workspace``: as :func:`deviance_pieces`).
+
+    ``d objective = d logdet + dof d r^2 / r^2`` (``dof = n`` or ``n - p``).  With ``with_factor``
+    the factor is returned too (None where L fails), for callers that read more off it.
+    """
     theta = np.asarray(theta, dtype=float)
     try:
         f, dlogdet, dr2 = deviance_pieces(cp, theta, include_X=reml, workspace=workspace)
     except np.linalg.LinAlgError:
-        return np.inf, np.full(theta.shape, np.nan)
+        failed = np.inf, np.full(theta.shape, np.nan)
+        return (*failed, None) if with_factor else failed
     dof = cp.n - cp.p if reml else cp.n
-    return f.objective(reml), dlogdet + dof * dr2 / f.r2
+    value, grad = f.objective(reml), dlogdet + dof * dr2 / f.r2
+    return (value, grad, f) if with_factor else (value, grad)

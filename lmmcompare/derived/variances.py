@@ -29,7 +29,7 @@ import numpy as np
 from ..freq import LmerFit
 from ..freq.variance_components import residual_ratios
 from ..spec import ModelSpec
-from ..spec.parameters import SIGMA_RATIO
+from ..spec.residual_groups import level_scales
 
 
 @dataclass(frozen=True)
@@ -84,20 +84,19 @@ def mean_square_scale(spec: ModelSpec, ratios) -> float | np.ndarray:
     """``mean_i delta_{f(i)}^2`` of ``sigma_by`` (1 without it); ``ratios`` (..., K - 1) for draws."""
     if spec.sigma_by is None:
         return 1.0
-    ratios = np.asarray(ratios, dtype=float)
     share = np.bincount(spec.sigma_by.codes, minlength=spec.sigma_by.n_levels) / spec.n
-    return share[0] + np.sum(share[1:] * ratios**2, axis=-1)
+    return np.sum(share * level_scales(ratios) ** 2, axis=-1)
 
 
 def bayes_variances(fit) -> VarianceComponents:
     """The components per posterior draw of a BayesFit, each a (chain, draw) array."""
     from ..bayesian.postprocess import posterior_beta, term_covariance_draws   # handed a BayesFit: loaded
+    from ..bayesian.residual import ratio_draws
 
     spec, post = fit.spec, fit.idata.posterior
     beta = posterior_beta(post, spec)
     var_fixed = np.einsum("cdi,ij,cdj->cd", beta, fixed_covariance(spec), beta)
     var_random = sum(np.einsum("cdij,ij->cd", S, M)
                      for S, M in zip(term_covariance_draws(post, spec), term_moments(spec)))
-    ratios = [post[r.label].values for r in spec.parameters.variance if r.kind == SIGMA_RATIO]
-    scale = mean_square_scale(spec, np.stack(ratios, axis=-1)) if ratios else 1.0
+    scale = mean_square_scale(spec, ratio_draws(post, spec))
     return VarianceComponents(var_fixed, var_random, post["sigma"].values ** 2 * scale)

@@ -18,7 +18,7 @@ import numpy as np
 from ..arguments import check_bool, check_int, check_number, check_options, shown
 from ..core.blocks import CrossProducts, Workspace, cross_products
 from ..core.factor import objective
-from ..core.gradient import deviance_pieces, objective_and_gradient
+from ..core.gradient import objective_and_gradient
 from ..core.structures import CovarianceMap
 from ..core.standardize import (column_transforms, standardized_spec, theta_from_standardized,
                                 theta_to_standardized)
@@ -54,7 +54,7 @@ class Devfun:
         object.__setattr__(self, "workspace", Workspace(self.cp.m))
         object.__setattr__(self, "covariance", CovarianceMap.from_spec(self.spec))
         object.__setattr__(self, "_weighted", RatioProducts(self.spec, self.cp))
-        object.__setattr__(self, "_plain", self.covariance.identity and self.spec.sigma_by is None)
+        object.__setattr__(self, "_plain", self.spec.phi_is_theta)
 
     @property
     def plain(self) -> bool:
@@ -70,15 +70,13 @@ class Devfun:
     def at(self, phi) -> tuple[ModelSpec, CrossProducts, np.ndarray]:
         """``(spec, cp, theta)`` at ``phi``: the spec weighted by phi's residual sd ratios, its blocks, theta."""
         theta, delta = self.split(phi)
-        if self.spec.sigma_by is None:
-            return self.spec, self.cp, theta
         return (*self._weighted.at(delta), theta)
 
     def __call__(self, phi) -> float:
         if self.plain:
             return objective(self.cp, np.asarray(phi, float), self.reml, self.workspace)
-        theta, delta = self.split(phi)
-        return objective(self._weighted.at(delta)[1], theta, self.reml, self.workspace)
+        _, cp, theta = self.at(phi)
+        return objective(cp, theta, self.reml, self.workspace)
 
     def with_gradient(self, phi):
         """``(objective, gradient)`` at phi, analytic: in theta by the chain rule ``J' g``, in log delta
@@ -86,21 +84,15 @@ class Devfun:
         phi = np.asarray(phi, float)
         if self.plain:
             return objective_and_gradient(self.cp, phi, self.reml, self.workspace)
-        k = self.covariance.n_phi
-        theta, delta = self.split(phi)
-        spec, cp = self._weighted.at(delta)
-        if not self._weighted.size:
-            value, g = objective_and_gradient(cp, theta, self.reml, self.workspace)
-            return value, g @ self.covariance.jacobian(phi[:k])
-        try:
-            f, dlogdet, dr2 = deviance_pieces(cp, theta, include_X=self.reml, workspace=self.workspace)
-        except np.linalg.LinAlgError:
-            return np.inf, np.full(phi.shape, np.nan)
-        dof = cp.n - cp.p if self.reml else cp.n
-        g = dlogdet + dof * dr2 / f.r2
+        spec, cp, theta = self.at(phi)
+        value, g, f = objective_and_gradient(cp, theta, self.reml, self.workspace, with_factor=True)
+        if f is None:
+            return value, np.full(phi.shape, np.nan)
         if not self.covariance.identity:
-            g = g @ self.covariance.jacobian(phi[:k])
-        return f.objective(self.reml), np.concatenate([g, criterion_slope(spec, f, self.reml)])
+            g = g @ self.covariance.jacobian(phi[: self.covariance.n_phi])
+        if self._weighted.size:
+            g = np.concatenate([g, criterion_slope(spec, f, self.reml)])
+        return value, g
 
     @property
     def lower(self) -> np.ndarray:

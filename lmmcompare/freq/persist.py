@@ -17,6 +17,7 @@ import numpy as np
 from ..core.factor import factorize
 from .fit import make_devfun
 from .optimize import OptSummary
+from .variance_components import ratios_from_phi
 
 # the fields of an LmerFit stored as they are (spec, opt, cp and factor are handled apart)
 VALUES = ("reml", "theta", "phi", "beta", "sigma", "u", "b", "objective", "vcov_beta", "cond_blocks", "singular")
@@ -40,6 +41,6 @@ def lmer_fit_fields(reader, node) -> dict:
     log = tuple((theta.copy(), value) for theta, value in zip(trace["theta"], trace["objective"]))
     opt = OptSummary(**content["opt"], log=log)
     if spec.sigma_by is not None:   # the rows weighted by the fitted residual sd ratios (the last of phi)
-        spec = spec.with_residual_ratios(np.exp(values["phi"][values["phi"].size - spec.sigma_by.n_levels + 1 :]))
+        spec = spec.with_residual_ratios(ratios_from_phi(spec, values["phi"]))
     cp = make_devfun(spec, values["reml"]).cp   # the cross-products as lmer computes them
     return dict(spec=spec, **values, opt=opt, cp=cp, factor=factorize(cp, values["theta"]))

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..core.relcovar import theta_to_T
 from ..spec.parameters import SD, SIGMA, SIGMA_RATIO, sd_cor_from_cov
+from ..spec.residual_groups import level_scales
 
 
 def term_covariances(fit) -> list[np.ndarray]:
@@ -22,7 +23,7 @@ def term_covariances(fit) -> list[np.ndarray]:
     return [fit.sigma**2 * T @ T.T for T in fit.T_blocks]
 
 
-def _ratios(spec, phi) -> np.ndarray:
+def ratios_from_phi(spec, phi) -> np.ndarray:
     """``delta_2..delta_K`` of ``sigma_by`` (empty without it): the exponentials of phi's last entries."""
     if spec.sigma_by is None:
         return np.zeros(0)
@@ -31,7 +32,7 @@ def _ratios(spec, phi) -> np.ndarray:
 
 def residual_ratios(fit) -> np.ndarray:
     """``delta_2..delta_K`` of ``sigma_by`` (empty without it): the exponentials of phi's last entries."""
-    return _ratios(fit.spec, fit.phi)
+    return ratios_from_phi(fit.spec, fit.phi)
 
 
 def residual_sd(fit) -> pd.Series:
@@ -39,7 +40,7 @@ def residual_sd(fit) -> pd.Series:
     spec = fit.spec
     if spec.sigma_by is None:
         return pd.Series([fit.sigma], index=["sigma"], name="residual sd")
-    values = fit.sigma * np.concatenate([[1.0], residual_ratios(fit)])
+    values = fit.sigma * level_scales(residual_ratios(fit))
     return pd.Series(values, index=pd.Index(spec.sigma_by.levels, name=spec.sigma_by.name), name="residual sd")
 
 
@@ -48,7 +49,7 @@ def parameter_values(spec, phi, theta, sigma: float) -> np.ndarray:
     (what :func:`variance_parameters` names; a bootstrap refit needs no fit object)."""
     phi = np.asarray(phi, dtype=float)
     covs = [sigma**2 * T @ T.T for T in theta_to_T(np.asarray(theta, float), [t.p for t in spec.terms])]
-    ratios = _ratios(spec, phi)
+    ratios = ratios_from_phi(spec, phi)
     values = []
     for row in spec.parameters.variance:
         if row.kind == SIGMA:

@@ -112,8 +112,9 @@ class ModelSpec:
         return w if self.weights is None else self.weights * w
 
     def with_residual_ratios(self, ratios) -> "ModelSpec":
-        """The spec whose rows are weighted by the residual sd ratios ``ratios`` (levels 2..K of ``sigma_by``)."""
-        new = dataclasses.replace(self, residual_ratios=np.asarray(ratios, dtype=float))
+        """The spec whose rows are weighted by the residual sd ratios ``ratios`` (levels 2..K of ``sigma_by``;
+        None: by the prior weights alone)."""
+        new = dataclasses.replace(self, residual_ratios=None if ratios is None else np.asarray(ratios, dtype=float))
         for cached in ("Z", "parameters"):   # the design is the same: keep what was built once
             if cached in self.__dict__:
                 new.__dict__[cached] = self.__dict__[cached]
@@ -175,6 +176,11 @@ class ModelSpec:
     def n_theta(self) -> int:
         """Length of theta."""
         return sum(t.n_theta for t in self.terms)
+
+    @property
+    def phi_is_theta(self) -> bool:
+        """Whether the optimizer's covariance parameters are lme4's theta: every term unstructured, no ``sigma_by``."""
+        return self.sigma_by is None and all(t.structure.unstructured for t in self.terms)
 
     @property
     def theta_lower(self) -> np.ndarray:

@@ -40,6 +40,13 @@ def residual_factor(name, frame: pd.DataFrame) -> GroupingFactor:
     return factor
 
 
+def level_scales(ratios) -> np.ndarray:
+    """``(1, delta_2, ..., delta_K)`` along the last axis: every level's residual sd over the first level's,
+    from the ratios ``(..., K - 1)`` (one set, or one per posterior draw)."""
+    ratios = np.asarray(ratios, dtype=float)
+    return np.concatenate([np.ones(ratios.shape[:-1] + (1,)), ratios], axis=-1)
+
+
 def row_scales(factor: GroupingFactor, ratios) -> np.ndarray:
-    """``delta_{f(i)}`` for every row, from the ratios of levels 2..K (level 1: 1)."""
-    return np.concatenate([[1.0], np.asarray(ratios, dtype=float)])[factor.codes]
+    """``delta_{f(i)}`` for every row (last axis), from the ratios of levels 2..K (level 1: 1)."""
+    return level_scales(ratios)[..., factor.codes]

@@ -162,5 +162,4 @@ class StructuredScale:
 def profile_scale(fit_ml):
     """The scale a profile of ``fit_ml`` moves on: lme4's sd/cor scale for lme4's models, else
     :class:`StructuredScale`."""
-    plain = all(t.structure.unstructured for t in fit_ml.spec.terms) and fit_ml.spec.sigma_by is None
-    return VarianceScale(fit_ml) if plain else StructuredScale(fit_ml)
+    return VarianceScale(fit_ml) if fit_ml.spec.phi_is_theta else StructuredScale(fit_ml)

@@ -28,21 +28,16 @@ from ..fit import Devfun
 from . import numderiv
 
 
-def _plain(fit) -> bool:
-    """Whether phi is theta (lme4's models: every term unstructured, no ``sigma_by``)."""
-    return fit.spec.sigma_by is None and all(t.structure.unstructured for t in fit.spec.terms)
-
-
 def objective_of(fit) -> Devfun | None:
     """The fit's objective over phi, whose cross-products at each phi :func:`deviance_varpar` and
     :func:`vcov_varpar_beta` read (pass one to many calls: it keeps the last few weighted ones);
     None for lme4's models, which use the fit's own."""
-    return None if _plain(fit) else Devfun(spec=fit.spec, cp=fit.cp, reml=fit.reml)
+    return None if fit.spec.phi_is_theta else Devfun(spec=fit.spec, cp=fit.cp, reml=fit.reml)
 
 
 def _blocks(fit, phi, devfun):
     """``(cp, theta)`` at ``phi``: the fit's own when phi is theta."""
-    if _plain(fit):
+    if fit.spec.phi_is_theta:
         return fit.cp, np.asarray(phi, dtype=float)
     _, cp, theta = (objective_of(fit) if devfun is None else devfun).at(phi)
     return cp, theta
