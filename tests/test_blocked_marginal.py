@@ -101,7 +101,8 @@ def test_conditional_draws_are_the_dense_gaussian_conditional(formula, data, inp
 
 MODEL_CASES = CASES + [("Yield ~ 1 + (1 | Batch)", "Dyestuff"),   # sleepstudy, Dyestuff: the closed form
                        ("diameter ~ 0 + (1 | plate) + (1 | sample)", "Penicillin"),   # no fixed effects
-                       ("Reaction ~ 0 + Days + (Days | Subject) + (1 | Days)", "sleepstudy")]
+                       ("Reaction ~ 0 + Days + (Days | Subject) + (1 | Days)", "sleepstudy"),
+                       ("Reaction ~ 0 + (Days | Subject)", "sleepstudy")]   # the closed form, no fixed effects
 
 
 def _graph(spec, shared):

@@ -85,8 +85,8 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
         with built.model, warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
-            # nutpie's numba backend calls the blocked marginal's perform in object mode, as intended
-            warnings.filterwarnings("ignore", message="Numba will use object mode to run BlockedLogLik")
+            # nutpie's numba backend calls the marginal kernels' perform in object mode, as intended
+            warnings.filterwarnings("ignore", message="Numba will use object mode to run (Blocked|ClosedForm)")
             raw = pm.sample(**kwargs)
         fit = _to_fit(raw, built, rng, seed, sampler, time.perf_counter() - t0, posterior_predictive,
                       log_likelihood, progressbar)

@@ -12,9 +12,10 @@ evaluates it with the kernel :func:`kernel` picks for the design:
 * ``"blocked"``, every model: the core's blocked factor behind a PyTensor Op
   (:mod:`.blocked`), whose cost grows neither with n nor as ``q^3``.
 * ``"closed_form"``, one grouping factor with p <= 2, where ``M`` is one
-  ``p x p`` block per level, written out as a PyTensor graph that compiles
-  to C: measured faster than the Op (sleepstudy, logp and gradient: 84 us
-  against 770 us), so kept as a special case of the same likelihood.
+  ``p x p`` block per level: a compiled kernel with its partials in one Op
+  (:mod:`.closed_form`; sleepstudy, logp and gradient: 50 us of CPU against
+  770 us for the blocked Op), so kept as a special case of the same likelihood.
+  With ``sigma_by`` it is written out as a PyTensor graph (:func:`_level_terms`).
 
 The y-dependent inputs of either kernel (:func:`response_data`) may be
 ``pm.Data``, so one compiled model is refit to new responses by swapping them
@@ -167,23 +168,17 @@ def spec_order_beta(spec: ModelSpec, coef, slope_index, x_means):
 
 
 def _closed_form(spec: ModelSpec, cp, response: dict, gamma, sigma, L_abs, slope_index, x_means):
-    """One grouping factor, p <= 2: ``log|M|`` and the quadratic form level by level.
+    """One grouping factor, p <= 2: ``log|M|`` and the quadratic form level by level, in one node.
 
     ``M_j = I + L' A_j L`` with ``A_j = Z_j'Z_j`` and ``L = L_abs / sigma``,
-    ``w_j = L' c_j`` with ``c = Z'r``; for p = 2 the ``2 x 2`` inverse is
-    written out (``det M_j = m11 m22 - m12^2``).
+    ``w_j = L' c_j`` with ``c = Z'r`` (:mod:`.closed_form` has the kernel, its partials and the Op).
     """
-    import pytensor.tensor as pt
+    from .closed_form import ClosedFormLogLik   # PyTensor Op: loaded with PyMC, not with the package
 
-    t = spec.terms[0]
     D = _sampled_design(spec, slope_index, x_means)
     DtD, ZtD = D.T @ D, np.asarray(spec.weighted_rows(spec.Z).T @ D)
-    A = cp.A11   # (levels, p, p) diagonal blocks of Z'WZ
-    rtr = response["yty"] - 2 * vecdot(gamma, response["Dty"]) + vecdot(gamma, matvec(DtD, gamma))
-    c = (response["Zty"] - matvec(ZtD, gamma)).reshape((t.n_levels, t.p))
-    logdet, quad = _level_terms(t, L_abs / sigma, A, c)
-    s2 = sigma**2
-    return -0.5 * (spec.n * pt.log(2 * np.pi * s2) + logdet + (rtr - quad) / s2 - spec.log_weights)
+    op = ClosedFormLogLik(DtD, ZtD, cp.A11, spec.n, spec.log_weights)
+    return op(gamma, sigma, L_abs / sigma, response["Dty"], response["yty"], response["Zty"])[0]
 
 
 def _closed_form_by_level(spec: ModelSpec, response: dict, gamma, sigma, L_abs, slope_index, x_means, ratios):
