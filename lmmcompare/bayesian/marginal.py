@@ -15,7 +15,7 @@ evaluates it with the kernel :func:`kernel` picks for the design:
   ``p x p`` block per level: a compiled kernel with its partials in one Op
   (:mod:`.closed_form`; sleepstudy, logp and gradient: 50 us of CPU against
   770 us for the blocked Op), so kept as a special case of the same likelihood.
-  With ``sigma_by`` it is written out as a PyTensor graph (:func:`_level_terms`).
+  With ``sigma_by`` it is written out as a PyTensor graph (``_level_terms``).
 
 The y-dependent inputs of either kernel (:func:`response_data`) may be
 ``pm.Data``, so one compiled model is refit to new responses by swapping them
