@@ -150,6 +150,9 @@ def _blocked_draws(spec, sigma, beta, factors, ratios, rng, progress):
     return out
 
 
+DRAW_BLOCK_ENTRIES = 2_000_000   # per-draw blocks held at once by _single_term_draws (16 MB of float64)
+
+
 def _single_term_draws(spec, sigma, beta, L, ratios, rng):
     """One grouping factor: M is block-diagonal, one p x p block per level.
 
@@ -159,25 +162,29 @@ def _single_term_draws(spec, sigma, beta, L, ratios, rng):
     """
     t = spec.terms[0]
     sums = level_sums(spec, spec.X)
-    parts = sums["A"], sums["Zty"], sums["ZtC"]
+    A_parts, Zty_parts, ZtX_parts = sums["A"], sums["Zty"], sums["ZtC"]
     chains, draws = sigma.shape
-    out = np.empty((chains, draws, t.n_levels, t.p))
-    eye = np.eye(t.p)
-    c = np.ones((chains, draws, 1)) if ratios is None else np.concatenate(
-        [np.ones((chains, draws, 1)), 1.0 / ratios**2], axis=-1)
-    for ch in range(chains):
-        for d in range(draws):
-            A, Zty, ZtX = (np.tensordot(c[ch, d], part, axes=1) for part in parts)
-            s = sigma[ch, d]
-            Lam = L[ch, d] / s
-            M = eye + Lam.T @ A @ Lam
-            R = np.linalg.cholesky(M)
-            w = ((Zty - ZtX @ beta[ch, d]).reshape(t.n_levels, t.p) @ Lam) / s
-            mean = np.linalg.solve(M, w[..., None])[..., 0]
-            eps = rng.standard_normal((t.n_levels, t.p, 1))
-            u = mean + np.linalg.solve(np.swapaxes(R, 1, 2), eps)[..., 0]
-            out[ch, d] = (u @ Lam.T) * s
-    return out
+    flat = chains * draws
+    c = np.ones((flat, 1)) if ratios is None else np.concatenate(
+        [np.ones((flat, 1)), 1.0 / ratios.reshape(flat, -1) ** 2], axis=-1)
+    sig, Ls, betas = sigma.reshape(flat), L.reshape(flat, t.p, t.p), beta.reshape(flat, -1)
+    out = np.empty((flat, t.n_levels, t.p))
+    chunk = max(1, DRAW_BLOCK_ENTRIES // (t.n_levels * t.p * max(t.p, ZtX_parts.shape[-1])))
+    for start in range(0, flat, chunk):   # blocks of draws at once; the normals come in the same order
+        rows = slice(start, min(start + chunk, flat))
+        A = np.tensordot(c[rows], A_parts, axes=1)                                 # (m, levels, p, p)
+        resid = c[rows] @ Zty_parts - np.einsum("mqk,mk->mq", np.tensordot(c[rows], ZtX_parts, axes=1),
+                                                betas[rows])
+        s = sig[rows][:, None, None]
+        Lam = Ls[rows] / s                                                         # (m, p, p)
+        M = np.eye(t.p) + np.swapaxes(Lam, 1, 2)[:, None] @ A @ Lam[:, None]
+        R = np.linalg.cholesky(M)
+        w = np.einsum("mlp,mpk->mlk", resid.reshape(-1, t.n_levels, t.p), Lam) / s
+        mean = np.linalg.solve(M, w[..., None])[..., 0]
+        eps = rng.standard_normal((len(mean), t.n_levels, t.p, 1))
+        u = mean + np.linalg.solve(np.swapaxes(R, -1, -2), eps)[..., 0]
+        out[rows] = np.einsum("mlp,mkp->mlk", u, Lam) * s
+    return out.reshape(chains, draws, t.n_levels, t.p)
 
 
 def random_effects_from_posterior(post, spec):
