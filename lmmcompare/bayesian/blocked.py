@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytensor.tensor as pt
-from pytensor.gradient import DisconnectedType, grad_undefined
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
@@ -32,6 +31,7 @@ from ..core.factor import factorize
 from ..core.likelihood import loglik
 from ..core.relcovar import lower_index
 from ..core.residual_ratios import RatioProducts, loglik_slope
+from .closed_form import connections, partials_times
 
 
 class BlockedLogLik(Op):
@@ -71,17 +71,12 @@ class BlockedLogLik(Op):
         output_storage[3][0] = np.asarray(result.d_theta, dtype="float64")
 
     def L_op(self, inputs, outputs, output_grads):
-        """The value's gradient: the partials (outputs 1 to 3) times the output gradient; none for the data."""
-        _, d_beta, d_sigma, d_theta = outputs
-        g = output_grads[0]
-        if isinstance(g.type, DisconnectedType):
-            return [DisconnectedType()() for _ in inputs]
-        # the partials themselves are not differentiated again (no second derivatives)
-        return [g * d_beta, g * d_sigma, g * d_theta,
-                grad_undefined(self, 3, inputs[3], "the response row is data, not a parameter")]
+        """The value's gradient: the partials (outputs 1 to 3) times the output gradient; none for the data
+        (and no second derivatives: a Hessian asked of PyTensor raises)."""
+        return partials_times(self, inputs, outputs, output_grads, n_parameters=3)
 
     def connection_pattern(self, node):
-        return [[True, False, False, False] for _ in node.inputs]
+        return connections(node, n_parameters=3)
 
     def __hash__(self):
         return id(self)
@@ -130,15 +125,10 @@ class BlockedRatioLogLik(Op):
             output_storage[k][0] = np.asarray(value, dtype="float64")
 
     def L_op(self, inputs, outputs, output_grads):
-        _, d_beta, d_sigma, d_theta, d_log_delta = outputs
-        g = output_grads[0]
-        if isinstance(g.type, DisconnectedType):
-            return [DisconnectedType()() for _ in inputs]
-        return [g * d_beta, g * d_sigma, g * d_theta, g * d_log_delta,
-                grad_undefined(self, 4, inputs[4], "the response is data, not a parameter")]
+        return partials_times(self, inputs, outputs, output_grads, n_parameters=4)
 
     def connection_pattern(self, node):
-        return [[True, False, False, False, False] for _ in node.inputs]
+        return connections(node, n_parameters=4)
 
     def __hash__(self):
         return id(self)

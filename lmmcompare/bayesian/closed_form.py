@@ -28,9 +28,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytensor.tensor as pt
-from pytensor.gradient import DisconnectedType, grad_undefined
+from pytensor.gradient import DisconnectedType, grad_not_implemented, grad_undefined
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 
 @numba.njit(cache=True, nogil=True)
@@ -102,47 +103,76 @@ def closed_form_kernel(gamma, sigma, L, DtD, ZtD, A, Dty, yty, Zty, n, log_weigh
 
 
 class ClosedFormLogLik(Op):
-    """``(gamma, sigma, L, Dty, yty, Zty) -> (log p, d/dgamma, d/dsigma, d/dL)``.
+    """``(gamma, sigma, L, Dty, yty, Zty, DtD, ZtD, A, n, log_weights) -> (log p, d/dgamma, d/dsigma, d/dL)``.
 
     ``L`` is the relative factor ``L_abs / sigma``; ``Dty``, ``yty``, ``Zty``
     carry the response (``pm.Data`` in a reused model); the design's
-    ``D'D``, ``Z'D``, the blocks ``A_j``, ``n`` and ``sum log a_i`` are held by the Op.
+    ``D'D``, ``Z'D``, the blocks ``A_j``, ``n`` and ``sum log a_i`` are constants of the graph.
+    The Op holds nothing, so PyTensor's numba backend compiles it with the rest of the
+    graph (:func:`_numba_closed_form`).
     """
 
-    __props__ = ()   # never merged: each instance holds its design
+    __props__ = ()
 
-    def __init__(self, DtD, ZtD, A, n, log_weights):
-        self.design = (np.ascontiguousarray(DtD, dtype=float), np.ascontiguousarray(ZtD, dtype=float),
-                       np.ascontiguousarray(A, dtype=float), float(n), float(log_weights))
-
-    def make_node(self, gamma, sigma, L, Dty, yty, Zty):
-        inputs = [pt.as_tensor_variable(x, dtype="float64") for x in (gamma, sigma, L, Dty, yty, Zty)]
+    def make_node(self, *inputs):
+        inputs = [pt.as_tensor_variable(x, dtype="float64") for x in inputs]
         outputs = [pt.dscalar(), pt.dvector(), pt.dscalar(), pt.dmatrix()]
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage):
-        gamma, sigma, L, Dty, yty, Zty = inputs
-        DtD, ZtD, A, n, log_weights = self.design
-        arrays = [np.ascontiguousarray(x, dtype=float) for x in (gamma, L, Dty, Zty)]   # one compiled layout
-        result = closed_form_kernel(arrays[0], float(sigma), arrays[1], DtD, ZtD, A, arrays[2], float(yty),
-                                    arrays[3], n, log_weights)
+        gamma, sigma, L, Dty, yty, Zty, DtD, ZtD, A, n, log_weights = inputs
+        result = closed_form_kernel(*[np.ascontiguousarray(x, dtype=float) for x in (gamma,)], float(sigma),
+                                    *[np.ascontiguousarray(x, dtype=float) for x in (L, DtD, ZtD, A, Dty)],
+                                    float(yty), np.ascontiguousarray(Zty, dtype=float), float(n), float(log_weights))
         for k, value in enumerate(result):
             output_storage[k][0] = np.asarray(value, dtype="float64")
 
     def L_op(self, inputs, outputs, output_grads):
-        """The value's gradient: the partials times the output gradient; none for the response."""
-        _, d_gamma, d_sigma, d_L = outputs
-        g = output_grads[0]
-        if isinstance(g.type, DisconnectedType):
-            return [DisconnectedType()() for _ in inputs]
-        return [g * d_gamma, g * d_sigma, g * d_L] + [
-            grad_undefined(self, i, inputs[i], "the response is data, not a parameter") for i in (3, 4, 5)]
+        """The value's gradient: the partials times the output gradient; none for the data.
+
+        The partials have no derivatives here: a Hessian asked of PyTensor raises
+        (``grad_not_implemented``) rather than treating them as constants.
+        """
+        return partials_times(self, inputs, outputs, output_grads, n_parameters=3)
 
     def connection_pattern(self, node):
-        return [[True, False, False, False] for _ in node.inputs]
+        return connections(node, n_parameters=3)
 
-    def __hash__(self):
-        return id(self)
 
-    def __eq__(self, other):
-        return self is other
+def partials_times(op, inputs, outputs, output_grads, n_parameters: int):
+    """``L_op`` of an Op whose outputs are a value and its partials in the first ``n_parameters`` inputs."""
+    g, *partial_grads = output_grads
+    value_disconnected = isinstance(g.type, DisconnectedType)
+    data = [DisconnectedType()() if value_disconnected else grad_undefined(op, i, inputs[i], "data, not a parameter")
+            for i in range(n_parameters, len(inputs))]
+    if any(not isinstance(h.type, DisconnectedType) for h in partial_grads):
+        return [grad_not_implemented(op, i, inputs[i], "second derivatives of the marginal likelihood")
+                for i in range(n_parameters)] + data
+    if value_disconnected:
+        return [DisconnectedType()() for _ in inputs]
+    return [g * d for d in outputs[1:]] + data
+
+
+def connections(node, n_parameters: int) -> list:
+    """Outputs (value, partials) connected to the parameters; the data reach the value only."""
+    n_out = len(node.outputs)
+    return [[True] * n_out if i < n_parameters else [True] + [False] * (n_out - 1) for i in range(len(node.inputs))]
+
+
+def closed_form_loglik(gamma, sigma, L, response: dict, DtD, ZtD, A, n: int, log_weights: float):
+    """``log p(y | gamma, sigma, L)`` through :class:`ClosedFormLogLik` (value and partials in one node)."""
+    design = [pt.constant(np.asarray(x, dtype=float)) for x in (DtD, ZtD, A, float(n), float(log_weights))]
+    return ClosedFormLogLik()(gamma, sigma, L, response["Dty"], response["yty"], response["Zty"], *design)[0]
+
+
+@register_funcify_default_op_cache_key(ClosedFormLogLik)
+def _numba_closed_form(op, node=None, **kwargs):
+    """The Op in PyTensor's numba backend: the kernel itself, inputs and outputs as 0-d arrays where scalar."""
+
+    @numba.njit
+    def closed_form(gamma, sigma, L, Dty, yty, Zty, DtD, ZtD, A, n, log_weights):
+        value, d_gamma, d_sigma, d_L = closed_form_kernel(gamma, sigma.item(), L, DtD, ZtD, A, Dty, yty.item(), Zty,
+                                                          n.item(), log_weights.item())
+        return np.array(value), d_gamma, np.array(d_sigma), d_L
+
+    return closed_form, 1

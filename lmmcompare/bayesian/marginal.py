@@ -173,12 +173,11 @@ def _closed_form(spec: ModelSpec, cp, response: dict, gamma, sigma, L_abs, slope
     ``M_j = I + L' A_j L`` with ``A_j = Z_j'Z_j`` and ``L = L_abs / sigma``,
     ``w_j = L' c_j`` with ``c = Z'r`` (:mod:`.closed_form` has the kernel, its partials and the Op).
     """
-    from .closed_form import ClosedFormLogLik   # PyTensor Op: loaded with PyMC, not with the package
+    from .closed_form import closed_form_loglik   # PyTensor Op: loaded with PyMC, not with the package
 
     D = _sampled_design(spec, slope_index, x_means)
     DtD, ZtD = D.T @ D, np.asarray(spec.weighted_rows(spec.Z).T @ D)
-    op = ClosedFormLogLik(DtD, ZtD, cp.A11, spec.n, spec.log_weights)
-    return op(gamma, sigma, L_abs / sigma, response["Dty"], response["yty"], response["Zty"])[0]
+    return closed_form_loglik(gamma, sigma, L_abs / sigma, response, DtD, ZtD, cp.A11, spec.n, spec.log_weights)
 
 
 def _closed_form_by_level(spec: ModelSpec, response: dict, gamma, sigma, L_abs, slope_index, x_means, ratios):

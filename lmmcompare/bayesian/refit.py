@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 
 import numpy as np
 
 from ..arguments import check_choice, check_int, check_seed
-from .fit import PARAMETERIZATIONS, SAMPLERS, _to_fit, import_nutpie
+from .fit import PARAMETERIZATIONS, SAMPLERS, _to_fit, compile_mode, import_nutpie, quiet_sampling
 from .marginal import response_data
 from .model import build_model
 from .priors import default_priors
@@ -53,8 +52,7 @@ class Refitter:
         self.spec, self.sampler, self.target_accept = spec, sampler, target_accept
         self.built = build_model(spec, default_priors(spec, priors), parameterization, shared_response=True,
                                  reml_fit=reml_fit)
-        with self.built.model, warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
+        with self.built.model, compile_mode(self.built), quiet_sampling():
             if sampler == "nutpie":
                 self.compiled = import_nutpie().compile_pymc_model(self.built.model)
             else:
@@ -87,9 +85,7 @@ class Refitter:
             raw = nutpie.sample(self.compiled.with_data(**new), draws=draws, tune=tune, chains=chains, cores=1,
                                 seed=sample_seed, progress_bar=False, target_accept=self.target_accept)
             return _to_fit(raw, built, rng, seed, "nutpie", time.perf_counter() - t0, False)
-        with self.built.model, warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.filterwarnings("ignore", category=UserWarning, module="pymc")
+        with self.built.model, compile_mode(self.built), quiet_sampling():
             pm.set_data(new)
             raw = pm.sample(draws=draws, tune=tune, chains=chains, cores=1, step=self.step,
                             random_seed=sample_seed, progressbar=False,

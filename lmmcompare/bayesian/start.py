@@ -68,7 +68,7 @@ def laplace_start(model, chains: int, rng: np.random.Generator, target_accept: f
         return -float(value), -np.asarray(grad, dtype=float)
 
     found = scipy.optimize.minimize(negative, raveled.data.astype(float), jac=True, method="L-BFGS-B",
-                                    options={"maxiter": 2000})
+                                    options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
     x_mode = found.x
 
     def dlogp(x):
