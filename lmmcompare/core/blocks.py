@@ -104,6 +104,22 @@ class CrossProducts:
             return _pair_structure(self.A21, self.l1, self.p1, self.m, self.blocks.index, self.blocks.size)
         return _pair_structure(self.A21, self.l1, self.p1, self.m)
 
+    @property
+    def largest_dense_block(self) -> int:
+        """Order of the largest dense matrix an evaluation factors: ``m``, or with blocks the largest
+        component plus the X and y rows (what decides whether BLAS threads can help)."""
+        return self.m if self.blocks is None else self.blocks.largest + self.p + 1
+
+    @cached_property
+    def A22_re_rest(self) -> np.ndarray:
+        """``Z_r'[X y]`` (q_rest x (p + 1)) as a dense array, read off the sparse ``A22`` of blocks once."""
+        return self.A22[: self.q_rest, self.q_rest :].toarray()
+
+    @cached_property
+    def A22_re(self) -> sp.csr_matrix:
+        """``Z_r'Z_r``, the sparse ``A22``'s random-effects block (blocks only)."""
+        return self.A22[: self.q_rest, : self.q_rest]
+
     @cached_property
     def A22_packed(self) -> np.ndarray:
         """The lower triangle of the sparse ``A22`` in the packed layout of :attr:`blocks`."""

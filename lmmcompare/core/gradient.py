@@ -44,8 +44,8 @@ def _zt_residual(cp: CrossProducts, b: np.ndarray, beta: np.ndarray) -> np.ndarr
         return first
     first -= cp.A21_re_T @ br
     if cp.blocks is not None:  # sparse A22
-        rest_cols = cp.A22[:qr, qr:].toarray()
-        rest = rest_cols[:, -1] - rest_cols[:, :p] @ beta - cp.A21_re @ b1 - cp.A22[:qr, :qr] @ br
+        rest_cols = cp.A22_re_rest
+        rest = rest_cols[:, -1] - rest_cols[:, :p] @ beta - cp.A21_re @ b1 - cp.A22_re @ br
         return np.concatenate([first, rest])
     rest = (cp.A22[:qr, -1] - cp.A22[:qr, qr : qr + p] @ beta
             - cp.A21_re @ b1 - cp.A22[:qr, :qr] @ br)
