@@ -138,6 +138,24 @@ def test_new_response_on_blocks_equals_blocks_of_that_response():
     assert close(got.d_theta, expected.d_theta)
 
 
+def test_bayesian_op_on_blocks_gives_the_dense_value_and_gradient():
+    import pytensor
+    import pytensor.tensor as pt
+
+    from lmmcompare.bayesian.blocked import blocked_loglik
+
+    spec = ModelSpec.from_formula("y ~ x + (1 | school/cls)", schools())
+    beta, sigma, L1, L2 = pt.dvector("beta"), pt.dscalar("sigma"), pt.dmatrix("L1"), pt.dmatrix("L2")
+    point = (np.array([1.0, 0.4]), 1.2, np.array([[0.7]]), np.array([[1.1]]))
+    results = []
+    for route in ("dense", "blocks"):
+        value = blocked_loglik(cross_products(spec, route), beta, sigma, [L1, L2], [1, 1])
+        inputs = [beta, sigma, L1, L2]
+        results.append(pytensor.function(inputs, [value, *pytensor.grad(value, inputs)])(*point))
+    for dense, blocks in zip(*results):
+        assert close(blocks, dense)
+
+
 def test_pastes_on_blocks_matches_lme4():
     case = next(c for c in REFERENCE if c["id"] == "pastes_reml_nested")
     spec = ModelSpec.from_formula(case["formula"], case["data"])

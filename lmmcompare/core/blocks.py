@@ -98,7 +98,7 @@ class CrossProducts:
     def K(self) -> sp.csr_matrix:
         """(m * m, l1 * p1 * p1): ``(K @ vec(W)).reshape(m, m)`` is the lower triangle of ``A21 W A21'``.
 
-        With :attr:`blocks`, ``(packed size, l1 * p1 * p1)``: ``K @ vec(W)`` is that lower triangle packed.
+        With ``blocks``, ``(packed size, l1 * p1 * p1)``: ``K @ vec(W)`` is that lower triangle packed.
         """
         if self.blocks is not None:
             return _pair_structure(self.A21, self.l1, self.p1, self.m, self.blocks.index, self.blocks.size)
@@ -122,7 +122,7 @@ class CrossProducts:
 
     @cached_property
     def A22_packed(self) -> np.ndarray:
-        """The lower triangle of the sparse ``A22`` in the packed layout of :attr:`blocks`."""
+        """The lower triangle of the sparse ``A22`` in the packed layout of ``blocks``."""
         return self.blocks.pack(self.A22)
 
     @cached_property
