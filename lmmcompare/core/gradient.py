@@ -20,7 +20,9 @@ its defining product instead: with ``B`` the trailing cross-products with the
 first term eliminated (:func:`~lmmcompare.core.factor.schur_cross_products`) and ``H`` the
 inverse of the trailing system ``Lambda~' B Lambda~ + I``,
 ``Q = (H Lambda~' B)_{ii}`` (its diagonal blocks over term i's levels), which
-equals ``(I - C) T_i^{-1}`` where ``T_i`` is invertible.
+equals ``(I - C) T_i^{-1}`` where ``T_i`` is invertible.  With the trailing block
+in blocks (nested designs) H and B are read on their components only
+(:func:`~lmmcompare.core.trailing.singular_term_blocks`).
 """
 from __future__ import annotations
 
@@ -84,11 +86,9 @@ def logdet_gradient(f, include_X: bool, workspaces: Workspace | None = None):
     product = None
     for T, off, n_lev in zip(Ts[1:], cp.rest_offsets, cp.rest_levels):
         p = T.shape[0]
-        if np.min(np.diag(T)) <= _TINY:
-            if f.blocks is not None:
-                Q = singular_term_blocks(f.blocks, H, off, n_lev, p, cp.p)
-                grads.append(2.0 * _sum_blocks(Q))
-                continue
+        if np.min(np.diag(T)) <= _TINY and f.blocks is not None:   # on the components (:mod:`.trailing`)
+            Q = singular_term_blocks(f.blocks, H, off, n_lev, p, cp.p)
+        elif np.min(np.diag(T)) <= _TINY:
             if product is None:
                 product = _trailing_product(f, H)
             Q = _term_blocks(product, off, n_lev, p)
