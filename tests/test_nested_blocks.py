@@ -245,3 +245,15 @@ def test_one_large_coupled_block_is_still_refused():
     spec = ModelSpec.from_formula("y ~ 1 + (1 | a) + (1 | b)", frame)
     with pytest.raises(DataError, match="coupled in one block"):
         cross_products(spec)
+
+
+def test_storage_is_chosen_by_the_components():
+    """Nested with m >= 150: blocks; small models and one coupled component (Penicillin's samples): dense."""
+    nested = cross_products(ModelSpec.from_formula("y ~ x + (1 | school/cls)", schools(200, 2, 2)))
+    assert nested.m == 203 and nested.blocks is not None and nested.largest_dense_block == 4
+    for formula, data in [("strength ~ 1 + (1 | batch/cask)", "Pastes"),
+                          ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin")]:
+        assert cross_products(ModelSpec.from_formula(formula, data)).blocks is None
+    crossed = schools(200, 2, 2).assign(item=lambda d: (np.arange(len(d)) % 150).astype(str))
+    one_component = cross_products(ModelSpec.from_formula("y ~ x + (1 | school) + (1 | item)", crossed))
+    assert one_component.m == 153 and one_component.blocks is None
