@@ -275,10 +275,10 @@ def _trailing_cross_products(rest_blocks: list, D: np.ndarray, Z1: sp.csc_matrix
 def _trailing_storage(first, rest, A21, ZrtZr, ZrtD, DtD, trailing: str):
     """``(A22, blocks)``: dense ``A22`` and None, or sparse ``A22`` and its :class:`BlockPattern` (nested
     designs, :mod:`.block_pattern`); ``trailing`` is ``"auto"``, ``"dense"`` or ``"blocks"``."""
-    from ..errors import DataError
+    from ..errors import ArgumentError, DataError
 
     if trailing not in ("auto", "dense", "blocks"):
-        raise ValueError(f"trailing must be 'auto', 'dense' or 'blocks', not {trailing!r}")
+        raise ArgumentError(f"trailing must be 'auto', 'dense' or 'blocks', not {trailing!r}")
     nb = DtD.shape[0]
     q_rest = 0 if ZrtZr is None else ZrtZr.shape[0]
     m = q_rest + nb
