@@ -257,3 +257,20 @@ def test_storage_is_chosen_by_the_components():
     crossed = schools(200, 2, 2).assign(item=lambda d: (np.arange(len(d)) % 150).astype(str))
     one_component = cross_products(ModelSpec.from_formula("y ~ x + (1 | school) + (1 | item)", crossed))
     assert one_component.m == 153 and one_component.blocks is None
+
+
+def test_blocks_give_the_dense_leverages_and_prediction_variances(routes):
+    """sigma_by's slopes read every row's leverage, predictions' se every new row's form: both through
+    the sparse rows of :func:`~lmmcompare.core.solve.rest_values_of` on blocks."""
+    from lmmcompare.core.residual_ratios import row_leverages
+
+    spec, dense, blocks, thetas = routes
+    theta = thetas[0]
+    f, f_b = factorize(dense, theta), factorize(blocks, theta)
+    for include_X in (True, False):
+        assert close(row_leverages(spec, f_b, include_X), row_leverages(spec, f, include_X))
+    fits = [fit_at_theta(Devfun(spec=spec, cp=cp, reml=True), theta) for cp in (dense, blocks)]
+    newdata = (schools() if "school" in spec.formula else regions()).head(40).copy()
+    newdata.loc[newdata.index[:5], "cls"] = "new"    # a few rows at a first-term level the fit has not seen
+    tables = [fit.predict(newdata, se_fit=True, allow_new_levels=True) for fit in fits]
+    assert close(tables[1]["se"], tables[0]["se"]) and close(tables[1]["fit"], tables[0]["fit"])

@@ -146,6 +146,25 @@ def _pair_quadratic(f: BlockedFactor, H: np.ndarray, k: int, out=None) -> np.nda
     return (cp.K_T @ G.ravel()).reshape(cp.l1, cp.p1, cp.p1)
 
 
+def rest_values_of(cp, X: np.ndarray, entries: list):
+    """The ``(k, m - 1)`` values of k vectors on the later terms' effects and on beta (for
+    :func:`inverse_quadratic_forms`): ``X`` in beta's columns and, per later term, ``(rows, cols, values)``
+    with ``values[a]`` placed at ``(rows[a], cols[a])``.  A dense array for dense storage; a sparse one
+    with blocks, whose trailing solve keeps the random-effects rows sparse."""
+    k, p = X.shape
+    if cp.blocks is None:
+        rest = np.zeros((k, cp.m - 1))
+        rest[:, cp.q_rest :] = X
+        for rows, cols, values in entries:
+            rest[rows[:, None], cols] = values
+        return rest
+    row_index = [np.repeat(np.arange(k), p)] + [np.repeat(rows, cols.shape[1]) for rows, cols, _ in entries]
+    col_index = [np.tile(cp.q_rest + np.arange(p), k)] + [cols.ravel() for _, cols, _ in entries]
+    values = [X.ravel()] + [v.ravel() for _, _, v in entries]
+    return scipy.sparse.csr_matrix((np.concatenate(values), (np.concatenate(row_index), np.concatenate(col_index))),
+                                   shape=(k, cp.m - 1))
+
+
 def inverse_quadratic_forms(f: BlockedFactor, first_codes: np.ndarray, first_values: np.ndarray,
                             rest_values: np.ndarray, include_X: bool = True) -> np.ndarray:
     """``v_i' (L_a L_a')^{-1} v_i`` for k vectors ``v_i`` on the ``[u_1; u_r; beta]`` system, by forward solves.
@@ -171,8 +190,8 @@ def inverse_quadratic_forms(f: BlockedFactor, first_codes: np.ndarray, first_val
         The level of the first term that ``v_i`` touches; ``-1`` for none.
     first_values : ndarray (k, p1)
         ``v_i``'s entries at that level (ignored where the code is -1).
-    rest_values : ndarray (k, m - 1)
-        ``v_i``'s entries on the later terms' effects and on beta.
+    rest_values : ndarray or sparse matrix (k, m - 1)
+        ``v_i``'s entries on the later terms' effects and on beta (:func:`rest_values_of`).
     """
     cp = f.cp
     k = first_codes.shape[0]
@@ -185,15 +204,16 @@ def inverse_quadratic_forms(f: BlockedFactor, first_codes: np.ndarray, first_val
     rows = (j[:, None] * cp.p1 + np.arange(cp.p1)).ravel()
     cols = np.repeat(np.flatnonzero(seen), cp.p1)
     E = scipy.sparse.csr_matrix((s.ravel(), (rows, cols)), shape=(cp.l1 * cp.p1, k))
+    upto = cp.m - 1 if include_X else cp.q_rest
+    if scipy.sparse.issparse(rest_values) and f.blocks is None:
+        rest_values = rest_values.toarray()
+    if f.blocks is not None and upto:   # the random-effects rows stay sparse (:mod:`.trailing`)
+        return np.einsum("ka,ka->k", w1, w1) + f.blocks.forward_norms(cp.A21 @ E, rest_values, upto)
     G = np.asarray((cp.A21 @ E).todense())[:-1]              # A21_j D_j w_1, y row dropped
     if cp.q_rest:
         G = left_scale(G, f.Ts[1:], cp.rest_offsets, cp.rest_levels)
-    upto = cp.m - 1 if include_X else cp.q_rest
     if upto == 0:
         return np.einsum("ka,ka->k", w1, w1)
-    if f.blocks is not None:
-        w2 = f.blocks.forward(rest_values.T[:upto] - G[:upto], upto)
-    else:
-        w2 = scipy.linalg.solve_triangular(f.L22[:upto, :upto], rest_values.T[:upto] - G[:upto], lower=True,
-                                           check_finite=False)
+    w2 = scipy.linalg.solve_triangular(f.L22[:upto, :upto], rest_values.T[:upto] - G[:upto], lower=True,
+                                       check_finite=False)
     return np.einsum("ka,ka->k", w1, w1) + np.einsum("ik,ik->k", w2, w2)

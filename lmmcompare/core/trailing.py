@@ -21,9 +21,11 @@ X it is block-diagonal, ``H_c = L_c^{-T} L_c^{-1}``.  With X (REML's system
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 
 from .block_pattern import BlockPattern
 
@@ -86,16 +88,44 @@ class BlockTrailing:
             out[rows] = solved if matrix else solved[:, :, 0]
         return out
 
-    def forward(self, V: np.ndarray, upto: int) -> np.ndarray:
-        """``La^{-1} V`` for the first ``upto`` trailing rows (``r`` or ``r + p``), ``V`` of ``upto`` rows."""
+    def _block_diagonal(self, blocks: list) -> sp.csr_matrix:
+        """The ``r x r`` sparse matrix with the given ``(n_g, s, s)`` blocks on the components."""
+        rows = [np.broadcast_to(R[:, :, None], B.shape).ravel() for R, B in zip(self.pattern.rows, blocks)]
+        cols = [np.broadcast_to(R[:, None, :], B.shape).ravel() for R, B in zip(self.pattern.rows, blocks)]
+        values = np.concatenate([B.ravel() for B in blocks])
         r = self.pattern.r
-        w_re = self.solve_re(V[:r])
+        return sp.csr_matrix((values, (np.concatenate(rows), np.concatenate(cols))), shape=(r, r))
+
+    @cached_property
+    def lambda_t(self) -> sp.csr_matrix:
+        """``Lambda_r'`` as a sparse ``r x r`` matrix."""
+        return self._block_diagonal(self.lambdas).T.tocsr()
+
+    @cached_property
+    def inverse_re(self) -> sp.csr_matrix:
+        """``L_RR^{-1}`` as a sparse ``r x r`` matrix (block-diagonal like ``L_RR``)."""
+        return self._block_diagonal([1.0 / L if L.shape[-1] == 1 else np.linalg.inv(L) for L in self.L])
+
+    def forward_norms(self, A21E: sp.spmatrix, rest_values: np.ndarray, upto: int) -> np.ndarray:
+        """``|La^{-1} v~_i|^2`` over the first ``upto`` trailing rows, ``v~_i = v_i - Lambda~' A21 E_i`` (the
+        trailing part of :func:`~.solve.inverse_quadratic_forms`), with the random-effects rows kept sparse::
+
+            w_R = L_RR^{-1} v~_R,    w_X = L_X^{-1} (v~_X - L_XR w_R)
+
+        ``A21E`` is ``A21 E`` (m x k, sparse), ``rest_values`` the ``(k, m - 1)`` values of the ``v_i``
+        (sparse, or dense and made sparse here).
+        """
+        r = self.pattern.r
+        A21E, rest = sp.csr_matrix(A21E), sp.csr_matrix(rest_values)
+        V_re = rest[:, :r].T - self.lambda_t @ A21E[:r]
+        W_re = self.inverse_re @ V_re
+        norms = np.asarray(W_re.multiply(W_re).sum(axis=0)).ravel()
         if upto == r:
-            return w_re
+            return norms
         k = upto - r
-        w_x = scipy.linalg.solve_triangular(self.corner[:k, :k], V[r:upto] - self.border[:k] @ w_re, lower=True,
-                                            check_finite=False)
-        return np.concatenate([w_re, w_x])
+        V_x = rest[:, r:upto].toarray().T - A21E[r:upto].toarray() - np.asarray(W_re.T @ self.border[:k].T).T
+        w_x = scipy.linalg.solve_triangular(self.corner[:k, :k], V_x, lower=True, check_finite=False)
+        return norms + np.einsum("ik,ik->k", w_x, w_x)
 
     def inverse(self, include_X: bool, p: int) -> "PackedInverse":
         """``(La La')^{-1}`` on the pattern (module docstring)."""
