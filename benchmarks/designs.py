@@ -48,3 +48,21 @@ def simulated_slopes(n: int = 7_000, groups: int = 160, seed: int = 0) -> pd.Dat
     b = rng.multivariate_normal([0, 0], cov, size=groups)
     y = 2 + 0.5 * x + b[g, 0] + b[g, 1] * x + rng.normal(scale=1.5, size=n)
     return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical([f"g{k:03d}" for k in g])})
+
+
+def nested_schools(n: int = 200_000, schools: int = 2_000, classes: int = 20_000, seed: int = 0) -> pd.DataFrame:
+    """Pupils in classes in schools (issue 21): ``y ~ x + (1 | school/cls)``, ``classes / schools`` classes per school.
+
+    ``y = 1 + 0.5 x + b_school + b_class + e`` with sd(b_school) = 1, sd(b_class) = 0.5, sigma 1;
+    every pupil in a random class (so ``n / classes`` pupils per class on average).
+    """
+    rng = np.random.default_rng(seed)
+    cls = rng.integers(0, classes, n)
+    school = cls // (classes // schools)
+    x = rng.normal(size=n)
+    y = (1 + 0.5 * x + rng.normal(size=schools)[school] + 0.5 * rng.normal(size=classes)[cls]
+         + rng.normal(size=n))
+    return pd.DataFrame({"y": y, "x": x, "school": pd.Categorical(school), "cls": pd.Categorical(cls % (classes // schools))})
+
+
+NESTED_FORMULA = "y ~ x + (1 | school/cls)"

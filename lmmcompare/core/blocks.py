@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover - a future scipy may move it
         y += sp.csr_matrix((data, indices, indptr), shape=(n_row, n_col)) @ x
 
 from ..spec import ModelSpec
+from .block_pattern import BlockPattern, block_pattern, use_blocks
 
 DENSE_LIMIT = 6_000  # largest m for which the trailing block is stored dense
 PAIRS_DENSE_FROM = 50_000   # K entries from which the dense products are considered (small models keep K's digits)
@@ -57,7 +58,7 @@ class CrossProducts:
         Columns and levels of the first term.
     A11 : ndarray (l1, p1, p1)
     A21 : csr_matrix (m, l1 * p1)
-    A22 : ndarray (m, m)
+    A22 : ndarray (m, m), or csr_matrix (m, m) with ``blocks``
     rest_sizes, rest_levels, rest_offsets : list of int
         ``p_i``, ``l_i`` and row offset of each later term inside ``m``.
     q_rest, p : int
@@ -68,6 +69,9 @@ class CrossProducts:
         are unchanged, beta is shifted by ``beta_offset`` (added back by
         :func:`~lmmcompare.core.solve.solve_modes`), and ``r^2`` no longer loses
         digits to ``y'y`` when y has a large mean (``y -> a y + b`` invariance).
+    blocks : BlockPattern or None
+        Set when the trailing block is stored in blocks (:mod:`.block_pattern`, nested designs):
+        then ``A22`` is sparse and ``K`` maps onto the packed layout.  None: the dense ``m x m`` block.
     """
 
     p1: int
@@ -83,16 +87,43 @@ class CrossProducts:
     n: int
     beta_offset: np.ndarray
     log_weights: float = 0.0   # sum_i log w_i of prior weights: -2 log L gains -log_weights (lmmcompare.spec.inputs)
+    blocks: BlockPattern | None = None
 
     @property
     def m(self) -> int:
-        """Size of the dense trailing block: later terms' random effects, then X, then y."""
-        return self.A22.shape[0]
+        """Size of the trailing block: later terms' random effects, then X, then y."""
+        return self.q_rest + self.p + 1
 
     @cached_property
     def K(self) -> sp.csr_matrix:
-        """(m * m, l1 * p1 * p1): ``(K @ vec(W)).reshape(m, m)`` is the lower triangle of ``A21 W A21'``."""
+        """(m * m, l1 * p1 * p1): ``(K @ vec(W)).reshape(m, m)`` is the lower triangle of ``A21 W A21'``.
+
+        With ``blocks``, ``(packed size, l1 * p1 * p1)``: ``K @ vec(W)`` is that lower triangle packed.
+        """
+        if self.blocks is not None:
+            return _pair_structure(self.A21, self.l1, self.p1, self.m, self.blocks.index, self.blocks.size)
         return _pair_structure(self.A21, self.l1, self.p1, self.m)
+
+    @property
+    def largest_dense_block(self) -> int:
+        """Order of the largest dense matrix an evaluation factors: ``m``, or with blocks the largest
+        component plus the X and y rows (what decides whether BLAS threads can help)."""
+        return self.m if self.blocks is None else self.blocks.largest + self.p + 1
+
+    @cached_property
+    def A22_re_rest(self) -> np.ndarray:
+        """``Z_r'[X y]`` (q_rest x (p + 1)) as a dense array, read off the sparse ``A22`` of blocks once."""
+        return self.A22[: self.q_rest, self.q_rest :].toarray()
+
+    @cached_property
+    def A22_re(self) -> sp.csr_matrix:
+        """``Z_r'Z_r``, the sparse ``A22``'s random-effects block (blocks only)."""
+        return self.A22[: self.q_rest, : self.q_rest]
+
+    @cached_property
+    def A22_packed(self) -> np.ndarray:
+        """The lower triangle of the sparse ``A22`` in the packed layout of ``blocks``."""
+        return self.blocks.pack(self.A22)
 
     @cached_property
     def dense_pairs(self) -> bool:
@@ -190,11 +221,12 @@ def _pair_count(A21: sp.csr_matrix, l1: int, p1: int) -> int:
     return int(np.sum(r * (r + 1) // 2) * p1 * p1)
 
 
-def _pair_structure(A21: sp.csr_matrix, l1: int, p1: int, m: int) -> sp.csr_matrix:
+def _pair_structure(A21: sp.csr_matrix, l1: int, p1: int, m: int, index=None, n_rows=None) -> sp.csr_matrix:
     """Sparse K (m*m rows) with ``vec(lower(S)) = K @ vec(W_j)``, ``S = sum_j A21_j W_j A21_j'``.
 
     The rows of K index the flattened ``m x m`` matrix, so ``(K @ w).reshape(m, m)``
-    is the lower triangle of ``S`` with no scatter step.
+    is the lower triangle of ``S`` with no scatter step.  With ``index`` (a map of
+    ``(i, j)``, ``i >= j``, to ``n_rows`` positions) its rows are those positions instead.
     """
     coo = A21.tocoo()
     level, within = np.divmod(coo.col, p1)
@@ -212,13 +244,17 @@ def _pair_structure(A21: sp.csr_matrix, l1: int, p1: int, m: int) -> sp.csr_matr
     if p1 > 1:
         keep = rows[first] >= rows[second]
         first, second = first[keep], second[keep]
-    flat = rows[first].astype(np.int64) * m + rows[second]
+    if index is None:
+        flat, n_rows = rows[first].astype(np.int64) * m + rows[second], m * m
+    else:
+        flat = index(rows[first], rows[second])
     weight_index = level[first] * p1 * p1 + within[first] * p1 + within[second]
-    return sp.csr_matrix((vals[first] * vals[second], (flat, weight_index)), shape=(m * m, l1 * p1 * p1))
+    return sp.csr_matrix((vals[first] * vals[second], (flat, weight_index)), shape=(n_rows, l1 * p1 * p1))
 
 
 def _trailing_cross_products(rest_blocks: list, D: np.ndarray, Z1: sp.csc_matrix):
-    """``A21 = W' Z_1`` (CSR, sorted indices) and ``A22 = W' W`` (dense) for ``W = [Z_2 ... Z_k D]``.
+    """``A21 = W' Z_1`` (CSR, sorted indices) and the pieces ``Z_r'Z_r`` (sparse), ``Z_r'D``, ``D'D`` of
+    ``A22 = W' W`` for ``W = [Z_2 ... Z_k D]`` (no ``Z_r`` pieces for a single term).
 
     The dense columns ``D = [X y]`` enter as a dense array (a sparse copy of
     them costs more than it saves).  Every product is a sparse one, whose sums
@@ -228,18 +264,52 @@ def _trailing_cross_products(rest_blocks: list, D: np.ndarray, Z1: sp.csc_matrix
     DtZ1 = (Z1.T @ D).T
     DtD = sp.csr_matrix(D.T) @ D
     if not rest_blocks:
-        return sp.csr_matrix(DtZ1), DtD
+        return sp.csr_matrix(DtZ1), None, None, DtD
     Zr = sp.hstack(rest_blocks, format="csc")
     ZrtD = Zr.T @ D
     A21 = sp.vstack([Zr.T @ Z1, sp.csr_matrix(DtZ1)], format="csr")
     A21.sort_indices()
-    A22 = np.block([[(Zr.T @ Zr).toarray(), ZrtD], [ZrtD.T, DtD]])
-    return A21, A22
+    return A21, Zr.T @ Zr, ZrtD, DtD
 
 
-def cross_products(spec: ModelSpec) -> CrossProducts:
+def _trailing_storage(first, rest, A21, ZrtZr, ZrtD, DtD, trailing: str):
+    """``(A22, blocks)``: dense ``A22`` and None, or sparse ``A22`` and its :class:`BlockPattern` (nested
+    designs, :mod:`.block_pattern`); ``trailing`` is ``"auto"``, ``"dense"`` or ``"blocks"``."""
+    from ..errors import ArgumentError, DataError
+
+    if trailing not in ("auto", "dense", "blocks"):
+        raise ArgumentError(f"trailing must be 'auto', 'dense' or 'blocks', not {trailing!r}")
+    nb = DtD.shape[0]
+    q_rest = 0 if ZrtZr is None else ZrtZr.shape[0]
+    m = q_rest + nb
+    pattern = None
+    if q_rest and trailing != "dense":
+        offsets = np.cumsum([0] + [t.q for t in rest])[:-1].tolist()
+        pattern = block_pattern(A21[:q_rest], ZrtZr, first.p, nb, [t.p for t in rest], offsets,
+                                [t.n_levels for t in rest])
+        if trailing == "auto" and not use_blocks(pattern, m, DENSE_LIMIT):
+            pattern = None
+    largest = m if pattern is None else pattern.largest + nb
+    if largest > DENSE_LIMIT:
+        coupled = "" if pattern is None else f", {pattern.largest} of them coupled in one block"
+        raise DataError(
+            f"the random-effects terms after {first.group!r} have {q_rest} random effects in all{coupled}; "
+            f"a coupled block of more than {DENSE_LIMIT - nb} is beyond the dense factor this engine stores. "
+            "Put the grouping factor with most levels first or reduce the later terms")
+    if pattern is None:
+        A22 = DtD if not q_rest else np.block([[ZrtZr.toarray(), ZrtD], [ZrtD.T, DtD]])
+        return A22, None
+    A22 = sp.bmat([[ZrtZr, sp.csr_matrix(ZrtD)], [sp.csr_matrix(ZrtD.T), sp.csr_matrix(DtD)]], format="csr")
+    return A22, pattern
+
+
+def cross_products(spec: ModelSpec, trailing: str = "auto") -> CrossProducts:
     """Compute the blocks once for ``spec``: of ``W^{1/2} [Z X (y - offset)]`` with prior weights ``W``
-    and an offset (:mod:`lmmcompare.spec.inputs`), of ``[Z X y]`` without."""
+    and an offset (:mod:`lmmcompare.spec.inputs`), of ``[Z X y]`` without.
+
+    ``trailing`` stores the trailing block dense (``"dense"``), in blocks (``"blocks"``,
+    :mod:`.block_pattern`) or as its sparsity makes cheaper (``"auto"``).  Raises
+    :class:`~lmmcompare.errors.DataError` when one coupled block exceeds ``DENSE_LIMIT``."""
     first, rest = spec.terms[0], spec.terms[1:]
     Z1 = spec.weighted_rows(first.Z)
     rest_blocks = [spec.weighted_rows(t.Z) for t in rest]
@@ -250,15 +320,8 @@ def cross_products(spec: ModelSpec) -> CrossProducts:
             step = np.linalg.lstsq(X, y, rcond=None)[0]
             offset, y = offset + step, y - X @ step
     D = np.column_stack([X, y]) if spec.p else y[:, None]
-    m = sum(t.q for t in rest) + D.shape[1]
-    if m > DENSE_LIMIT:
-        from ..errors import DataError
-
-        raise DataError(
-            f"the random-effects terms after {first.group!r} have {m - spec.p - 1} random effects in all; "
-            f"more than {DENSE_LIMIT - spec.p - 1} is beyond the dense trailing block this engine stores. "
-            "Put the grouping factor with most levels first or reduce the later terms")
-    A21, A22 = _trailing_cross_products(rest_blocks, D, Z1)
+    A21, ZrtZr, ZrtD, DtD = _trailing_cross_products(rest_blocks, D, Z1)
+    A22, blocks = _trailing_storage(first, rest, A21, ZrtZr, ZrtD, DtD, trailing)
     offsets, pos = [], 0
     for t in rest:
         offsets.append(pos)
@@ -268,7 +331,7 @@ def cross_products(spec: ModelSpec) -> CrossProducts:
         A11=first_block_diagonal(spec.weighted_rows(first.design.matrix), first.codes, first.n_levels),
         A21=A21, A22=A22,
         rest_sizes=[t.p for t in rest], rest_levels=[t.n_levels for t in rest], rest_offsets=offsets,
-        q_rest=pos, p=spec.p, n=spec.n, beta_offset=offset, log_weights=spec.log_weights)
+        q_rest=pos, p=spec.p, n=spec.n, beta_offset=offset, log_weights=spec.log_weights, blocks=blocks)
 
 
 def response_row(cp: CrossProducts) -> np.ndarray:
@@ -277,7 +340,8 @@ def response_row(cp: CrossProducts) -> np.ndarray:
     ``[Z_1' y~, (A22's y row), beta_offset]`` with ``y~ = y - X beta_offset``:
     two designs that differ only in y differ only here (:func:`with_response_row`).
     """
-    return np.concatenate([cp.A21[-1].toarray().ravel(), cp.A22[-1], cp.beta_offset])
+    y_row = cp.A22[-1] if cp.blocks is None else cp.A22[-1].toarray().ravel()
+    return np.concatenate([cp.A21[-1].toarray().ravel(), y_row, cp.beta_offset])
 
 
 def with_response_row(cp: CrossProducts, row: np.ndarray) -> CrossProducts:
@@ -285,9 +349,17 @@ def with_response_row(cp: CrossProducts, row: np.ndarray) -> CrossProducts:
     q1, m = cp.l1 * cp.p1, cp.m
     A21 = sp.vstack([cp.A21[:-1], sp.csr_matrix(row[None, :q1])], format="csr")
     A21.sort_indices()
-    A22 = cp.A22.copy()
-    A22[-1], A22[:, -1] = row[q1 : q1 + m], row[q1 : q1 + m]
+    if cp.blocks is None:
+        A22 = cp.A22.copy()
+        A22[-1], A22[:, -1] = row[q1 : q1 + m], row[q1 : q1 + m]
+    else:  # the y row and column replaced in the sparse A22
+        old = cp.A22.tocoo()
+        keep = (old.row < m - 1) & (old.col < m - 1)
+        line, last = np.arange(m), np.full(m - 1, m - 1)
+        A22 = sp.csr_matrix((np.concatenate([old.data[keep], row[q1 : q1 + m], row[q1 : q1 + m - 1]]),
+                             (np.concatenate([old.row[keep], np.full(m, m - 1), line[:-1]]),
+                              np.concatenate([old.col[keep], line, last]))), shape=(m, m))
     return CrossProducts(
         p1=cp.p1, l1=cp.l1, A11=cp.A11, A21=A21, A22=A22, rest_sizes=cp.rest_sizes,
         rest_levels=cp.rest_levels, rest_offsets=cp.rest_offsets, q_rest=cp.q_rest, p=cp.p, n=cp.n,
-        beta_offset=np.array(row[q1 + m :]), log_weights=cp.log_weights)
+        beta_offset=np.array(row[q1 + m :]), log_weights=cp.log_weights, blocks=cp.blocks)

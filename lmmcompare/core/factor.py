@@ -19,6 +19,12 @@ the X, y rows).  The profiled deviance (ML) and REML criterion are::
     d_R(theta)  = log|L_theta|^2 + log|L_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p)))
 
 (eqs. 3.16 and 3.20 of Bates et al. 2015 on lme4's scale).
+
+When the cross-products store the trailing block in blocks (nested designs,
+:mod:`.block_pattern`), ``L22`` is replaced by a :class:`~.trailing.BlockTrailing`
+(block-diagonal random effects bordered by the X and y rows); readers use
+:attr:`BlockedFactor.corner`, :attr:`BlockedFactor.border` and
+:meth:`BlockedFactor.solve_re`, which mean the same on both storages.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ import scipy.linalg
 
 from .blocks import CrossProducts, Workspace, csr_matvec
 from .relcovar import scale_rows_cols, theta_to_T
+from .trailing import BlockTrailing, factor_blocks
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -47,8 +54,10 @@ class BlockedFactor:
         ``T1 L11_j^{-T}``, so that ``L21 = Lr' A21 blockdiag(D1)``.
     M1_inv : ndarray (l1, p1, p1)
         ``(L11_j L11_j')^{-1}``.
-    L22 : ndarray (m, m)
-        Dense lower factor of the trailing block [later terms, X, y].
+    L22 : ndarray (m, m) or None
+        Dense lower factor of the trailing block [later terms, X, y] (None with ``blocks``).
+    blocks : BlockTrailing or None
+        The trailing factor in blocks, when the cross-products are stored so.
     """
 
     theta: np.ndarray
@@ -56,8 +65,9 @@ class BlockedFactor:
     L11: np.ndarray
     D1: np.ndarray
     M1_inv: np.ndarray
-    L22: np.ndarray
+    L22: np.ndarray | None
     cp: CrossProducts
+    blocks: BlockTrailing | None = None
 
     @property
     def q_rest(self) -> int:
@@ -65,21 +75,41 @@ class BlockedFactor:
         return self.cp.q_rest
 
     @property
+    def corner(self) -> np.ndarray:
+        """``(p + 1, p + 1)``: the factor's rows and columns of X and y (``L_X`` and the y row)."""
+        return self.L22[self.q_rest :, self.q_rest :] if self.blocks is None else self.blocks.corner
+
+    @property
+    def border(self) -> np.ndarray:
+        """``(p + 1, q_rest)``: the factor's X and y rows in the later terms' columns."""
+        return self.L22[self.q_rest :, : self.q_rest] if self.blocks is None else self.blocks.border
+
+    def solve_re(self, v: np.ndarray, trans: bool = False) -> np.ndarray:
+        """``L_RR^{-1} v`` (``L_RR^{-T} v`` with ``trans``), ``L_RR`` the later terms' diagonal block."""
+        if self.blocks is not None:
+            return self.blocks.solve_re(v, trans)
+        qr = self.q_rest
+        return scipy.linalg.solve_triangular(self.L22[:qr, :qr], v, lower=True, trans="T" if trans else "N",
+                                             check_finite=False)
+
+    @property
     def r2(self) -> float:
         """Penalised residual sum of squares."""
-        return float(self.L22[-1, -1] ** 2)
+        return float(self.corner[-1, -1] ** 2)
 
     @property
     def logdet_theta(self) -> float:
         """``log |Lambda'Z'Z Lambda + I|``."""
         d1 = np.diagonal(self.L11, axis1=1, axis2=2)
+        if self.blocks is not None:
+            return 2.0 * np.log(d1).sum() + self.blocks.logdet
         d2 = np.diag(self.L22)[: self.q_rest]
         return 2.0 * (np.log(d1).sum() + np.log(d2).sum())
 
     @property
     def logdet_X(self) -> float:
         """``log |L_X|^2``, the REML correction."""
-        dx = np.diag(self.L22)[self.q_rest : self.q_rest + self.cp.p]
+        dx = np.diag(self.corner)[: self.cp.p]
         return 2.0 * np.log(dx).sum()
 
     def objective(self, reml: bool) -> float:
@@ -135,7 +165,7 @@ def _trailing_matrix(cp: CrossProducts, Wj: np.ndarray, Dj: np.ndarray, out: np.
 def schur_cross_products(f: BlockedFactor) -> np.ndarray:
     """``B = A22 - A21 blockdiag(W_j) A21'`` (symmetric, m x m): the trailing cross-products with the
     first term eliminated, before the later terms' ``Lambda_r`` scaling (what :func:`factorize` factors
-    as ``Lambda_r' B Lambda_r + I``)."""
+    as ``Lambda_r' B Lambda_r + I``).  Dense storage only (with blocks the factor keeps ``B`` on its pattern)."""
     Wj = f.D1 @ np.swapaxes(f.D1, 1, 2)
     B = _trailing_matrix(f.cp, Wj, f.D1, None)
     return B + np.tril(B, -1).T
@@ -146,10 +176,15 @@ def factorize(cp: CrossProducts, theta: np.ndarray, workspace: np.ndarray | None
 
     With ``workspace`` (an ``m x m`` float array) the trailing factor is built in
     it: the returned factor is then only valid until the workspace is reused.
+    Cross-products stored in blocks ignore it (:mod:`.trailing`).
     """
     theta = np.asarray(theta, dtype=float)
     Ts = theta_to_T(theta, [cp.p1] + cp.rest_sizes)
     L11, D1, M1_inv, Wj = first_block(cp, Ts[0])
+    if cp.blocks is not None:
+        S = cp.A22_packed - cp.K @ Wj.ravel()
+        return BlockedFactor(theta=theta, Ts=Ts, L11=L11, D1=D1, M1_inv=M1_inv, L22=None, cp=cp,
+                             blocks=factor_blocks(cp.blocks, S, Ts[1:]))
     M = _trailing_matrix(cp, Wj, D1, workspace)
     if any(p > 1 for p in cp.rest_sizes):
         # a non-diagonal T_i mixes both triangles of its diagonal blocks: symmetrise, scale, cut
@@ -175,6 +210,12 @@ def objective(cp: CrossProducts, theta: np.ndarray, reml: bool, workspace: Works
     ``workspace`` lends the scratch array (fresh arrays without it).
     """
     try:
-        return factorize(cp, theta, None if workspace is None else workspace.buffer(0)).objective(reml)
+        return factorize(cp, theta, scratch(cp, workspace, 0)).objective(reml)
     except np.linalg.LinAlgError:
         return np.inf
+
+
+def scratch(cp: CrossProducts, workspace: Workspace | None, slot: int) -> np.ndarray | None:
+    """The workspace's ``m x m`` buffer ``slot`` for dense storage; None without a workspace or with blocks
+    (whose factor must never allocate ``m x m``)."""
+    return None if workspace is None or cp.blocks is not None else workspace.buffer(slot)

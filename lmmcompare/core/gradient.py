@@ -20,16 +20,19 @@ its defining product instead: with ``B`` the trailing cross-products with the
 first term eliminated (:func:`~lmmcompare.core.factor.schur_cross_products`) and ``H`` the
 inverse of the trailing system ``Lambda~' B Lambda~ + I``,
 ``Q = (H Lambda~' B)_{ii}`` (its diagonal blocks over term i's levels), which
-equals ``(I - C) T_i^{-1}`` where ``T_i`` is invertible.
+equals ``(I - C) T_i^{-1}`` where ``T_i`` is invertible.  With the trailing block
+in blocks (nested designs) H and B are read on their components only
+(:func:`~lmmcompare.core.trailing.singular_term_blocks`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .blocks import CrossProducts, Workspace
-from .factor import factorize, schur_cross_products
+from .factor import factorize, schur_cross_products, scratch
 from .relcovar import apply_lambda, left_scale, lower_index
 from .solve import diagonal_blocks, inverse_blocks, solve_modes
+from .trailing import singular_term_blocks
 
 _TINY = 1e-6
 
@@ -42,6 +45,10 @@ def _zt_residual(cp: CrossProducts, b: np.ndarray, beta: np.ndarray) -> np.ndarr
     if not qr:  # a single term
         return first
     first -= cp.A21_re_T @ br
+    if cp.blocks is not None:  # sparse A22
+        rest_cols = cp.A22_re_rest
+        rest = rest_cols[:, -1] - rest_cols[:, :p] @ beta - cp.A21_re @ b1 - cp.A22_re @ br
+        return np.concatenate([first, rest])
     rest = (cp.A22[:qr, -1] - cp.A22[:qr, qr : qr + p] @ beta
             - cp.A21_re @ b1 - cp.A22[:qr, :qr] @ br)
     return np.concatenate([first, rest])
@@ -63,8 +70,8 @@ def logdet_gradient(f, include_X: bool, workspaces: Workspace | None = None):
     arrays; without it (None or False) fresh ones are allocated.
     """
     cp = f.cp
-    scratch = (workspaces.buffer(1), workspaces.buffer(2)) if workspaces else None
-    _, H, Y = inverse_blocks(f, include_X=include_X, workspace=scratch)
+    buffers = (scratch(cp, workspaces, 1), scratch(cp, workspaces, 2)) if workspaces else None
+    _, H, Y = inverse_blocks(f, include_X=include_X, workspace=buffers)
     Ts = f.Ts
     # first term: stable form of Q_j
     T1 = Ts[0]
@@ -79,7 +86,9 @@ def logdet_gradient(f, include_X: bool, workspaces: Workspace | None = None):
     product = None
     for T, off, n_lev in zip(Ts[1:], cp.rest_offsets, cp.rest_levels):
         p = T.shape[0]
-        if np.min(np.diag(T)) <= _TINY:
+        if np.min(np.diag(T)) <= _TINY and f.blocks is not None:   # on the components (:mod:`.trailing`)
+            Q = singular_term_blocks(f.blocks, H, off, n_lev, p, cp.p)
+        elif np.min(np.diag(T)) <= _TINY:
             if product is None:
                 product = _trailing_product(f, H)
             Q = _term_blocks(product, off, n_lev, p)
@@ -136,7 +145,7 @@ def deviance_pieces(cp: CrossProducts, theta: np.ndarray, include_X: bool, works
     ``workspace`` the factor lives in its buffer: use it before the next evaluation.
     """
     theta = np.asarray(theta, dtype=float)
-    f = factorize(cp, theta, None if workspace is None else workspace.buffer(0))
+    f = factorize(cp, theta, scratch(cp, workspace, 0))
     u, beta = solve_modes(f)
     return f, logdet_gradient(f, include_X, workspace), rss_gradient(f, u, beta)
 

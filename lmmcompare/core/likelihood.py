@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 
 from .blocks import CrossProducts
 from .factor import LOG_2PI, factorize
@@ -43,13 +42,14 @@ class LogLikelihood:
 def _rss_at(f, beta: np.ndarray) -> tuple[float, np.ndarray]:
     """``(r^2(beta, theta), L_X L_X' (beta - beta_hat))``."""
     cp = f.cp
-    qr, p = cp.q_rest, cp.p
+    p = cp.p
     if p == 0:
         return f.r2, np.zeros(0)
     shifted = beta - cp.beta_offset
-    LX = f.L22[qr : qr + p, qr : qr + p]
+    corner = f.corner
+    LX = corner[:p, :p]
     # L_X' beta_hat = l_yX, the y row of the factor in the X columns, so no solve for beta_hat
-    w = LX.T @ shifted - f.L22[-1, qr : qr + p]
+    w = LX.T @ shifted - corner[-1, :p]
     return f.r2 + float(w @ w), LX @ w
 
 
@@ -110,8 +110,7 @@ def conditional_effects(cp: CrossProducts, beta, sigma: float, theta, rng: np.ra
     u, _ = solve_modes(f, np.asarray(beta, dtype=float))
     qr = cp.q_rest
     z = rng.standard_normal(cp.l1 * cp.p1 + qr)
-    x_rest = scipy.linalg.solve_triangular(f.L22[:qr, :qr], z[cp.l1 * cp.p1 :], lower=True, trans="T",
-                                           check_finite=False)
+    x_rest = f.solve_re(z[cp.l1 * cp.p1 :], trans=True)
     rhs = z[: cp.l1 * cp.p1] - L21_transpose_times(f, np.concatenate([x_rest, np.zeros(cp.m - qr)]))
     if cp.p1 == 1:
         x_first = rhs / f.L11.ravel()

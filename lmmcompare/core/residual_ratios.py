@@ -28,7 +28,7 @@ import numpy as np
 
 from .blocks import CrossProducts, cross_products
 from .relcovar import apply_lambda
-from .solve import inverse_quadratic_forms, solve_modes
+from .solve import inverse_quadratic_forms, rest_values_of, solve_modes
 
 _KEPT = 4
 
@@ -100,18 +100,17 @@ def row_leverages(spec, f, include_X: bool, chunk_entries: int = 4_000_000) -> n
     root = np.sqrt(spec.row_weights) if spec.row_weights is not None else np.ones(spec.n)
     X = spec.X * root[:, None]
     out = np.empty(spec.n)
-    step = max(1, chunk_entries // cp.m)
+    step = max(1, chunk_entries // cp.largest_dense_block)
     for start in range(0, spec.n, step):
         sl = slice(start, min(spec.n, start + step))
-        rest = np.zeros((sl.stop - sl.start, cp.m - 1))
-        rest[:, cp.q_rest :] = X[sl]
-        first_values = None
+        first_values, entries = None, []
         for i, (t, T) in enumerate(zip(spec.terms, f.Ts)):
             v = (t.design.matrix[sl] @ T) * root[sl, None]        # (Lambda'z)' per row: z' T_i
             if i == 0:
                 first_values = v
                 continue
             cols = cp.rest_offsets[i - 1] + t.codes[sl][:, None] * t.p + np.arange(t.p)
-            rest[np.arange(v.shape[0])[:, None], cols] = v
+            entries.append((np.arange(v.shape[0]), cols, v))
+        rest = rest_values_of(cp, X[sl], entries)
         out[sl] = inverse_quadratic_forms(f, spec.terms[0].codes[sl], first_values, rest, include_X=include_X)
     return out

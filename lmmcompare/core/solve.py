@@ -14,6 +14,7 @@ import scipy.sparse
 
 from .factor import BlockedFactor
 from .relcovar import apply_lambda, left_scale, scale_rows_cols
+from .trailing import PackedInverse, pair_weights
 
 
 def L21_transpose_times(f: BlockedFactor, v: np.ndarray) -> np.ndarray:
@@ -37,13 +38,18 @@ def solve_modes(f: BlockedFactor, beta: np.ndarray | None = None) -> tuple[np.nd
     """
     cp = f.cp
     qr = cp.q_rest
-    if beta is None:
+    if beta is None and f.blocks is None:
         La = f.L22[:-1, :-1]
         s = scipy.linalg.solve_triangular(La, f.L22[-1, :-1], lower=True, trans="T", check_finite=False)
     else:
-        shifted = np.asarray(beta, dtype=float) - cp.beta_offset
-        rhs = f.L22[-1, :qr] - f.L22[qr : qr + cp.p, :qr].T @ shifted
-        u_rest = scipy.linalg.solve_triangular(f.L22[:qr, :qr], rhs, lower=True, trans="T", check_finite=False)
+        if beta is None:  # blocks: L_X' beta = l_yX, then the random effects
+            corner = f.corner
+            shifted = scipy.linalg.solve_triangular(corner[:-1, :-1], corner[-1, :-1], lower=True, trans="T",
+                                                    check_finite=False)
+        else:
+            shifted = np.asarray(beta, dtype=float) - cp.beta_offset
+        border = f.border
+        u_rest = f.solve_re(border[-1] - border[: cp.p].T @ shifted, trans=True)
         s = np.concatenate([u_rest, shifted])
     u_rest, beta_s = s[:qr], s[qr:]
     rhs = L21_transpose_times(f, np.append(-s, 1.0))  # l_y1' - L21a' s
@@ -64,8 +70,8 @@ def inverse_blocks(f: BlockedFactor, include_X: bool, workspace=None):
     -------
     first : ndarray (l1, p1, p1)
         Blocks of the first term.
-    H : ndarray (k, k)
-        ``(L22s L22s')^{-1}`` for the trailing rows used (later terms [, X]).
+    H : ndarray (k, k) or PackedInverse
+        ``(L22s L22s')^{-1}`` for the trailing rows used (later terms [, X]); on the pattern with blocks.
     Y : ndarray (l1, p1, p1)
         ``A21_j' Lr H Lr' A21_j`` halves (see ``_pair_quadratic``).
 
@@ -73,10 +79,14 @@ def inverse_blocks(f: BlockedFactor, include_X: bool, workspace=None):
     lives in the first and is only valid until it is reused.
     """
     cp = f.cp
-    k = cp.q_rest + (cp.p if include_X else 0)
-    ws_H, ws_G = workspace if workspace is not None else (None, None)
-    H = _inverse_gram(f.L22[:k, :k], ws_H)
-    Y = _pair_quadratic(f, H, k, ws_G)
+    if f.blocks is not None:  # H on the pattern only (:mod:`.trailing`)
+        H = f.blocks.inverse(include_X, cp.p)
+        Y = (cp.K_T @ pair_weights(f.blocks, H, cp.p)).reshape(cp.l1, cp.p1, cp.p1)
+    else:
+        k = cp.q_rest + (cp.p if include_X else 0)
+        ws_H, ws_G = workspace if workspace is not None else (None, None)
+        H = _inverse_gram(f.L22[:k, :k], ws_H)
+        Y = _pair_quadratic(f, H, k, ws_G)
     R = f.Ts[0] @ f.M1_inv  # R_j = T1 M_j^{-1}
     first = f.M1_inv + np.swapaxes(R, 1, 2) @ (Y + np.swapaxes(Y, 1, 2)) @ R
     return first, H, Y
@@ -100,8 +110,10 @@ def _inverse_gram(L: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return inv.T
 
 
-def diagonal_blocks(H_lower: np.ndarray, offset: int, n_levels: int, p: int) -> np.ndarray:
-    """The ``(n_levels, p, p)`` symmetric diagonal blocks of a term's rows of H."""
+def diagonal_blocks(H_lower, offset: int, n_levels: int, p: int) -> np.ndarray:
+    """The ``(n_levels, p, p)`` symmetric diagonal blocks of a term's rows of H (dense lower or packed)."""
+    if isinstance(H_lower, PackedInverse):
+        return H_lower.diagonal_blocks(offset, n_levels, p)
     if p == 1:
         return np.diagonal(H_lower)[offset : offset + n_levels].reshape(n_levels, 1, 1).copy()
     idx = offset + np.arange(n_levels * p).reshape(n_levels, p)
@@ -134,6 +146,25 @@ def _pair_quadratic(f: BlockedFactor, H: np.ndarray, k: int, out=None) -> np.nda
     return (cp.K_T @ G.ravel()).reshape(cp.l1, cp.p1, cp.p1)
 
 
+def rest_values_of(cp, X: np.ndarray, entries: list):
+    """The ``(k, m - 1)`` values of k vectors on the later terms' effects and on beta (for
+    :func:`inverse_quadratic_forms`): ``X`` in beta's columns and, per later term, ``(rows, cols, values)``
+    with ``values[a]`` placed at ``(rows[a], cols[a])``.  A dense array for dense storage; a sparse one
+    with blocks, whose trailing solve keeps the random-effects rows sparse."""
+    k, p = X.shape
+    if cp.blocks is None:
+        rest = np.zeros((k, cp.m - 1))
+        rest[:, cp.q_rest :] = X
+        for rows, cols, values in entries:
+            rest[rows[:, None], cols] = values
+        return rest
+    row_index = [np.repeat(np.arange(k), p)] + [np.repeat(rows, cols.shape[1]) for rows, cols, _ in entries]
+    col_index = [np.tile(cp.q_rest + np.arange(p), k)] + [cols.ravel() for _, cols, _ in entries]
+    values = [X.ravel()] + [v.ravel() for _, _, v in entries]
+    return scipy.sparse.csr_matrix((np.concatenate(values), (np.concatenate(row_index), np.concatenate(col_index))),
+                                   shape=(k, cp.m - 1))
+
+
 def inverse_quadratic_forms(f: BlockedFactor, first_codes: np.ndarray, first_values: np.ndarray,
                             rest_values: np.ndarray, include_X: bool = True) -> np.ndarray:
     """``v_i' (L_a L_a')^{-1} v_i`` for k vectors ``v_i`` on the ``[u_1; u_r; beta]`` system, by forward solves.
@@ -159,8 +190,8 @@ def inverse_quadratic_forms(f: BlockedFactor, first_codes: np.ndarray, first_val
         The level of the first term that ``v_i`` touches; ``-1`` for none.
     first_values : ndarray (k, p1)
         ``v_i``'s entries at that level (ignored where the code is -1).
-    rest_values : ndarray (k, m - 1)
-        ``v_i``'s entries on the later terms' effects and on beta.
+    rest_values : ndarray or sparse matrix (k, m - 1)
+        ``v_i``'s entries on the later terms' effects and on beta (:func:`rest_values_of`).
     """
     cp = f.cp
     k = first_codes.shape[0]
@@ -173,10 +204,14 @@ def inverse_quadratic_forms(f: BlockedFactor, first_codes: np.ndarray, first_val
     rows = (j[:, None] * cp.p1 + np.arange(cp.p1)).ravel()
     cols = np.repeat(np.flatnonzero(seen), cp.p1)
     E = scipy.sparse.csr_matrix((s.ravel(), (rows, cols)), shape=(cp.l1 * cp.p1, k))
+    upto = cp.m - 1 if include_X else cp.q_rest
+    if scipy.sparse.issparse(rest_values) and f.blocks is None:
+        rest_values = rest_values.toarray()
+    if f.blocks is not None and upto:   # the random-effects rows stay sparse (:mod:`.trailing`)
+        return np.einsum("ka,ka->k", w1, w1) + f.blocks.forward_norms(cp.A21 @ E, rest_values, upto)
     G = np.asarray((cp.A21 @ E).todense())[:-1]              # A21_j D_j w_1, y row dropped
     if cp.q_rest:
         G = left_scale(G, f.Ts[1:], cp.rest_offsets, cp.rest_levels)
-    upto = cp.m - 1 if include_X else cp.q_rest
     if upto == 0:
         return np.einsum("ka,ka->k", w1, w1)
     w2 = scipy.linalg.solve_triangular(f.L22[:upto, :upto], rest_values.T[:upto] - G[:upto], lower=True,

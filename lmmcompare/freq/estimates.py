@@ -38,8 +38,8 @@ def values_at(devfun: Devfun, theta: np.ndarray, singular_tol: float = 1e-4) -> 
     b = apply_lambda(u, f.Ts, [t.n_levels for t in spec.terms])
     dof = spec.n - spec.p if reml else spec.n
     sigma = float(np.sqrt(f.r2 / dof))
-    qr, p = cp.q_rest, cp.p
-    LX = f.L22[qr : qr + p, qr : qr + p]
+    p = cp.p
+    LX = f.corner[:p, :p]
     LX_inv = np.linalg.inv(LX) if p else np.zeros((0, 0))
     return dict(spec=spec, reml=reml, theta=theta, phi=phi, beta=beta, sigma=sigma, u=u, b=b,
                 objective=float(f.objective(reml)), vcov_beta=sigma**2 * (LX_inv.T @ LX_inv),

@@ -135,7 +135,8 @@ def _positive(name, value):
 # relative disagreement of the criterion in the model's and in standardised columns that is lost precision
 PRECISION_RTOL = 1e-9
 
-# trailing blocks (m x m, see .blocks) up to this size are optimised with one BLAS thread (see lmmcompare.core.threads)
+# trailing blocks (m x m, see .blocks; nested designs: their largest dense block) up to this size are optimised
+# with one BLAS thread (see lmmcompare.core.threads)
 ONE_BLAS_THREAD_UP_TO = 256
 
 _OPTIONS = {"ftol": _positive, "gtol": _positive, "boundary_tol": _positive, "conv_tol": _positive,
@@ -154,7 +155,7 @@ def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
     block run with one BLAS thread (:mod:`lmmcompare.core.threads`).
     """
     check_options("the optimizer (lmer's **options)", options, dict(_OPTIONS))
-    with single_blas_thread(devfun.cp.m <= ONE_BLAS_THREAD_UP_TO):  # inline: warnings' stacklevels count frames
+    with single_blas_thread(devfun.cp.largest_dense_block <= ONE_BLAS_THREAD_UP_TO):  # inline: warnings' stacklevels count frames
         if start is None and devfun.covariance.identity:
             transforms = column_transforms(devfun.spec)
             if transforms is not None:

@@ -30,7 +30,7 @@ import pandas as pd
 import scipy.stats
 
 from ..arguments import check_bool, check_choice, check_level
-from ..core.solve import inverse_quadratic_forms
+from ..core.solve import inverse_quadratic_forms, rest_values_of
 from ..errors import ArgumentError, DataError
 from ..spec.new_rows import PredictionRows, prediction_rows
 
@@ -56,13 +56,11 @@ def fit_variances(fit, rows: PredictionRows) -> np.ndarray:
     f, cp = fit.factor, fit.cp
     k = rows.X.shape[0]
     out = np.empty(k)
-    step = max(1, 4_000_000 // cp.m)
+    step = max(1, 4_000_000 // cp.largest_dense_block)
     for start in range(0, k, step):
         sl = slice(start, min(k, start + step))
         n = sl.stop - sl.start
-        rest = np.zeros((n, cp.m - 1))
-        rest[:, cp.q_rest:] = rows.X[sl]
-        first_codes, first_values = np.full(n, -1), np.zeros((n, cp.p1))
+        first_codes, first_values, entries = np.full(n, -1), np.zeros((n, cp.p1)), []
         for i, (t, T, Zi, codes) in enumerate(zip(fit.spec.terms, f.Ts, rows.Zs, rows.codes)):
             c = codes[sl]
             seen = c >= 0
@@ -71,8 +69,8 @@ def fit_variances(fit, rows: PredictionRows) -> np.ndarray:
                 first_codes[seen], first_values[seen] = c[seen], v[seen]
                 continue
             cols = cp.rest_offsets[i - 1] + c[seen][:, None] * t.p + np.arange(t.p)
-            rest[np.flatnonzero(seen)[:, None], cols] = v[seen]
-        out[sl] = inverse_quadratic_forms(f, first_codes, first_values, rest)
+            entries.append((np.flatnonzero(seen), cols, v[seen]))
+        out[sl] = inverse_quadratic_forms(f, first_codes, first_values, rest_values_of(cp, rows.X[sl], entries))
     return fit.sigma**2 * out
 
 

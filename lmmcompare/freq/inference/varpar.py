@@ -69,8 +69,8 @@ def vcov_varpar_beta(fit, varpar, devfun: Devfun | None = None) -> np.ndarray:
     varpar = np.asarray(varpar, dtype=float)
     cp, theta = _blocks(fit, varpar[:-1], devfun)
     f = factorize(cp, theta)
-    qr, p = cp.q_rest, cp.p
-    LX_inv = np.linalg.inv(f.L22[qr : qr + p, qr : qr + p])
+    p = cp.p
+    LX_inv = np.linalg.inv(f.corner[:p, :p])
     return (varpar[-1] ** 2 * (LX_inv.T @ LX_inv)).ravel()
 
 
