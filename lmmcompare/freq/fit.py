@@ -19,6 +19,7 @@ from ..arguments import check_bool, check_int, check_number, check_options, show
 from ..core.blocks import CrossProducts, Workspace, cross_products
 from ..core.factor import objective
 from ..core.gradient import objective_and_gradient
+from ..core.small_dense import DenseCriterion
 from ..core.structures import CovarianceMap
 from ..core.standardize import (column_transforms, standardized_spec, theta_from_standardized,
                                 theta_to_standardized)
@@ -55,6 +56,8 @@ class Devfun:
         object.__setattr__(self, "covariance", CovarianceMap.from_spec(self.spec))
         object.__setattr__(self, "_weighted", RatioProducts(self.spec, self.cp))
         object.__setattr__(self, "_plain", self.spec.phi_is_theta)
+        # small models: the same criterion by a few dense LAPACK calls (lmmcompare.core.small_dense)
+        object.__setattr__(self, "_dense", DenseCriterion.for_model(self.cp, self.reml) if self._plain else None)
 
     @property
     def plain(self) -> bool:
@@ -73,6 +76,8 @@ class Devfun:
         return (*self._weighted.at(delta), theta)
 
     def __call__(self, phi) -> float:
+        if self._dense is not None:
+            return self._dense.objective(phi)
         if self.plain:
             return objective(self.cp, np.asarray(phi, float), self.reml, self.workspace)
         _, cp, theta = self.at(phi)
@@ -82,6 +87,8 @@ class Devfun:
         """``(objective, gradient)`` at phi, analytic: in theta by the chain rule ``J' g``, in log delta
         as :mod:`lmmcompare.core.residual_ratios` derives it."""
         phi = np.asarray(phi, float)
+        if self._dense is not None:
+            return self._dense.objective_and_gradient(phi)
         if self.plain:
             return objective_and_gradient(self.cp, phi, self.reml, self.workspace)
         spec, cp, theta = self.at(phi)
