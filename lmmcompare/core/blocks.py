@@ -243,12 +243,8 @@ def cross_products(spec: ModelSpec) -> CrossProducts:
     first, rest = spec.terms[0], spec.terms[1:]
     Z1 = spec.weighted_rows(first.Z)
     rest_blocks = [spec.weighted_rows(t.Z) for t in rest]
-    y, offset = spec.working_response, np.zeros(spec.p)
     X = spec.weighted_rows(spec.X)
-    if spec.p:
-        for _ in range(2):  # one step of iterative refinement: y - X offset is accurate to rounding
-            step = np.linalg.lstsq(X, y, rcond=None)[0]
-            offset, y = offset + step, y - X @ step
+    offset, y = shifted_response(X, spec.working_response)
     D = np.column_stack([X, y]) if spec.p else y[:, None]
     m = sum(t.q for t in rest) + D.shape[1]
     if m > DENSE_LIMIT:
@@ -269,6 +265,34 @@ def cross_products(spec: ModelSpec) -> CrossProducts:
         A21=A21, A22=A22,
         rest_sizes=[t.p for t in rest], rest_levels=[t.n_levels for t in rest], rest_offsets=offsets,
         q_rest=pos, p=spec.p, n=spec.n, beta_offset=offset, log_weights=spec.log_weights)
+
+
+def shifted_response(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(beta_offset, y - X beta_offset)`` with ``beta_offset`` the least-squares coefficients of y on X
+    (:class:`CrossProducts`), by one step of iterative refinement: the difference is accurate to rounding."""
+    offset = np.zeros(X.shape[1])
+    if X.shape[1]:
+        for _ in range(2):
+            step = np.linalg.lstsq(X, y, rcond=None)[0]
+            offset, y = offset + step, y - X @ step
+    return offset, y
+
+
+class ResponseRows:
+    """:func:`response_row` of new responses for one design, without the design's cross-products again.
+
+    The row of ``y`` is ``[Z' y~, X' y~, y~' y~, beta_offset]`` with ``y~ = W^{1/2}(y - offset) - X beta_offset``
+    (weights and offset as in :func:`cross_products`): one sparse and one dense product per response.
+    """
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        self.X = spec.weighted_rows(spec.X)
+        self.Zt = sp.hstack([spec.weighted_rows(t.Z) for t in spec.terms], format="csc").T.tocsr()
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        offset, shifted = shifted_response(self.X, self.spec.with_response(y).working_response)
+        return np.concatenate([self.Zt @ shifted, self.X.T @ shifted, [shifted @ shifted], offset])
 
 
 def response_row(cp: CrossProducts) -> np.ndarray:

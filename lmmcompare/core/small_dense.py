@@ -33,9 +33,9 @@ from ..spec.parameters import lower_index
 from .blocks import CrossProducts
 from .factor import LOG_2PI
 
-# largest N = q + p + 1 held dense: 3 N^3 flops (about 0.1 ms at N = 120 on one core) stay
-# below the blocked evaluation's fixed cost of about 0.25 ms
-DENSE_UP_TO = 120
+# largest N = q + p + 1 held dense: about 4 N^3 flops an evaluation, which overtake the blocked
+# evaluation's fixed cost (0.3-0.5 ms) near N = 115 for (x | g) designs (measured, one BLAS thread)
+DENSE_UP_TO = 110
 
 _potrf = scipy.linalg.lapack.dpotrf
 _potrs = scipy.linalg.lapack.dpotrs
@@ -85,6 +85,24 @@ class DenseCriterion:
     def for_model(cls, cp: CrossProducts, reml: bool) -> "DenseCriterion | None":
         """The dense criterion when the model is small enough (:data:`DENSE_UP_TO`), else None."""
         return cls(cp, reml) if cp.l1 * cp.p1 + cp.m <= DENSE_UP_TO else None
+
+    def with_response_row(self, row: np.ndarray) -> "DenseCriterion":
+        """The criterion of the same design with the response of :func:`~.blocks.response_row` ``row``."""
+        out = object.__new__(DenseCriterion)
+        out.__dict__.update(self.__dict__)
+        out.A = self.A.copy()
+        out.A[-1], out.A[:, -1] = row[: self.N], row[: self.N]
+        return out
+
+    def shifted_estimates(self, theta) -> tuple[np.ndarray, float]:
+        """``(beta~, r^2)`` at ``theta``: the fixed effects of the shifted response (add the blocks'
+        ``beta_offset``) and the penalised residual sum of squares.  Raises ``LinAlgError`` where L fails."""
+        pieces = self._factor(np.asarray(theta, dtype=float))
+        if pieces is None:
+            raise np.linalg.LinAlgError("the system at theta is not positive definite")
+        L = pieces[1]
+        s, _ = _trtrs(L[:-1, :-1].T, L[-1, :-1], lower=0, trans=0)
+        return s[self.q :], float(L[-1, -1] ** 2)
 
     def _factor(self, theta: np.ndarray):
         """``(Lt' A, L)`` with L lower (C order), or None where C is not positive definite."""
