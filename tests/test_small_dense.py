@@ -21,7 +21,8 @@ def _data():
     data = lc.load_dataset("sleepstudy")
     rng = np.random.default_rng(3)
     return data.assign(w=1.0 + data["Days"] % 3, off=rng.normal(size=len(data)),
-                       g=(np.arange(len(data)) % 6).astype(str), x=rng.normal(size=len(data)))
+                       g=(np.arange(len(data)) % 6).astype(str), x=rng.normal(size=len(data)),
+                       h=(data["Subject"].astype(int) % 3).astype(str))
 
 
 FORMULAS = {
@@ -30,7 +31,7 @@ FORMULAS = {
     "uncorrelated": "Reaction ~ Days + (Days || Subject)",
     "crossed": "Reaction ~ Days + x + (Days | Subject) + (1 | g)",
     "later_p2": "Reaction ~ Days + (1 | Subject) + (x | g)",
-    "nested": "Reaction ~ 1 + (1 | g/Subject)",
+    "nested": "Reaction ~ 1 + (1 | h/Subject)",
 }
 
 
