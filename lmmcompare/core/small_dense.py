@@ -75,8 +75,9 @@ class DenseCriterion:
         A[q1:, :q1], A[:q1, q1:], A[q1:, q1:] = A21, A21.T, cp.A22
         self.A = A
         rows, cols, labels, pos = [], [], [], 0
-        for p, offset, n_levels in zip([cp.p1] + cp.rest_sizes, [0] + [q1 + o for o in cp.rest_offsets],
-                                       [cp.l1] + cp.rest_levels):
+        self.terms = list(zip([cp.p1] + cp.rest_sizes, [0] + [q1 + o for o in cp.rest_offsets],
+                              [cp.l1] + cp.rest_levels))
+        for p, offset, n_levels in self.terms:
             a, b = lower_index(p)
             start = offset + p * np.arange(n_levels)[:, None]
             rows.append((start + a).ravel())
@@ -102,6 +103,20 @@ class DenseCriterion:
         out.__dict__.update(self.__dict__)
         out.A = self.A.copy()
         out.A[-1], out.A[:, -1] = row[: self.N], row[: self.N]
+        return out
+
+    def transformed(self, transforms) -> "DenseCriterion":
+        """The criterion of the same model with each term's columns ``X_i A_i`` (``transforms``: the ``A_i``):
+        ``A -> B' A B`` with ``B = blockdiag(I_{l_i} (x) A_i, I_{p+1})``, the cross-products of the new columns
+        (:mod:`.standardize`).  Rounding grows with the condition number of the ``A_i``: for well-scaled
+        columns only (:data:`lmmcompare.freq.fit.POLISH_FROM_CONDITION`)."""
+        B = np.eye(self.N)
+        for (p, offset, n_levels), A_i in zip(self.terms, transforms):
+            idx = offset + np.arange(n_levels * p).reshape(n_levels, p)
+            B[idx[:, :, None], idx[:, None, :]] = A_i
+        out = object.__new__(DenseCriterion)
+        out.__dict__.update(self.__dict__)
+        out.A = B.T @ self.A @ B
         return out
 
     def shifted_estimates(self, theta) -> tuple[np.ndarray, float]:

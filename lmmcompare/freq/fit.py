@@ -23,7 +23,7 @@ from ..core.gradient import objective_and_gradient
 from ..core.small_dense import DenseCriterion
 from ..core.structures import CovarianceMap
 from ..core.standardize import (column_transforms, standardized_spec, theta_from_standardized,
-                                theta_to_standardized)
+                                theta_to_standardized, thetas_from_standardized)
 from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarning
 from ..spec import ModelSpec
 from .optimize import OptSummary, column_below, gradient_small, optimize_theta, projected_gradient
@@ -205,8 +205,7 @@ def _optimize_from_moments(devfun: Devfun, **options) -> OptSummary:
 def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
     """Optimise on standardised random-effects columns, then polish in lme4's theta (see :mod:`lmmcompare.core.standardize`)."""
     sizes = [t.p for t in devfun.spec.terms]
-    inner_spec = standardized_spec(devfun.spec, transforms)
-    inner = Devfun(spec=inner_spec, cp=cross_products(inner_spec), reml=devfun.reml)
+    inner = _standardized_devfun(devfun, transforms)
     with warnings.catch_warnings():  # convergence is judged on the polished result
         warnings.simplefilter("ignore", ConvergenceWarning)
         first = optimize_theta(inner.with_gradient, inner.start, inner.lower, **options)
@@ -222,7 +221,7 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
     mapped = _mapped_optimum(devfun, first, start, transforms)
     if mapped is not None:
         return dataclasses.replace(
-            mapped, log=tuple((from_standardized(th), v) for th, v in first.log) + mapped.log,
+            mapped, log=_mapped_log(first.log, transforms, sizes, k) + mapped.log,
             n_evals=len(first.log) + 1, theta_start=from_standardized(inner.start))
     what = "REML criterion" if devfun.reml else "deviance"
     with warnings.catch_warnings(record=True) as caught:
@@ -235,7 +234,7 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
         raise DataError(f"the {what} cannot be evaluated in the model's own random-effects columns at the "
                         f"optimum found with them centred and scaled ({first.objective:.6f}): "
                         f"{far_from_zero(devfun.spec)}")
-    log = tuple((from_standardized(th), v) for th, v in first.log) + polished.log
+    log = _mapped_log(first.log, transforms, sizes, k) + polished.log
     theta_s = to_standardized(polished.theta)
     if polished.converged:
         check = inner(theta_s)
@@ -260,6 +259,41 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
     return dataclasses.replace(
         polished, method="L-BFGS-B on standardised columns, polished", log=log, n_evals=len(log),
         theta_start=from_standardized(inner.start), seconds=first.seconds + polished.seconds)
+
+
+def _mapped_log(log, transforms, sizes, k: int) -> tuple:
+    """The standardised run's log ``(phi_s, value)`` with phi in the model's parameterisation (theta is its first k)."""
+    if not log:
+        return ()
+    phis = np.array([phi for phi, _ in log])
+    mapped = np.concatenate([thetas_from_standardized(phis[:, :k], transforms, sizes), phis[:, k:]], axis=1)
+    return tuple((phi, value) for phi, (_, value) in zip(mapped, log))
+
+
+@dataclass(frozen=True, eq=False)
+class _DenseStandardized:
+    """What the optimiser needs of the standardised devfun (``with_gradient``, ``start``, ``lower``, a call),
+    for a small plain model: its dense criterion with transformed cross-products, no second blocks."""
+
+    criterion: DenseCriterion
+    start: np.ndarray
+    lower: np.ndarray
+
+    def __call__(self, theta) -> float:
+        return self.criterion.objective(theta)
+
+    def with_gradient(self, theta):
+        return self.criterion.objective_and_gradient(theta)
+
+
+def _standardized_devfun(devfun: Devfun, transforms):
+    """The devfun on the standardised columns: from the model's dense criterion where it has one and the
+    transforms are well conditioned (saves the second cross-products: 0.5 ms on sleepstudy), else built
+    from the standardised spec (covariates far from 0: the precision check needs its own digits)."""
+    if devfun._dense is not None and max(np.linalg.cond(A) for A in transforms) <= POLISH_FROM_CONDITION:
+        return _DenseStandardized(devfun._dense.transformed(transforms), devfun.start, devfun.lower)
+    inner_spec = standardized_spec(devfun.spec, transforms)
+    return Devfun(spec=inner_spec, cp=cross_products(inner_spec), reml=devfun.reml)
 
 
 def _mapped_optimum(devfun: Devfun, first: OptSummary, theta: np.ndarray, transforms) -> OptSummary | None:
