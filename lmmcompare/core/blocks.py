@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - a future scipy may move it
 from ..spec import ModelSpec
 
 DENSE_LIMIT = 6_000  # largest m for which the trailing block is stored dense
+DENSE_DESIGN_UP_TO = 50_000  # largest n * q for which the terms' cross-products are dense products
 PAIRS_DENSE_FROM = 50_000   # K entries from which the dense products are considered (small models keep K's digits)
 PAIRS_FLOP_RATIO = 20       # a BLAS flop costs about 1/20 of a sparse entry visited (measured, 2-core x86)
 PAIRS_DENSE_MAX = 5_000_000  # largest dense A21 (m * l1 * p1 entries) held for the dense products
@@ -233,6 +234,12 @@ def _trailing_cross_products(rest_blocks: list, D: np.ndarray, Z1: sp.csc_matrix
         return sp.csr_matrix(DtZ1), DtD
     Zr = sp.hstack(rest_blocks, format="csc")
     ZrtD = Zr.T @ D
+    if Zr.shape[0] * (Zr.shape[1] + Z1.shape[1]) <= DENSE_DESIGN_UP_TO:
+        # Z_r'Z_1 and Z_r'Z_r of a small design by BLAS on dense copies: the same numbers (sums of
+        # products of the terms' columns) without scipy's per-product overhead (Penicillin 0.66 -> 0.4 ms)
+        Zr_dense = Zr.toarray()
+        A21 = sp.csr_matrix(np.vstack([Zr_dense.T @ Z1.toarray(), DtZ1]))
+        return A21, np.block([[Zr_dense.T @ Zr_dense, ZrtD], [ZrtD.T, DtD]])
     A21 = sp.vstack([Zr.T @ Z1, sp.csr_matrix(DtZ1)], format="csr")
     A21.sort_indices()
     A22 = np.block([[(Zr.T @ Zr).toarray(), ZrtD], [ZrtD.T, DtD]])
