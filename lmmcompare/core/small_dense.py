@@ -1,7 +1,7 @@
 """The profiled criterion and its gradient for small models, by dense LAPACK calls.
 
 For a model whose whole system ``[Z X y]'[Z X y]`` is small (``N = q + p + 1``
-up to :data:`DENSE_UP_TO`), the blocked factor of :mod:`.factor` spends its time
+up to ``DENSE_UP_TO``), the blocked factor of :mod:`.factor` spends its time
 in Python and numpy call overhead, not in arithmetic.  Here the same blocks
 (:class:`~.blocks.CrossProducts`, so the same shifted response) are held as one
 dense ``N x N`` array ``A`` and each evaluation is a few BLAS/LAPACK calls::
@@ -91,8 +91,8 @@ class DenseCriterion:
 
     @classmethod
     def for_model(cls, cp: CrossProducts, reml: bool) -> "DenseCriterion | None":
-        """The dense criterion when the model is small enough (:data:`DENSE_UP_TO`) and its random-effects
-        columns well scaled (:func:`term_gram_conditions` up to :data:`DENSE_MAX_CONDITION`), else None."""
+        """The dense criterion when the model is small enough (``DENSE_UP_TO``) and its random-effects
+        columns well scaled (:func:`term_gram_conditions` up to ``DENSE_MAX_CONDITION``), else None."""
         if cp.l1 * cp.p1 + cp.m > DENSE_UP_TO or max(term_gram_conditions(cp)) > DENSE_MAX_CONDITION:
             return None
         return cls(cp, reml)
@@ -109,7 +109,7 @@ class DenseCriterion:
         """The criterion of the same model with each term's columns ``X_i A_i`` (``transforms``: the ``A_i``):
         ``A -> B' A B`` with ``B = blockdiag(I_{l_i} (x) A_i, I_{p+1})``, the cross-products of the new columns
         (:mod:`.standardize`).  Rounding grows with the condition number of the ``A_i``: for well-scaled
-        columns only (:data:`lmmcompare.freq.fit.POLISH_FROM_CONDITION`)."""
+        columns only (``lmmcompare.freq.fit.TRANSFORM_DENSE_UP_TO_CONDITION``)."""
         B = np.eye(self.N)
         for (p, offset, n_levels), A_i in zip(self.terms, transforms):
             idx = offset + np.arange(n_levels * p).reshape(n_levels, p)

@@ -10,7 +10,6 @@ fit and its inference can refit through it without an import circle.
 from __future__ import annotations
 
 import dataclasses
-import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -143,9 +142,10 @@ def _positive(name, value):
 # relative disagreement of the criterion in the model's and in standardised columns that is lost precision
 PRECISION_RTOL = 1e-9
 
-# a standardising transform more ill-conditioned than this (sleepstudy's: 10, Orthodont's: 57, calendar
-# years 2001-2010: 1e5) may hide digits lost in the model's own columns: the optimum is polished there
-POLISH_FROM_CONDITION = 1e3
+# largest condition number of the standardising transforms for which the standardised criterion of a
+# small model is its dense criterion transformed (sleepstudy's: 10, Orthodont's: 57, calendar years
+# 2001-2010: 1e5, where the precision check needs the standardised columns' own cross-products)
+TRANSFORM_DENSE_UP_TO_CONDITION = 1e3
 
 # trailing blocks (m x m, see .blocks) up to this size are optimised with one BLAS thread (see lmmcompare.core.threads)
 ONE_BLAS_THREAD_UP_TO = 256
@@ -218,11 +218,6 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
         return np.concatenate([theta_to_standardized(phi[:k], transforms, sizes), phi[k:]])
 
     start = np.maximum(from_standardized(first.theta), devfun.lower)
-    mapped = _mapped_optimum(devfun, first, start, transforms)
-    if mapped is not None:
-        return dataclasses.replace(
-            mapped, log=_mapped_log(first.log, transforms, sizes, k) + mapped.log,
-            n_evals=len(first.log) + 1, theta_start=from_standardized(inner.start))
     what = "REML criterion" if devfun.reml else "deviance"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -290,38 +285,10 @@ def _standardized_devfun(devfun: Devfun, transforms):
     """The devfun on the standardised columns: from the model's dense criterion where it has one and the
     transforms are well conditioned (saves the second cross-products: 0.5 ms on sleepstudy), else built
     from the standardised spec (covariates far from 0: the precision check needs its own digits)."""
-    if devfun._dense is not None and max(np.linalg.cond(A) for A in transforms) <= POLISH_FROM_CONDITION:
+    if devfun._dense is not None and max(np.linalg.cond(A) for A in transforms) <= TRANSFORM_DENSE_UP_TO_CONDITION:
         return _DenseStandardized(devfun._dense.transformed(transforms), devfun.start, devfun.lower)
     inner_spec = standardized_spec(devfun.spec, transforms)
     return Devfun(spec=inner_spec, cp=cross_products(inner_spec), reml=devfun.reml)
-
-
-def _mapped_optimum(devfun: Devfun, first: OptSummary, theta: np.ndarray, transforms) -> OptSummary | None:
-    """The standardised optimum ``first``, mapped to lme4's ``theta``, as the result when a polish has nothing to do.
-
-    The criterion depends on the covariance only, so the mapped point is the same optimum, judged by
-    L-BFGS-B's rules and lme4's where the problem is well conditioned (the standardised columns); the
-    polish in lme4's theta is kept where it can change something: when the first run did not converge, when
-    a diagonal theta is near its bound (lme4's ``check.boundary`` and ``restart_edge`` act in lme4's
-    theta), and when the model's own columns may have lost digits, where the polish shows it and the
-    precision warning says so: a standardising ``A_i`` with condition number above
-    :data:`POLISH_FROM_CONDITION` (covariates far from 0 for their spread), or a criterion at ``theta``
-    that differs from the first run's optimum by more than :data:`PRECISION_RTOL`.
-    One evaluation, for the criterion and gradient at ``theta``.  Saves the polish's 3 evaluations and
-    setup on sleepstudy and Orthodont (about 0.7 ms of 8).
-    """
-    diagonal = devfun.lower == 0
-    if (not first.converged or not devfun.plain or np.any(theta[diagonal] < 1e-4 * max(1.0, np.max(theta[diagonal])))
-            or max(np.linalg.cond(A) for A in transforms) > POLISH_FROM_CONDITION):
-        return None
-    t0 = time.perf_counter()
-    value, grad = devfun.with_gradient(theta)
-    if not abs(value - first.objective) <= PRECISION_RTOL * max(1.0, abs(first.objective)):
-        return None
-    return dataclasses.replace(
-        first, method="L-BFGS-B on standardised columns", theta=theta, objective=float(value),
-        gradient=projected_gradient(theta, grad, devfun.lower), log=((theta, float(value)),),
-        seconds=first.seconds + time.perf_counter() - t0)
 
 
 def _evaluable(devfun: Devfun, theta) -> bool:
