@@ -87,7 +87,7 @@ class DenseCriterion:
         self.rows, self.cols, self.labels = np.concatenate(rows), np.concatenate(cols), np.concatenate(labels)
         self.n_theta = pos
         self.template = np.eye(self.N)
-        self.unit_q = np.arange(self.q)
+        self.flat = self.rows * self.N + self.cols   # Lambda's entries in the flattened N x N array
 
     @classmethod
     def for_model(cls, cp: CrossProducts, reml: bool) -> "DenseCriterion | None":
@@ -132,10 +132,10 @@ class DenseCriterion:
     def _factor(self, theta: np.ndarray):
         """``(Lt' A, L)`` with L lower (C order), or None where C is not positive definite."""
         Lt = self.template.copy()
-        Lt[self.rows, self.cols] = theta[self.labels]
+        Lt.reshape(-1)[self.flat] = theta[self.labels]
         LtA = Lt.T @ self.A
         C = LtA @ Lt
-        C[self.unit_q, self.unit_q] += 1.0
+        C.reshape(-1)[: self.q * (self.N + 1) : self.N + 1] += 1.0   # + I on the random effects' diagonal
         # C is symmetric: its C-ordered memory is the Fortran array C', whose upper factor is L'
         U, info = _potrf(C.T, lower=0, clean=1, overwrite_a=1)
         if info:
