@@ -62,7 +62,7 @@ def test_dense_refit_reaches_the_optimum_of_a_fit_from_scratch(formula, inputs, 
     spec = _spec(formula, inputs)
     start = optimize_lmer(make_devfun(spec, reml)).theta
     refit = ResponseRefit(spec, reml)
-    assert refit.devfun._dense is not None
+    assert refit.devfun.dense is not None
     for seed in range(3):
         y = _new_response(spec, seed)
         theta, beta, sigma, value, devfun = _from_scratch(spec.with_response(y), reml, start)
@@ -84,7 +84,7 @@ def test_blocked_refit_is_the_fit_from_scratch(formula, monkeypatch):
     spec = _spec(formula, "weights_offset")
     start = optimize_lmer(make_devfun(spec, True)).theta
     refit = ResponseRefit(spec, True)
-    assert refit.devfun._dense is None
+    assert refit.devfun.dense is None
     y = _new_response(spec, 9)
     theta, beta, sigma, _, _ = _from_scratch(spec.with_response(y), True, start)
     phi, theta_r, beta_r, sigma_r = refit.estimates(y, start)

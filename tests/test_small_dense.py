@@ -68,10 +68,10 @@ def test_dense_criterion_equals_blocked(name, inputs, reml):
 def test_optimum_with_and_without_the_dense_criterion(name, reml, monkeypatch):
     spec = ModelSpec.from_formula(FORMULAS[name], _data(), weights="w")
     dense = optimize_lmer(make_devfun(spec, reml))
-    assert make_devfun(spec, reml)._dense is not None
+    assert make_devfun(spec, reml).dense is not None
     monkeypatch.setattr(small_dense, "DENSE_UP_TO", 0)
     devfun = make_devfun(spec, reml)
-    assert devfun._dense is None
+    assert devfun.dense is None
     blocked = optimize_lmer(devfun)
     assert abs(dense.objective - blocked.objective) <= 1e-10 * abs(blocked.objective)
     np.testing.assert_allclose(dense.theta, blocked.theta, rtol=1e-5, atol=1e-6)

@@ -60,6 +60,12 @@ class Devfun:
         object.__setattr__(self, "_dense", DenseCriterion.for_model(self.cp, self.reml) if self._plain else None)
 
     @property
+    def dense(self) -> DenseCriterion | None:
+        """The criterion as a few dense LAPACK calls for a small plain model (what calls and
+        :meth:`with_gradient` use; :mod:`lmmcompare.core.small_dense`), else None."""
+        return self._dense
+
+    @property
     def plain(self) -> bool:
         """Whether phi is theta: no structured term and no ``sigma_by`` (lme4's objective as it is)."""
         return self._plain
@@ -285,8 +291,8 @@ def _standardized_devfun(devfun: Devfun, transforms):
     """The devfun on the standardised columns: from the model's dense criterion where it has one and the
     transforms are well conditioned (saves the second cross-products: 0.5 ms on sleepstudy), else built
     from the standardised spec (covariates far from 0: the precision check needs its own digits)."""
-    if devfun._dense is not None and max(np.linalg.cond(A) for A in transforms) <= TRANSFORM_DENSE_UP_TO_CONDITION:
-        return _DenseStandardized(devfun._dense.transformed(transforms), devfun.start, devfun.lower)
+    if devfun.dense is not None and max(np.linalg.cond(A) for A in transforms) <= TRANSFORM_DENSE_UP_TO_CONDITION:
+        return _DenseStandardized(devfun.dense.transformed(transforms), devfun.start, devfun.lower)
     inner_spec = standardized_spec(devfun.spec, transforms)
     return Devfun(spec=inner_spec, cp=cross_products(inner_spec), reml=devfun.reml)
 

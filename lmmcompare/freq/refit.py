@@ -53,7 +53,7 @@ class ResponseRefit:
         Convergence warnings are the caller's to judge (a bootstrap ignores them, as lme4's ``bootMer``).
         """
         row = self.rows(np.asarray(y, dtype=float))
-        dense = self.devfun._dense
+        dense = self.devfun.dense
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if dense is None:
@@ -82,7 +82,7 @@ class ResponseRefit:
         """``s = sqrt(diag H)`` at ``start`` for the spec's own response (1 where not positive); module docstring."""
         key = start.tobytes()
         if key not in self._scales:
-            curvature = np.diag(_hessian_from_gradient(self.devfun._dense.objective_and_gradient, start,
+            curvature = np.diag(_hessian_from_gradient(self.devfun.dense.objective_and_gradient, start,
                                                        self.devfun.lower))
             ok = np.isfinite(curvature) & (curvature > 0)
             self._scales[key] = np.where(ok, np.sqrt(np.where(ok, curvature, 1.0)), 1.0)
