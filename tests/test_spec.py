@@ -189,3 +189,15 @@ def test_levels_not_fewer_than_observations():
     data = SLEEP.assign(row=np.arange(180))
     with pytest.raises(DataError, match="number of levels of each grouping factor must be < the number of observations"):
         ModelSpec.from_formula("Reaction ~ Days + (1 | row)", data)
+
+
+def test_parsed_formulas_are_cached_and_errors_are_not():
+    """parse_formula caches its immutable result per string; a malformed formula raises every time."""
+    from lmmcompare.spec.formula import parse_formula
+
+    first = parse_formula("Reaction ~ Days + (Days | Subject)")
+    assert parse_formula("Reaction ~ Days + (Days | Subject)") is first
+    assert first.response == "Reaction" and first.fixed == "Days" and first.bars[0].group == ("Subject",)
+    for _ in range(2):
+        with pytest.raises(FormulaError, match="unbalanced parentheses"):
+            parse_formula("y ~ x + (1 | g")

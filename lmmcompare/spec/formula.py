@@ -8,6 +8,8 @@ expanded as lme4's ``findbars`` does: ``a/b`` gives the groupings ``a`` and
 """
 from __future__ import annotations
 
+import functools
+
 import re
 import warnings
 from dataclasses import dataclass
@@ -146,7 +148,8 @@ def _parse_group(text: str, term: str) -> list[tuple[str, ...]]:
 
 
 def parse_formula(formula: str) -> ParsedFormula:
-    """Split an lme4 formula into response, fixed part and bars.
+    """Split an lme4 formula into response, fixed part and bars (:func:`_parse`, cached: a refit or a
+    benchmark parses the same string again, and the result is immutable).
 
     Parameters
     ----------
@@ -165,6 +168,12 @@ def parse_formula(formula: str) -> ParsedFormula:
     """
     if not isinstance(formula, str):
         raise FormulaError(f"formula must be a string such as 'y ~ x + (1 | g)', got {type(formula).__name__}")
+    return _parse(formula)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(formula: str) -> ParsedFormula:
+    """:func:`parse_formula` of a string (errors are raised, never cached)."""
     _check_parens(formula, formula)
     sides = _split_top(formula, "~")
     if len(sides) != 2:

@@ -9,35 +9,21 @@ lme4's models; structured terms' parameters and ``sigma_by``'s log ratios otherw
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
 
 from ...arguments import check_bool, check_int, check_n_jobs, check_seed
-from ...core.factor import factorize
-from ...core.solve import solve_modes
 from ...errors import ArgumentError
 from ...progress import Progress
-from ..fit import make_devfun, optimize_lmer
-from ..variance_components import parameter_values
-
-
-def _params_of(spec, reml, start):
-    """Refit ``spec`` from phi ``start``; the variance parameters (table order) and beta, without an LmerFit."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        devfun = make_devfun(spec, reml)
-        opt = optimize_lmer(devfun, start=start)
-    _, cp, theta = devfun.at(opt.theta)
-    f = factorize(cp, theta)
-    _, beta = solve_modes(f)
-    sigma = np.sqrt(f.r2 / (spec.n - spec.p if reml else spec.n))
-    return np.r_[parameter_values(spec, opt.theta, theta, sigma), beta]
+from ..refit import ResponseRefit
 
 
 def _refit_chunk(spec, reml, start, ys):
-    return [_params_of(spec.with_response(y), reml, start) for y in ys]
+    """Refit each response of ``ys`` from phi ``start``: the variance parameters (table order) and beta.
+    The design's cross-products are computed once per chunk (:class:`~lmmcompare.freq.refit.ResponseRefit`)."""
+    refit = ResponseRefit(spec, reml)
+    return [refit.parameters(y, start) for y in ys]
 
 
 def bootstrap(fit, nsim: int = 500, seed=None, n_jobs: int = 1, progress: bool = True) -> pd.DataFrame:

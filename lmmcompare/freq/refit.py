@@ -1,0 +1,99 @@
+"""Refitting one design to many responses (parametric bootstrap, simulation).
+
+Two models that differ only in ``y`` differ only in the response's
+cross-products (:func:`~lmmcompare.core.blocks.response_row`: ``Z'y~``,
+``X'y~``, ``y~'y~`` and ``beta_offset``, with ``y~`` the response less its
+least-squares fit on X), so the design's blocks are computed once and each
+refit costs one sparse product for its row plus the optimisation, started at
+the given phi (the fitted one, lme4's ``refit``).  A small model
+(:mod:`lmmcompare.core.small_dense`) then optimises its dense criterion with
+the new row in place; any other goes through a :class:`~.fit.Devfun` on the
+blocks with the new row.
+
+The small models' optimisation runs in ``z = s * theta`` with ``s_i = sqrt(H_ii)``,
+``H`` the Hessian of the criterion at the first start for the spec's own
+response (by differences of the analytic gradient, once): L-BFGS-B's first
+steps assume a unit Hessian, and the responses of a bootstrap have Hessians
+near ``H``.  The bounds ``theta_i >= 0`` stay bounds ``z_i >= 0``.  On sleepstudy
+this takes a refit from 13 evaluations to 8-9.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..core.blocks import ResponseRows, with_response_row
+from ..core.factor import factorize
+from ..core.solve import solve_modes
+from ..core.threads import single_blas_thread
+from .fit import ONE_BLAS_THREAD_UP_TO, Devfun, make_devfun, optimize_lmer
+from .optimize import _hessian_from_gradient, optimize_theta
+from .variance_components import parameter_values
+
+
+class ResponseRefit:
+    """Refits of ``spec``'s design, by REML (``reml``) or ML, to new responses.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    reml : bool
+    """
+
+    def __init__(self, spec, reml: bool):
+        self.spec, self.reml = spec, bool(reml)
+        self.devfun = make_devfun(spec, reml)
+        self.rows = ResponseRows(spec)
+        self._scales = {}
+
+    def estimates(self, y, start) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """``(phi, theta, beta, sigma)`` refitted to the response ``y`` from phi ``start``.
+
+        Convergence warnings are the caller's to judge (a bootstrap ignores them, as lme4's ``bootMer``).
+        """
+        row = self.rows(np.asarray(y, dtype=float))
+        dense = self.devfun.dense
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if dense is None:
+                devfun = Devfun(spec=self.spec.with_response(y), cp=with_response_row(self.devfun.cp, row),
+                                reml=self.reml)
+                opt = optimize_lmer(devfun, start=start)
+                _, cp, theta = devfun.at(opt.theta)
+                f = factorize(cp, theta)
+                _, beta = solve_modes(f)
+                return opt.theta, theta, beta, self._sigma(f.r2)
+            criterion = dense.with_response_row(row)
+            lower = self.devfun.lower
+            start = np.maximum(np.asarray(start, dtype=float), lower)
+            with single_blas_thread(self.devfun.cp.largest_dense_block <= ONE_BLAS_THREAD_UP_TO):
+                scale = self._scale(start)
+
+                def scaled(z):
+                    value, grad = criterion.objective_and_gradient(z / scale)
+                    return value, grad / scale
+
+                theta = optimize_theta(scaled, start * scale, lower * scale).theta / scale
+        beta, r2 = criterion.shifted_estimates(theta)
+        return theta, theta, beta + row[dense.N :], self._sigma(r2)
+
+    def _scale(self, start: np.ndarray) -> np.ndarray:
+        """``s = sqrt(diag H)`` at ``start`` for the spec's own response (1 where not positive); module docstring."""
+        key = start.tobytes()
+        if key not in self._scales:
+            curvature = np.diag(_hessian_from_gradient(self.devfun.dense.objective_and_gradient, start,
+                                                       self.devfun.lower))
+            ok = np.isfinite(curvature) & (curvature > 0)
+            self._scales[key] = np.where(ok, np.sqrt(np.where(ok, curvature, 1.0)), 1.0)
+        return self._scales[key]
+
+    def parameters(self, y, start) -> np.ndarray:
+        """The variance parameters (the parameter table's order) and beta refitted to ``y`` from ``start``."""
+        phi, theta, beta, sigma = self.estimates(y, start)
+        return np.r_[parameter_values(self.spec, phi, theta, sigma), beta]
+
+    def _sigma(self, r2: float) -> float:
+        """``sigma = sqrt(r^2 / (n - p))`` (REML) or ``sqrt(r^2 / n)`` (ML)."""
+        n, p = self.spec.n, self.spec.p
+        return float(np.sqrt(r2 / (n - p if self.reml else n)))

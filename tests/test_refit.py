@@ -1,0 +1,93 @@
+"""Refits of one design to new responses (lmmcompare.freq.refit, the bootstrap's path).
+
+The response's row of the cross-products equals that of the blocks built from
+scratch for the new response (1e-10), and a refit reaches the optimum that a
+fit from scratch reaches from the same start: the same criterion (1e-9
+relative, either may be lower by the optimiser's tolerance) and estimates to
+the optimiser's tolerance; on the blocked path (no dense criterion) the
+optimisation is the same one, so the estimates agree to 1e-8.
+"""
+import numpy as np
+import pytest
+
+import lmmcompare as lc
+from lmmcompare import ModelSpec
+from lmmcompare.core import small_dense
+from lmmcompare.core.blocks import ResponseRows, cross_products, response_row
+from lmmcompare.core.factor import factorize
+from lmmcompare.core.solve import solve_modes
+from lmmcompare.freq import make_devfun, optimize_lmer
+from lmmcompare.freq.refit import ResponseRefit
+
+
+def _spec(formula, inputs):
+    data = lc.load_dataset("sleepstudy")
+    rng = np.random.default_rng(5)
+    data = data.assign(w=1.0 + data["Days"] % 3, off=rng.normal(size=len(data)),
+                       g=(np.arange(len(data)) % 6).astype(str))
+    extra = dict(weights="w", offset="off") if inputs == "weights_offset" else {}
+    return ModelSpec.from_formula(formula, data, **extra)
+
+
+def _new_response(spec, seed):
+    rng = np.random.default_rng(seed)
+    return 1.7 * spec.y + 40.0 + rng.normal(0.0, 20.0, spec.n)
+
+
+def _from_scratch(spec, reml, start):
+    devfun = make_devfun(spec, reml)
+    opt = optimize_lmer(devfun, start=start)
+    f = factorize(devfun.cp, opt.theta)
+    _, beta = solve_modes(f)
+    return opt.theta, beta, np.sqrt(f.r2 / (spec.n - spec.p if reml else spec.n)), opt.objective, devfun
+
+
+FORMULAS = ["Reaction ~ Days + (Days | Subject)", "Reaction ~ Days + (1 | Subject) + (1 | g)"]
+
+
+@pytest.mark.parametrize("inputs", ["plain", "weights_offset"])
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_response_row_equals_the_blocks_of_the_new_response(formula, inputs):
+    spec = _spec(formula, inputs)
+    y = _new_response(spec, 1)
+    expected = response_row(cross_products(spec.with_response(y)))
+    np.testing.assert_allclose(ResponseRows(spec)(y), expected, rtol=1e-10,
+                               atol=1e-10 * np.max(np.abs(expected)))
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("inputs", ["plain", "weights_offset"])
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_dense_refit_reaches_the_optimum_of_a_fit_from_scratch(formula, inputs, reml):
+    spec = _spec(formula, inputs)
+    start = optimize_lmer(make_devfun(spec, reml)).theta
+    refit = ResponseRefit(spec, reml)
+    assert refit.devfun.dense is not None
+    for seed in range(3):
+        y = _new_response(spec, seed)
+        theta, beta, sigma, value, devfun = _from_scratch(spec.with_response(y), reml, start)
+        phi, theta_r, beta_r, sigma_r = refit.estimates(y, start)
+        assert np.array_equal(phi, theta_r)
+        assert abs(devfun(theta_r) - value) <= 1e-9 * abs(value)
+        np.testing.assert_allclose(theta_r, theta, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(beta_r, beta, rtol=1e-6)
+        np.testing.assert_allclose(sigma_r, sigma, rtol=1e-6)
+        # the estimates at the refit's theta are the blocked factor's
+        f = factorize(devfun.cp, theta_r)
+        np.testing.assert_allclose(beta_r, solve_modes(f)[1], rtol=1e-10)
+        np.testing.assert_allclose(sigma_r, np.sqrt(f.r2 / (spec.n - spec.p if reml else spec.n)), rtol=1e-10)
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_blocked_refit_is_the_fit_from_scratch(formula, monkeypatch):
+    monkeypatch.setattr(small_dense, "DENSE_UP_TO", 0)
+    spec = _spec(formula, "weights_offset")
+    start = optimize_lmer(make_devfun(spec, True)).theta
+    refit = ResponseRefit(spec, True)
+    assert refit.devfun.dense is None
+    y = _new_response(spec, 9)
+    theta, beta, sigma, _, _ = _from_scratch(spec.with_response(y), True, start)
+    phi, theta_r, beta_r, sigma_r = refit.estimates(y, start)
+    np.testing.assert_allclose(theta_r, theta, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(beta_r, beta, rtol=1e-8)
+    np.testing.assert_allclose(sigma_r, sigma, rtol=1e-8)
