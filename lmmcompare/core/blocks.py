@@ -275,7 +275,7 @@ def _trailing_cross_products(rest_blocks: list, D: np.ndarray, Z1: sp.csc_matrix
         # products of the terms' columns) without scipy's per-product overhead (Penicillin 0.66 -> 0.4 ms)
         Zr_dense = Zr.toarray()
         A21 = sp.csr_matrix(np.vstack([Zr_dense.T @ Z1.toarray(), DtZ1]))
-        return A21, np.block([[Zr_dense.T @ Zr_dense, ZrtD], [ZrtD.T, DtD]])
+        return A21, sp.csr_matrix(Zr_dense.T @ Zr_dense), ZrtD, DtD
     A21 = sp.vstack([Zr.T @ Z1, sp.csr_matrix(DtZ1)], format="csr")
     A21.sort_indices()
     return A21, Zr.T @ Zr, ZrtD, DtD

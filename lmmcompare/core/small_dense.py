@@ -92,8 +92,10 @@ class DenseCriterion:
     @classmethod
     def for_model(cls, cp: CrossProducts, reml: bool) -> "DenseCriterion | None":
         """The dense criterion when the model is small enough (``DENSE_UP_TO``) and its random-effects
-        columns well scaled (:func:`term_gram_conditions` up to ``DENSE_MAX_CONDITION``), else None."""
-        if cp.l1 * cp.p1 + cp.m > DENSE_UP_TO or max(term_gram_conditions(cp)) > DENSE_MAX_CONDITION:
+        columns well scaled (:func:`term_gram_conditions` up to ``DENSE_MAX_CONDITION``), else None.
+        A trailing block stored in blocks (:mod:`.block_pattern`, asked for explicitly at this size)
+        keeps the blocked factor."""
+        if cp.blocks is not None or cp.l1 * cp.p1 + cp.m > DENSE_UP_TO or max(term_gram_conditions(cp)) > DENSE_MAX_CONDITION:
             return None
         return cls(cp, reml)
 
