@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 
 
-def maximal_crossed(seed: int = 0) -> pd.DataFrame:
-    """56 subjects x 32 items, three two-level factors (+-0.5) varying within both, one row per cell less one.
+def maximal_crossed(seed: int = 0, subjects: int = 56, items: int = 32) -> pd.DataFrame:
+    """56 subjects x 32 items (or ``subjects x items``), three two-level factors (+-0.5) varying within
+    both, one row per cell less one.
 
     ``y ~ a + b + c + (1 + a + b + c | subj) + (1 + a + b + c | item)``: 1,791 rows
     and 20 covariance parameters.  The slope sds (0.3, 0.15, 0.05 for subjects,
@@ -14,7 +15,7 @@ def maximal_crossed(seed: int = 0) -> pd.DataFrame:
     boundary, so the REML fit is singular, as in many psycholinguistic data sets.
     """
     rng = np.random.default_rng(seed)
-    subj, item = np.meshgrid(np.arange(56), np.arange(32), indexing="ij")
+    subj, item = np.meshgrid(np.arange(subjects), np.arange(items), indexing="ij")
     subj, item = subj.ravel(), item.ravel()
     # counterbalanced: each factor flips within subject and within item
     a = ((subj + item) % 2) - 0.5
@@ -27,12 +28,12 @@ def maximal_crossed(seed: int = 0) -> pd.DataFrame:
         S = np.outer(sds, sds) * R
         return rng.multivariate_normal(np.zeros(4), S, size=levels)
 
-    bs = effects(56, np.array([1.0, 0.3, 0.15, 0.05]), 0.4)
-    bi = effects(32, np.array([0.6, 0.2, 0.1, 0.0]), 0.3)
+    bs = effects(subjects, np.array([1.0, 0.3, 0.15, 0.05]), 0.4)
+    bi = effects(items, np.array([0.6, 0.2, 0.1, 0.0]), 0.3)
     beta = np.array([5.0, 0.4, -0.2, 0.1])
     y = X @ beta + np.sum(X * bs[subj], axis=1) + np.sum(X * bi[item], axis=1) + rng.normal(scale=1.0, size=a.size)
-    frame = pd.DataFrame({"y": y, "a": a, "b": b, "c": c, "subj": [f"s{s:02d}" for s in subj],
-                          "item": [f"i{i:02d}" for i in item]})
+    frame = pd.DataFrame({"y": y, "a": a, "b": b, "c": c, "subj": [f"s{s:03d}" for s in subj],
+                          "item": [f"i{i:03d}" for i in item]})
     return frame.drop(index=frame.index[rng.integers(len(frame))]).reset_index(drop=True)
 
 

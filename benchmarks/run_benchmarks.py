@@ -202,12 +202,57 @@ def nested_benchmark():
         print(f"| {schools:,} schools, {classes:,} classes | {fmt(min(times), 3)} | {fmt(mix, 3)} |", flush=True)
 
 
+R_MAXIMAL = textwrap.dedent("""
+    suppressMessages(library(lme4)); library(jsonlite)
+    args <- commandArgs(TRUE); d <- read.csv(args[1]); d$subj <- factor(d$subj); d$item <- factor(d$item)
+    fm <- y ~ a + b + c + (1 + a + b + c | subj) + (1 + a + b + c | item)
+    t <- system.time(m <- suppressMessages(suppressWarnings(lmer(fm, d, REML = FALSE))))[["elapsed"]]
+    cat(toJSON(list(seconds = t, deviance = deviance(m), feval = m@optinfo$feval), auto_unbox = TRUE,
+               digits = NA), "\\n")
+""")
+
+
+def maximal_benchmark():
+    """Issue 21's maximal crossed designs (ML): ours (min of 2), mixedlm's and lme4's (one fit each), deviances."""
+    from designs import MAXIMAL_FORMULA, maximal_crossed
+
+    print("| maximal crossed design (ML) | rows | lmmcompare s | evals | deviance | converged "
+          "| mixedlm s | mixedlm / ours | lme4 s | lme4 evals | lme4 deviance | lme4 / ours |")
+    print("|---" * 12 + "|")
+    for subjects, items in ((56, 32), (200, 100)):
+        data = maximal_crossed(subjects=subjects, items=items)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                fit = lc.lmer(MAXIMAL_FORMULA, data, reml=False)
+                times.append(time.perf_counter() - t0)
+        ours = min(times)
+        mix, _ = time_mixedlm(data, MAXIMAL_FORMULA, False, 1)
+        r = {}
+        if shutil.which("Rscript"):
+            with tempfile.TemporaryDirectory() as tmp:
+                data.to_csv(f"{tmp}/d.csv", index=False)
+                with open(f"{tmp}/m.R", "w") as fh:
+                    fh.write(R_MAXIMAL)
+                out = subprocess.run(["Rscript", f"{tmp}/m.R", f"{tmp}/d.csv"], capture_output=True, text=True)
+                lines = [x for x in out.stdout.splitlines() if x.strip().startswith("{")]
+                r = json.loads(lines[-1]) if lines else {}
+        lme4_s = r.get("seconds")
+        print(f"| {subjects} subjects x {items} items | {len(data):,} | {fmt(ours, 2)} | {fit.n_evals} | "
+              f"{fit.objective:.6f} | {fit.converged} | {fmt(mix, 2)} | {fmt(None if mix is None else mix / ours, 1)} | "
+              f"{fmt(lme4_s, 2)} | {r.get('feval', '-')} | {fmt(r.get('deviance'), 6)} | "
+              f"{fmt(None if lme4_s is None else lme4_s / ours, 1)} |", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--skip-insteval", action="store_true")
     parser.add_argument("--skip-inference", action="store_true", help="skip the profile/bootstrap timings")
     parser.add_argument("--skip-nested", action="store_true", help="skip the 200,000-row nested designs")
+    parser.add_argument("--skip-maximal", action="store_true", help="skip the maximal crossed designs")
     args = parser.parse_args(argv)
     small, large = (3, 1) if args.quick else (9, 3)
     cases = [c for c in CASES if not (args.skip_insteval and c[1] == "InstEval")]
@@ -234,6 +279,9 @@ def main(argv=None):
     if not args.skip_nested:
         print()
         nested_benchmark()
+    if not args.skip_maximal:
+        print()
+        maximal_benchmark()
     if not args.skip_inference:
         print()
         inference_benchmark(200 if args.quick else 1000)

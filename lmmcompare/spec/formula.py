@@ -148,7 +148,7 @@ def _parse_group(text: str, term: str) -> list[tuple[str, ...]]:
 
 
 def parse_formula(formula: str) -> ParsedFormula:
-    """Split an lme4 formula into response, fixed part and bars (:func:`_parse`, cached: a refit or a
+    """Split an lme4 formula into response, fixed part and bars (``_parse``, cached: a refit or a
     benchmark parses the same string again, and the result is immutable).
 
     Parameters
