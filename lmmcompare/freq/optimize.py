@@ -108,6 +108,7 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
         if trial_value <= value:
             theta, value, grad = trial, trial_value, trial_grad
     theta, value, grad = _escape_boundary(logged, theta, value, grad, lower, res_options, below)
+    theta, value, grad = _continue_on_a_ridge(logged, theta, value, grad, lower, upper, res, res_options, conv_tol)
     grad = projected_gradient(theta, grad, lower, upper=upper)
     # a line search that cannot improve at machine precision (ABNORMAL) is judged by the
     # gradient alone, as lme4 judges every optimizer
@@ -124,6 +125,26 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
             f"{np.max(np.abs(grad)) if grad.size else 0:.3g} (tol = {conv_tol}) at theta = {np.round(theta, 6)}",
             ConvergenceWarning, stacklevel=3)
     return summary
+
+
+def _continue_on_a_ridge(fun_grad, theta, value, grad, lower, upper, res, res_options, conv_tol, restarts=5):
+    """Restart L-BFGS-B, its curvature memory cleared and ``ftol`` at 0, while it stopped on ``ftol`` with the
+    gradient still large and each restart lowers the objective.
+
+    On a long curved ridge (a maximal crossed design: 200 subjects x 100 items, 20
+    covariance parameters, deviance 58,190) successive steps lower the objective by
+    less than ``ftol`` relative while the gradient is still 0.07 (lme4 stops 0.43 lower).
+    """
+    options = dict(res_options, options=dict(res_options["options"], ftol=0.0))
+    for _ in range(restarts):
+        g = projected_gradient(theta, grad, lower, upper=upper)
+        if res.status == 1 or not g.size or np.max(np.abs(g)) < conv_tol:
+            break
+        res = scipy.optimize.minimize(fun_grad, theta, jac=True, method="L-BFGS-B", **options)
+        if not res.fun < value:
+            break
+        theta, value, grad = np.array(res.x), float(res.fun), np.array(res.jac)
+    return theta, value, grad
 
 
 def column_below(lower, i):
