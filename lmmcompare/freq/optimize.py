@@ -129,7 +129,8 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
 
 def _continue_on_a_ridge(fun_grad, theta, value, grad, lower, upper, res, res_options, conv_tol, restarts=5):
     """Restart L-BFGS-B, its curvature memory cleared and ``ftol`` at 0, while it stopped on ``ftol`` with the
-    gradient still large and each restart lowers the objective.
+    gradient still large by lme4's rule (:func:`gradient_small`, from the quasi-Newton inverse Hessian alone)
+    and each restart lowers the objective.
 
     On a long curved ridge (a maximal crossed design: 200 subjects x 100 items, 20
     covariance parameters, deviance 58,190) successive steps lower the objective by
@@ -138,7 +139,8 @@ def _continue_on_a_ridge(fun_grad, theta, value, grad, lower, upper, res, res_op
     options = dict(res_options, options=dict(res_options["options"], ftol=0.0))
     for _ in range(restarts):
         g = projected_gradient(theta, grad, lower, upper=upper)
-        if res.status == 1 or not g.size or np.max(np.abs(g)) < conv_tol:
+        if res.status == 1 or gradient_small(fun_grad, theta, g, lower, conv_tol, getattr(res, "hess_inv", None),
+                                             upper, differences=False):
             break
         res = scipy.optimize.minimize(fun_grad, theta, jac=True, method="L-BFGS-B", **options)
         if not res.fun < value:
@@ -192,12 +194,13 @@ def _escape_boundary(fun_grad, theta, value, grad, lower, res_options, below, st
     return theta, value, grad
 
 
-def gradient_small(fun_grad, theta, grad, lower, tol, hess_inv=None, upper=None):
+def gradient_small(fun_grad, theta, grad, lower, tol, hess_inv=None, upper=None, differences: bool = True):
     """lme4's rule: max over free components of min(|g|, |scaled g|) < tol.
 
     The scaled gradient ``C'g`` with ``C C' = H^{-1}`` is first taken from the
     quasi-Newton inverse Hessian (free); only if that fails is the Hessian
-    computed by differences of the analytic gradient (k more evaluations).
+    computed by differences of the analytic gradient (k more evaluations; with
+    ``differences=False`` the answer is then False).
     """
     if grad.size == 0 or np.max(np.abs(grad)) < tol:
         return True
@@ -212,6 +215,8 @@ def gradient_small(fun_grad, theta, grad, lower, tol, hess_inv=None, upper=None)
                 return True
         except (np.linalg.LinAlgError, AttributeError):
             pass
+    if not differences:
+        return False
     hess = _hessian_from_gradient(fun_grad, theta, lower)[np.ix_(free, free)]
     try:
         scaled = np.linalg.solve(np.linalg.cholesky(hess), grad[free])
