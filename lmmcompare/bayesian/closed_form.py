@@ -43,6 +43,7 @@ def closed_form_kernel(gamma, sigma, L, DtD, ZtD, A, Dty, yty, Zty, n, log_weigh
     """
     k = gamma.shape[0]
     levels, p = A.shape[0], A.shape[1]
+    s2 = sigma * sigma
     DtDg = DtD @ gamma
     rtr = yty - 2.0 * (gamma @ Dty) + gamma @ DtDg
     g_gamma = DtDg - Dty            # becomes -(...) / sigma^2 below
@@ -65,7 +66,7 @@ def closed_form_kernel(gamma, sigma, L, DtD, ZtD, A, Dty, yty, Zty, n, log_weigh
             u = lam * c[0] / m
             logdet += np.log(m)
             Q += lam * c[0] * u
-            g_L[0, 0] += -aj * lam / m + (c[0] - aj * lam * u) * u / sigma**2
+            g_L[0, 0] += -aj * lam / m + (c[0] - aj * lam * u) * u / s2
             for b in range(k):
                 g_gamma[b] += ZtD[j, b] * lam * u
         else:
@@ -88,7 +89,6 @@ def closed_form_kernel(gamma, sigma, L, DtD, ZtD, A, Dty, yty, Zty, n, log_weigh
             # c - A L u and L u
             e1 = c[0] - (al11 * u1 + al12 * u2)
             e2 = c[1] - (al21 * u1 + al22 * u2)
-            s2 = sigma * sigma
             g_L[0, 0] += -(al11 * i11 + al12 * i12) + e1 * u1 / s2
             g_L[0, 1] += -(al11 * i12 + al12 * i22) + e1 * u2 / s2
             g_L[1, 0] += -(al21 * i11 + al22 * i12) + e2 * u1 / s2
@@ -96,7 +96,6 @@ def closed_form_kernel(gamma, sigma, L, DtD, ZtD, A, Dty, yty, Zty, n, log_weigh
             lu1, lu2 = l11 * u1 + l12 * u2, l21 * u1 + l22 * u2
             for b in range(k):
                 g_gamma[b] += ZtD[2 * j, b] * lu1 + ZtD[2 * j + 1, b] * lu2
-    s2 = sigma * sigma
     value = -0.5 * (n * np.log(2.0 * np.pi * s2) + logdet + (rtr - Q) / s2 - log_weights)
     d_sigma = -n / sigma + (rtr - Q) / (s2 * sigma)
     return value, -g_gamma / s2, d_sigma, g_L
@@ -121,9 +120,12 @@ class ClosedFormLogLik(Op):
 
     def perform(self, node, inputs, output_storage):
         gamma, sigma, L, Dty, yty, Zty, DtD, ZtD, A, n, log_weights = inputs
-        result = closed_form_kernel(*[np.ascontiguousarray(x, dtype=float) for x in (gamma,)], float(sigma),
-                                    *[np.ascontiguousarray(x, dtype=float) for x in (L, DtD, ZtD, A, Dty)],
-                                    float(yty), np.ascontiguousarray(Zty, dtype=float), float(n), float(log_weights))
+
+        def array(x):   # one compiled layout: C-contiguous float64
+            return np.ascontiguousarray(x, dtype=float)
+
+        result = closed_form_kernel(array(gamma), float(sigma), array(L), array(DtD), array(ZtD), array(A),
+                                    array(Dty), float(yty), array(Zty), float(n), float(log_weights))
         for k, value in enumerate(result):
             output_storage[k][0] = np.asarray(value, dtype="float64")
 

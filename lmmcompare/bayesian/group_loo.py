@@ -38,8 +38,8 @@ import xarray as xr
 
 from ..errors import CrossedGroupingError
 from ..spec import ModelSpec
-from .postprocess import term_sd_cor_draws
 from ..spec.residual_groups import level_scales
+from .postprocess import term_sd_cor_draws
 from .residual import ratio_draws
 
 LOG_2PI = float(np.log(2 * np.pi))

@@ -14,11 +14,11 @@ from ..archive import save_archive
 from ..arguments import check_bool, check_choice, check_level, check_seed
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import ModelSpec
+from ..spec.residual_groups import level_scales
 from ..spec.update import updated_inputs
 from .persist import bayes_fit_content
 from .prediction import predict_posterior
 from .priors import PriorSet
-from ..spec.residual_groups import level_scales
 from .residual import ratio_draws, row_sd_draws
 
 LOO_LEVELS = ("observation", "group")

@@ -13,9 +13,7 @@ from ..arguments import check_bool, check_options
 from ..errors import SingularFitWarning
 from ..spec import as_spec
 from .estimates import values_at
-from ..core.threads import single_blas_thread
-from . import fit as fit_stage
-from .fit import _OPTIONS, Devfun, make_devfun, optimize_lmer
+from .fit import _OPTIONS, Devfun, blas_threads_for, make_devfun, optimize_lmer
 from .optimize import OptSummary
 from .result import LmerFit
 
@@ -74,5 +72,5 @@ def lmer(formula, data=None, reml: bool = True, start=None, weights=None, offset
                    na_action=na_action, sigma_by=sigma_by)
     devfun = make_devfun(spec, reml)
     # the fit at the optimum too: its small products gain nothing from BLAS threads (lmmcompare.core.threads)
-    with single_blas_thread(devfun.cp.largest_dense_block <= fit_stage.ONE_BLAS_THREAD_UP_TO):
+    with blas_threads_for(devfun.cp):
         return make_fit(devfun, optimize_lmer(devfun, start=start, **options))

@@ -157,6 +157,12 @@ TRANSFORM_DENSE_UP_TO_CONDITION = 1e3
 # with one BLAS thread (see lmmcompare.core.threads)
 ONE_BLAS_THREAD_UP_TO = 256
 
+
+def blas_threads_for(cp: CrossProducts):
+    """One BLAS thread where the largest dense block of ``cp`` is small (``ONE_BLAS_THREAD_UP_TO``): the
+    optimisation, the fit at the optimum and refits all use this rule (:mod:`lmmcompare.core.threads`)."""
+    return single_blas_thread(cp.largest_dense_block <= ONE_BLAS_THREAD_UP_TO)
+
 _OPTIONS = {"ftol": _positive, "gtol": _positive, "boundary_tol": _positive, "conv_tol": _positive,
             "maxiter": lambda name, value: check_int(name, value, 1)}
 
@@ -173,7 +179,7 @@ def optimize_lmer(devfun: Devfun, start=None, **options) -> OptSummary:
     block run with one BLAS thread (:mod:`lmmcompare.core.threads`).
     """
     check_options("the optimizer (lmer's **options)", options, dict(_OPTIONS))
-    with single_blas_thread(devfun.cp.largest_dense_block <= ONE_BLAS_THREAD_UP_TO):  # inline: warnings' stacklevels count frames
+    with blas_threads_for(devfun.cp):  # inline: warnings' stacklevels count frames
         if start is None and devfun.covariance.identity:
             transforms = column_transforms(devfun.spec)
             if transforms is not None:

@@ -26,8 +26,7 @@ import numpy as np
 from ..core.blocks import ResponseRows, with_response_row
 from ..core.factor import factorize
 from ..core.solve import solve_modes
-from ..core.threads import single_blas_thread
-from .fit import ONE_BLAS_THREAD_UP_TO, Devfun, make_devfun, optimize_lmer
+from .fit import Devfun, blas_threads_for, make_devfun, optimize_lmer
 from .optimize import _hessian_from_gradient, optimize_theta
 from .variance_components import parameter_values
 
@@ -67,7 +66,7 @@ class ResponseRefit:
             criterion = dense.with_response_row(row)
             lower = self.devfun.lower
             start = np.maximum(np.asarray(start, dtype=float), lower)
-            with single_blas_thread(self.devfun.cp.largest_dense_block <= ONE_BLAS_THREAD_UP_TO):
+            with blas_threads_for(self.devfun.cp):
                 scale = self._scale(start)
 
                 def scaled(z):

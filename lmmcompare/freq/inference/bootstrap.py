@@ -9,7 +9,6 @@ lme4's models; structured terms' parameters and ``sigma_by``'s log ratios otherw
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
