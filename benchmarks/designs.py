@@ -67,3 +67,16 @@ def nested_schools(n: int = 200_000, schools: int = 2_000, classes: int = 20_000
 
 
 NESTED_FORMULA = "y ~ x + (1 | school/cls)"
+
+
+def crossed_large(n: int = 300_000, subjects: int = 20_000, items: int = 2_000, seed: int = 0) -> pd.DataFrame:
+    """Two large crossed factors (issue 21): ``y ~ x + (1 | subj) + (1 | item)``, each row a random
+    (subject, item) pair; ``y = 1 + 0.5 x + b_subj + b_item + e`` with sd(b_subj) = 0.8, sd(b_item) = 0.5, sigma 1."""
+    rng = np.random.default_rng(seed)
+    subj, item = rng.integers(0, subjects, n), rng.integers(0, items, n)
+    x = rng.normal(size=n)
+    y = 1 + 0.5 * x + 0.8 * rng.normal(size=subjects)[subj] + 0.5 * rng.normal(size=items)[item] + rng.normal(size=n)
+    return pd.DataFrame({"y": y, "x": x, "subj": pd.Categorical(subj), "item": pd.Categorical(item)})
+
+
+CROSSED_FORMULA = "y ~ x + (1 | subj) + (1 | item)"

@@ -248,3 +248,22 @@ def test_plot_profile_draws_each_trace():
         ends = [line.get_xdata()[0] for line in ax.lines[4:]]
         np.testing.assert_allclose(ends, [e for e in ci.loc[name] if np.isfinite(e)], rtol=1e-12)
         assert ax.get_ylabel() == r"$\zeta$"
+
+
+@pytest.mark.parametrize("a, b", [(0.0, 3.0), (1.2, 1.5), (-1.0, 40.0)])
+def test_secant_interval_end_is_the_root_and_stays_in_its_bracket(a, b):
+    """The profile's root step on f(x) = x^3 - 2 (root 2^(1/3)): within tol of a root, every point inside
+    [a, b]; None when the steps allowed do not reach it (then Brent's method takes over)."""
+    from lmmcompare.freq.inference.profile import _secant_in_bracket
+
+    seen = []
+
+    def f(x):
+        seen.append(x)
+        return x ** 3 - 2.0
+
+    root = _secant_in_bracket(f, a, b, f(a), f(b), tol=1e-10, steps=60)
+    assert abs(root ** 3 - 2.0) < 1e-10
+    assert root == pytest.approx(2.0 ** (1 / 3), abs=1e-10)
+    assert all(a <= x <= b for x in seen)
+    assert _secant_in_bracket(f, a, b, f(a), f(b), tol=1e-14, steps=1) is None

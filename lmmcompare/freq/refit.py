@@ -51,6 +51,16 @@ class ResponseRefit:
 
         Convergence warnings are the caller's to judge (a bootstrap ignores them, as lme4's ``bootMer``).
         """
+        phi, _, at_optimum = self._optimise(y, start)
+        return at_optimum()
+
+    def optimum(self, y, start) -> tuple[np.ndarray, float]:
+        """``(phi, criterion)`` at the optimum for the response ``y`` from phi ``start`` (a profile's points)."""
+        phi, value, _ = self._optimise(y, start)
+        return phi, value
+
+    def _optimise(self, y, start):
+        """``(phi, criterion, at_optimum)``; ``at_optimum()`` gives :meth:`estimates`' tuple."""
         row = self.rows(np.asarray(y, dtype=float))
         dense = self.devfun.dense
         with warnings.catch_warnings():
@@ -59,10 +69,13 @@ class ResponseRefit:
                 devfun = Devfun(spec=self.spec.with_response(y), cp=with_response_row(self.devfun.cp, row),
                                 reml=self.reml)
                 opt = optimize_lmer(devfun, start=start)
-                _, cp, theta = devfun.at(opt.theta)
-                f = factorize(cp, theta)
-                _, beta = solve_modes(f)
-                return opt.theta, theta, beta, self._sigma(f.r2)
+
+                def at_optimum():
+                    _, cp, theta = devfun.at(opt.theta)
+                    f = factorize(cp, theta)
+                    _, beta = solve_modes(f)
+                    return opt.theta, theta, beta, self._sigma(f.r2)
+                return opt.theta, opt.objective, at_optimum
             criterion = dense.with_response_row(row)
             lower = self.devfun.lower
             start = np.maximum(np.asarray(start, dtype=float), lower)
@@ -73,9 +86,13 @@ class ResponseRefit:
                     value, grad = criterion.objective_and_gradient(z / scale)
                     return value, grad / scale
 
-                theta = optimize_theta(scaled, start * scale, lower * scale).theta / scale
-        beta, r2 = criterion.shifted_estimates(theta)
-        return theta, theta, beta + row[dense.N :], self._sigma(r2)
+                opt = optimize_theta(scaled, start * scale, lower * scale)
+        theta = opt.theta / scale
+
+        def at_optimum():
+            beta, r2 = criterion.shifted_estimates(theta)
+            return theta, theta, beta + row[dense.N :], self._sigma(r2)
+        return theta, opt.objective, at_optimum
 
     def _scale(self, start: np.ndarray) -> np.ndarray:
         """``s = sqrt(diag H)`` at ``start`` for the spec's own response (1 where not positive); module docstring."""

@@ -15,7 +15,6 @@ and Brent's method on the profile itself, not on an interpolating spline).
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -24,7 +23,7 @@ import scipy.stats
 
 from ...arguments import check_level, shown
 from ...errors import ArgumentError
-from ..fit import make_devfun, optimize_lmer
+from ..refit import ResponseRefit
 from .structured_scale import profile_scale
 from .variance_scale import InnerParameters
 from .profile_result import Profile, trace_crossing
@@ -106,9 +105,10 @@ def _profile(fit, which, level, progress) -> Profile:
 def _roots(zeta, trace, z, lo, hi):
     """Interval ends: roots of zeta(x) = -z and +z inside the trace's brackets.
 
-    The profile is nearly linear near its ends, so a secant step from the two
-    bracketing trace points usually lands within 1e-7; Brent's method on the
-    narrowed bracket is the safeguard.
+    The profile is nearly linear near its ends, so secant steps from the two
+    bracketing trace points, the bracket narrowed at each, reach
+    ``|zeta - target| < 1e-6`` (an end within ``1e-6 se``) in one to three evaluations; Brent's method on
+    the narrowed bracket is the safeguard.
     """
     out = []
     for target, bound in ((-z, lo), (z, hi)):
@@ -119,20 +119,38 @@ def _roots(zeta, trace, z, lo, hi):
             continue
         i = idx[-1] if target < 0 else idx[0] - 1
         a, b, za, zb = v[i], v[i + 1], zt[i] - target, zt[i + 1] - target
-        x = a - za * (b - a) / (zb - za)
-        zx = zeta(x) - target
-        if abs(zx) < 1e-7:
-            out.append(x)
-            continue
-        if np.sign(zx) == np.sign(za):
-            a = x
-        else:
-            b = x
-        try:
-            out.append(scipy.optimize.brentq(lambda t: zeta(t) - target, a, b, xtol=1e-12, rtol=1e-6))
-        except ValueError:
-            out.append(trace_crossing(trace, target, bound))
+        root = _secant_in_bracket(lambda t: zeta(t) - target, a, b, za, zb)
+        if root is None:
+            try:
+                root = scipy.optimize.brentq(lambda t: zeta(t) - target, a, b, xtol=1e-12, rtol=1e-6)
+            except ValueError:
+                root = trace_crossing(trace, target, bound)
+        out.append(root)
     return out
+
+
+def _secant_in_bracket(f, a, b, fa, fb, tol=1e-6, steps=4):
+    """A root of ``f`` in ``[a, b]`` (``fa``, ``fb`` of opposite signs), or None if ``|f| < tol`` is not reached
+    in ``steps`` evaluations.
+
+    Secant steps through the two latest points (the first through the bracket's ends, the next from the end
+    nearer the root), each kept inside the bracket, which narrows at every evaluation; a step that would
+    leave it is a regula-falsi step on the bracket instead.
+    """
+    last = (a, fa) if abs(fa) < abs(fb) else (b, fb)
+    x = a - fa * (b - a) / (fb - fa)
+    for _ in range(steps):
+        fx = f(x)
+        if abs(fx) < tol:
+            return x
+        if np.sign(fx) == np.sign(fa):
+            a, fa = x, fx
+        else:
+            b, fb = x, fx
+        (x0, f0), last = last, (x, fx)
+        step = x - fx * (x - x0) / (fx - f0) if fx != f0 else np.nan
+        x = step if min(a, b) < step < max(a, b) else a - fa * (b - a) / (fb - fa)
+    return None
 
 
 def _variance_zeta(scale, s_hat, i, base, lo, hi):
@@ -181,19 +199,20 @@ def _variance_zeta(scale, s_hat, i, base, lo, hi):
 
 
 def _fixed_zeta(fit_ml, j, base):
-    """zeta for beta_j: move X_j beta_j into the response, drop column j, refit by ML."""
+    """zeta for beta_j: move X_j beta_j into the response, drop column j, refit by ML.
+
+    The design without column j is the same at every point, only the response
+    ``y - X_j x`` changes: one :class:`~lmmcompare.freq.refit.ResponseRefit`
+    serves them all, each refit started at the fitted phi.
+    """
     spec = fit_ml.spec
     keep = tuple(c for k, c in enumerate(spec.keep_fixed) if k != j)
     Xj = spec.X[:, j]
-    state = {"phi": fit_ml.phi}
+    refit = ResponseRefit(dataclasses.replace(spec, y=spec.y - Xj * fit_ml.beta[j], keep_fixed=keep), reml=False)
 
     def zeta(x):
-        sub = dataclasses.replace(spec, y=spec.y - Xj * x, keep_fixed=keep)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            opt = optimize_lmer(make_devfun(sub, reml=False), start=state["phi"])
-        state["phi"] = opt.theta   # the optimizer's vector: phi
-        dev = max(opt.objective - base, 0.0)
+        _, value = refit.optimum(spec.y - Xj * x, fit_ml.phi)
+        dev = max(value - base, 0.0)
         return np.sign(x - fit_ml.beta[j]) * np.sqrt(dev)
 
     return zeta
