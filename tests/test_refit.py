@@ -7,12 +7,15 @@ relative, either may be lower by the optimiser's tolerance) and estimates to
 the optimiser's tolerance; on the blocked path (no dense criterion) the
 optimisation is the same one, so the estimates agree to 1e-8.
 """
+import warnings
+
 import numpy as np
 import pytest
 
 import lmmcompare as lc
 from lmmcompare import ModelSpec
 from lmmcompare.core import small_dense
+from lmmcompare.errors import SingularFitWarning
 from lmmcompare.core.blocks import ResponseRows, cross_products, response_row
 from lmmcompare.core.factor import factorize
 from lmmcompare.core.solve import solve_modes
@@ -98,3 +101,39 @@ def test_blocked_refit_is_the_fit_from_scratch(formula, monkeypatch):
     assert value_o == pytest.approx(make_devfun(spec.with_response(y), True)(phi), rel=1e-12)
     np.testing.assert_allclose(beta_r, beta, rtol=1e-8)
     np.testing.assert_allclose(sigma_r, sigma, rtol=1e-8)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("inputs", ["plain", "weights_offset"])
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_lmerfit_refit_is_lmer_on_the_new_response(formula, inputs, reml):
+    """lme4's refit(object, newresp): the fit of the same model to a new response, as lmer from scratch."""
+    spec = _spec(formula, inputs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SingularFitWarning)
+        fit = lc.lmer(spec, reml=reml)
+        y = _new_response(spec, 4)
+        new = fit.refit(y)
+        scratch = lc.lmer(spec.with_response(y), reml=reml)
+        again = fit.refit(spec.y)
+    # lme4's singular-fit warning, as lmer gives it, and pointing at the caller
+    assert [w.filename for w in caught if "singular" in str(w.message)] == [__file__] * (4 * fit.singular)
+    assert new.reml == reml and np.array_equal(new.spec.y, y)
+    assert new.objective == pytest.approx(scratch.objective, rel=1e-9)
+    np.testing.assert_allclose(new.theta, scratch.theta, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(new.beta, scratch.beta, rtol=1e-5)
+    np.testing.assert_allclose(new.sigma, scratch.sigma, rtol=1e-5)
+    np.testing.assert_allclose(new.vcov_beta, scratch.vcov_beta, rtol=1e-3)
+    assert new.opt.converged and new.opt.theta_start.tolist() == fit.phi.tolist()
+    # the fit itself is untouched, and a second refit to its own response gives it back
+    assert again.objective == pytest.approx(fit.objective, rel=1e-10)
+    np.testing.assert_allclose(again.beta, fit.beta, rtol=1e-7)
+
+
+@pytest.mark.parametrize("bad, what", [(np.ones(5), "shape"), ("abc", "numbers"),
+                                       (np.r_[np.nan, np.ones(179)], "missing")])
+def test_refit_rejects_a_response_that_does_not_fit_the_model_frame(bad, what):
+    fit = lc.lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+    with pytest.raises(lc.DataError, match="newresp") as err:
+        fit.refit(bad)
+    assert what in str(err.value)

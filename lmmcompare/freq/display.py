@@ -110,5 +110,5 @@ def summary_text(fit) -> str:
     if fit.singular:
         lines += ["", "boundary (singular) fit: see help('isSingular')"]
     if not fit.converged:
-        lines += ["", f"optimizer (L-BFGS-B) convergence code: 1 ({fit.opt.message})"]
+        lines += ["", f"optimizer ({fit.opt.method}) convergence code: 1 ({fit.opt.message})"]
     return "\n".join(lines)

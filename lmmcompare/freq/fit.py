@@ -265,7 +265,7 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
             f"with the random-effects columns centred and scaled (optimum there: {first.objective:.6f}): "
             f"{far_from_zero(devfun.spec)}", PrecisionWarning, stacklevel=4)
     return dataclasses.replace(
-        polished, method="L-BFGS-B on standardised columns, polished", log=log, n_evals=len(log),
+        polished, method=f"{polished.method} on standardised columns, polished", log=log, n_evals=len(log),
         theta_start=from_standardized(inner.start), seconds=first.seconds + polished.seconds)
 
 

@@ -1,7 +1,11 @@
 """Minimising the profiled objective over theta, and the record of how it went.
 
-L-BFGS-B with the analytic gradient (:mod:`.gradient`) and box constraints
-``theta_i >= 0`` on the diagonal of each ``T_i``.  After the optimizer
+L-BFGS-B (scipy) with the analytic gradient (:mod:`.gradient`) and box constraints
+``theta_i >= 0`` on the diagonal of each ``T_i``.  Refits to new responses
+(``dense_bfgs=True``) with up to ``SMALL_K`` (8) parameters use the dense BFGS
+with bounds of :mod:`.box_bfgs` instead: the same stopping rules, none of scipy's
+per-evaluation overhead (sleepstudy: 100 refits 0.46 -> 0.39 s).  A fit from lme4's
+start keeps L-BFGS-B, whose optimum the documented digits were checked with.  After the optimizer
 stops, components within ``boundary_tol`` of zero are set to zero when that
 does not increase the objective (lme4's ``check.boundary``), and convergence
 is checked as lme4's ``check.conv.grad`` does: the largest of
@@ -17,6 +21,7 @@ import numpy as np
 import scipy.optimize
 
 from ..errors import ConvergenceWarning
+from .box_bfgs import SMALL_K, box_bfgs
 
 
 @dataclass(frozen=True)
@@ -72,11 +77,12 @@ def projected_gradient(theta, grad, lower, tol=0.0, upper=None):
 
 
 def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
-                   boundary_tol=1e-5, conv_tol=0.002, upper=None, below=None):
+                   boundary_tol=1e-5, conv_tol=0.002, upper=None, below=None, dense_bfgs: bool = False):
     """Minimise ``fun_grad(theta) -> (objective, gradient)`` subject to ``lower <= theta (<= upper)``.
 
     ``below(i)``: the entries whose sign may flip when entry ``i`` is zero
-    (:func:`column_below` for lme4's theta, the default).
+    (:func:`column_below` for lme4's theta, the default).  ``dense_bfgs``: with at most
+    ``SMALL_K`` parameters, :func:`~.box_bfgs.box_bfgs` instead of L-BFGS-B (module docstring).
 
     Returns
     -------
@@ -95,8 +101,9 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
     upper = np.full(np.shape(lower), np.inf) if upper is None else np.asarray(upper, float)
     below = below or (lambda i: column_below(lower, i))
     bounds = [(None if np.isinf(lo) else lo, None if np.isinf(hi) else hi) for lo, hi in zip(lower, upper)]
-    res_options = dict(bounds=bounds, options=dict(ftol=ftol, gtol=gtol, maxiter=maxiter, maxcor=20))
-    res = scipy.optimize.minimize(logged, np.asarray(start, float), jac=True, method="L-BFGS-B", **res_options)
+    res_options = dict(bounds=bounds, options=dict(ftol=ftol, gtol=gtol, maxiter=maxiter, maxcor=20),
+                       dense=dense_bfgs and len(bounds) <= SMALL_K)
+    res = _minimize(logged, np.asarray(start, float), res_options)
     theta, value, grad = np.array(res.x), float(res.fun), np.array(res.jac)
     # lme4's check.boundary: snap near-zero diagonal elements when not worse
     near = (lower == 0) & (theta > 0) & (theta < boundary_tol)
@@ -115,7 +122,7 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
     converged = res.status != 1 and gradient_small(fun_grad, theta, grad, lower, conv_tol,
                                                    getattr(res, "hess_inv", None), upper)
     seconds = time.perf_counter() - t0
-    summary = OptSummary(method="L-BFGS-B", theta_start=np.asarray(start, float), lower=np.asarray(lower),
+    summary = OptSummary(method="BFGS with bounds" if res_options["dense"] else "L-BFGS-B", theta_start=np.asarray(start, float), lower=np.asarray(lower),
                          theta=theta, objective=float(value), n_evals=len(log),
                          message=str(res.message), gradient=grad, converged=converged,
                          seconds=seconds, log=tuple(log))
@@ -125,6 +132,18 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
             f"{np.max(np.abs(grad)) if grad.size else 0:.3g} (tol = {conv_tol}) at theta = {np.round(theta, 6)}",
             ConvergenceWarning, stacklevel=3)
     return summary
+
+
+def _minimize(fun_grad, x0, res_options):
+    """L-BFGS-B (scipy) with ``res_options`` (bounds, options), or where ``res_options["dense"]`` the
+    dense BFGS of :mod:`.box_bfgs` with the same stopping rules, without scipy's per-evaluation overhead."""
+    bounds, options = res_options["bounds"], res_options["options"]
+    if not res_options["dense"]:
+        return scipy.optimize.minimize(fun_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+    lower = np.array([-np.inf if lo is None else lo for lo, _ in bounds])
+    upper = np.array([np.inf if hi is None else hi for _, hi in bounds])
+    return box_bfgs(fun_grad, x0, lower, upper, ftol=options["ftol"], gtol=options["gtol"],
+                    maxiter=options["maxiter"])
 
 
 def _continue_on_a_ridge(fun_grad, theta, value, grad, lower, upper, res, res_options, conv_tol, restarts=5):
@@ -142,7 +161,7 @@ def _continue_on_a_ridge(fun_grad, theta, value, grad, lower, upper, res, res_op
         if res.status == 1 or gradient_small(fun_grad, theta, g, lower, conv_tol, getattr(res, "hess_inv", None),
                                              upper, differences=False):
             break
-        res = scipy.optimize.minimize(fun_grad, theta, jac=True, method="L-BFGS-B", **options)
+        res = _minimize(fun_grad, theta, options)
         if not res.fun < value:
             break
         theta, value, grad = np.array(res.x), float(res.fun), np.array(res.jac)
@@ -179,7 +198,7 @@ def _escape_boundary(fun_grad, theta, value, grad, lower, res_options, below, st
                     trial[flips] *= sign
                     trial[i] = h
                     if fun_grad(trial)[0] < value - 1e-10 * max(1.0, abs(value)):
-                        res = scipy.optimize.minimize(fun_grad, trial, jac=True, method="L-BFGS-B", **res_options)
+                        res = _minimize(fun_grad, trial, res_options)
                         if res.fun < value:
                             theta, value, grad = np.array(res.x), float(res.fun), np.array(res.jac)
                             improved = True

@@ -12,22 +12,25 @@ blocks with the new row.
 
 The small models' optimisation runs in ``z = s * theta`` with ``s_i = sqrt(H_ii)``,
 ``H`` the Hessian of the criterion at the first start for the spec's own
-response (by differences of the analytic gradient, once): L-BFGS-B's first
+response (by differences of the analytic gradient, once): the quasi-Newton's first
 steps assume a unit Hessian, and the responses of a bootstrap have Hessians
 near ``H``.  The bounds ``theta_i >= 0`` stay bounds ``z_i >= 0``.  On sleepstudy
 this takes a refit from 13 evaluations to 8-9.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
 
+from ..arguments import shown
 from ..core.blocks import ResponseRows, with_response_row
 from ..core.factor import factorize
 from ..core.solve import solve_modes
+from ..errors import DataError
 from .fit import Devfun, blas_threads_for, make_devfun, optimize_lmer
-from .optimize import _hessian_from_gradient, optimize_theta
+from .optimize import OptSummary, _hessian_from_gradient, optimize_theta
 from .variance_components import parameter_values
 
 
@@ -59,9 +62,17 @@ class ResponseRefit:
         phi, value, _ = self._optimise(y, start)
         return phi, value
 
-    def _optimise(self, y, start):
-        """``(phi, criterion, at_optimum)``; ``at_optimum()`` gives :meth:`estimates`' tuple."""
+    def devfun_and_optimum(self, y, start) -> tuple[Devfun, OptSummary]:
+        """The :class:`~.fit.Devfun` of the response ``y`` (this design's blocks with y's row) and the
+        optimizer's record in phi, from phi ``start``: what ``make_fit`` needs (lme4's ``refit``)."""
         row = self.rows(np.asarray(y, dtype=float))
+        opt = self._optimise(y, start, row, record=True)
+        return Devfun(spec=self.spec.with_response(y), cp=with_response_row(self.devfun.cp, row), reml=self.reml), opt
+
+    def _optimise(self, y, start, row=None, record=False):
+        """``(phi, criterion, at_optimum)``, ``at_optimum()`` giving :meth:`estimates`' tuple; with
+        ``record`` the optimizer's :class:`~.optimize.OptSummary` in phi instead."""
+        row = self.rows(np.asarray(y, dtype=float)) if row is None else row
         dense = self.devfun.dense
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -69,6 +80,8 @@ class ResponseRefit:
                 devfun = Devfun(spec=self.spec.with_response(y), cp=with_response_row(self.devfun.cp, row),
                                 reml=self.reml)
                 opt = optimize_lmer(devfun, start=start)
+                if record:
+                    return opt
 
                 def at_optimum():
                     _, cp, theta = devfun.at(opt.theta)
@@ -86,8 +99,12 @@ class ResponseRefit:
                     value, grad = criterion.objective_and_gradient(z / scale)
                     return value, grad / scale
 
-                opt = optimize_theta(scaled, start * scale, lower * scale)
+                opt = optimize_theta(scaled, start * scale, lower * scale, dense_bfgs=True)
         theta = opt.theta / scale
+        if record:   # the record in theta = z / scale: gradient d/dtheta = scale * d/dz
+            return dataclasses.replace(opt, method=f"{opt.method}, response refit from the given theta", theta=theta,
+                                       theta_start=start, lower=lower, gradient=opt.gradient * scale,
+                                       log=tuple((z / scale, value) for z, value in opt.log))
 
         def at_optimum():
             beta, r2 = criterion.shifted_estimates(theta)
@@ -113,3 +130,27 @@ class ResponseRefit:
         """``sigma = sqrt(r^2 / (n - p))`` (REML) or ``sqrt(r^2 / n)`` (ML)."""
         n, p = self.spec.n, self.spec.p
         return float(np.sqrt(r2 / (n - p if self.reml else n)))
+
+
+def refit_response(fit, newresp) -> tuple[Devfun, OptSummary]:
+    """lme4's ``refit(object, newresp)``: the fit's model (design, weights, offset, criterion) with a new
+    response, optimised from the fit's phi.  Returns the :class:`~.fit.Devfun` and the optimizer's record,
+    from which ``LmerFit.refit`` makes the fit; the design's blocks are computed once per fit and kept.
+
+    Raises :class:`~lmmcompare.errors.DataError` unless ``newresp`` holds ``fit.nobs`` finite numbers
+    (the model frame's rows, in order).
+    """
+    try:
+        y = np.asarray(newresp, dtype=float)
+    except (TypeError, ValueError):
+        raise DataError(f"newresp must hold numbers, one per row of the model frame, got {shown(newresp)}") from None
+    if y.ndim == 2 and 1 in y.shape:
+        y = y.ravel()
+    if y.shape != fit.spec.y.shape:
+        raise DataError(f"newresp has shape {y.shape}; it needs one value per row of the model frame "
+                        f"({fit.spec.n}, in the model frame's order)")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"newresp has {int(np.sum(~np.isfinite(y)))} missing or infinite value(s); a refit "
+                        "keeps the model frame's rows, so replace them (or fit the subset with lmer)")
+    refit = fit.derived.get(("response refit", fit.reml), lambda: ResponseRefit(fit.spec, fit.reml))
+    return refit.devfun_and_optimum(y, fit.phi)

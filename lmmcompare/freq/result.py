@@ -36,6 +36,7 @@ from .display import summary_text
 from .fit import _OPTIONS, Devfun, optimize_lmer
 from .optimize import OptSummary
 from .prediction import predict_rows
+from .refit import refit_response
 from .estimates import values_at
 from .persist import lmer_fit_content
 from .variance_components import residual_sd, term_covariances, variance_parameters, varcorr_frame
@@ -342,6 +343,12 @@ class LmerFit:
         sims = fixed[:, None] + self.sigma * (Z @ (Lam @ z)) + self.sigma * eps
         return pd.DataFrame(sims, columns=[f"sim_{i + 1}" for i in range(nsim)])
 
+    def refit(self, newresp) -> "LmerFit":
+        """This model fitted to a new response (lme4's ``refit(object, newresp)``): same design, weights,
+        offset and criterion, optimised from this fit's theta; one value per row of the model frame."""
+        devfun, opt = refit_response(self, newresp)
+        return _warned_if_singular(LmerFit(**values_at(devfun, opt.theta), opt=opt), stacklevel=3)
+
     def _lambda_matrix(self) -> sp.csr_matrix:
         blocks = [sp.kron(sp.identity(t.n_levels), T) for t, T in zip(self.spec.terms, self.T_blocks)]
         return sp.block_diag(blocks, format="csr")
@@ -391,7 +398,11 @@ class LmerFit:
 def _optimized(devfun: Devfun, **options) -> LmerFit:
     """The fit at the optimum of ``devfun`` (what ``lmer`` returns), with lme4's singular-fit warning."""
     opt = optimize_lmer(devfun, **options)
-    fit = LmerFit(**values_at(devfun, opt.theta), opt=opt)
+    return _warned_if_singular(LmerFit(**values_at(devfun, opt.theta), opt=opt), stacklevel=5)
+
+
+def _warned_if_singular(fit: LmerFit, stacklevel: int) -> LmerFit:
+    """``fit``, after lme4's singular-fit warning where it is singular."""
     if fit.singular:
-        warnings.warn("boundary (singular) fit: see help('isSingular')", SingularFitWarning, stacklevel=4)
+        warnings.warn("boundary (singular) fit: see help('isSingular')", SingularFitWarning, stacklevel=stacklevel)
     return fit
