@@ -137,3 +137,21 @@ def test_refit_rejects_a_response_that_does_not_fit_the_model_frame(bad, what):
     with pytest.raises(lc.DataError, match="newresp") as err:
         fit.refit(bad)
     assert what in str(err.value)
+
+
+def test_a_refit_that_does_not_converge_says_so(monkeypatch):
+    """With one iteration allowed the refit cannot converge: LmerFit.refit warns, as lmer would, at the caller."""
+    import lmmcompare.freq.optimize as optimize
+
+    fit = lc.lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+    y = _new_response(fit.spec, 2)
+    original = optimize.optimize_theta
+
+    def one_iteration(*args, **kwargs):
+        return original(*args, **dict(kwargs, maxiter=1))
+
+    monkeypatch.setattr("lmmcompare.freq.refit.optimize_theta", one_iteration)
+    with pytest.warns(lc.errors.ConvergenceWarning, match="refit failed to converge") as caught:
+        new = fit.refit(y)
+    assert not new.opt.converged
+    assert any(w.filename == __file__ for w in caught)

@@ -28,7 +28,7 @@ from ..arguments import shown
 from ..core.blocks import ResponseRows, with_response_row
 from ..core.factor import factorize
 from ..core.solve import solve_modes
-from ..errors import DataError
+from ..errors import ConvergenceWarning, DataError
 from .fit import Devfun, blas_threads_for, make_devfun, optimize_lmer
 from .optimize import OptSummary, _hessian_from_gradient, optimize_theta
 from .variance_components import parameter_values
@@ -66,12 +66,15 @@ class ResponseRefit:
         """The :class:`~.fit.Devfun` of the response ``y`` (this design's blocks with y's row) and the
         optimizer's record in phi, from phi ``start``: what ``make_fit`` needs (lme4's ``refit``)."""
         row = self.rows(np.asarray(y, dtype=float))
-        opt = self._optimise(y, start, row, record=True)
-        return Devfun(spec=self.spec.with_response(y), cp=with_response_row(self.devfun.cp, row), reml=self.reml), opt
+        devfun, opt = self._optimise(y, start, row, record=True)
+        if devfun is None:
+            devfun = Devfun(spec=self.spec.with_response(y), cp=with_response_row(self.devfun.cp, row), reml=self.reml)
+        return devfun, opt
 
     def _optimise(self, y, start, row=None, record=False):
         """``(phi, criterion, at_optimum)``, ``at_optimum()`` giving :meth:`estimates`' tuple; with
-        ``record`` the optimizer's :class:`~.optimize.OptSummary` in phi instead."""
+        ``record`` ``(devfun, opt)`` instead: the optimizer's :class:`~.optimize.OptSummary` in phi, and the
+        new response's :class:`~.fit.Devfun` where one was built (blocked models), else None."""
         row = self.rows(np.asarray(y, dtype=float)) if row is None else row
         dense = self.devfun.dense
         with warnings.catch_warnings():
@@ -81,7 +84,7 @@ class ResponseRefit:
                                 reml=self.reml)
                 opt = optimize_lmer(devfun, start=start)
                 if record:
-                    return opt
+                    return devfun, opt
 
                 def at_optimum():
                     _, cp, theta = devfun.at(opt.theta)
@@ -102,9 +105,10 @@ class ResponseRefit:
                 opt = optimize_theta(scaled, start * scale, lower * scale, dense_bfgs=True)
         theta = opt.theta / scale
         if record:   # the record in theta = z / scale: gradient d/dtheta = scale * d/dz
-            return dataclasses.replace(opt, method=f"{opt.method}, response refit from the given theta", theta=theta,
-                                       theta_start=start, lower=lower, gradient=opt.gradient * scale,
-                                       log=tuple((z / scale, value) for z, value in opt.log))
+            return None, dataclasses.replace(opt, method=f"{opt.method}, response refit from the given theta",
+                                             theta=theta, theta_start=start, lower=lower,
+                                             gradient=opt.gradient * scale,
+                                             log=tuple((z / scale, value) for z, value in opt.log))
 
         def at_optimum():
             beta, r2 = criterion.shifted_estimates(theta)
@@ -153,4 +157,9 @@ def refit_response(fit, newresp) -> tuple[Devfun, OptSummary]:
         raise DataError(f"newresp has {int(np.sum(~np.isfinite(y)))} missing or infinite value(s); a refit "
                         "keeps the model frame's rows, so replace them (or fit the subset with lmer)")
     refit = fit.derived.get(("response refit", fit.reml), lambda: ResponseRefit(fit.spec, fit.reml))
-    return refit.devfun_and_optimum(y, fit.phi)
+    devfun, opt = refit.devfun_and_optimum(y, fit.phi)
+    if not opt.converged:   # lmer's warning, for the caller of LmerFit.refit
+        warnings.warn(f"the refit failed to converge: optimizer message {opt.message!r}, max|grad| = "
+                      f"{np.max(np.abs(opt.gradient), initial=0.0):.3g} at theta = {np.round(opt.theta, 6)}",
+                      ConvergenceWarning, stacklevel=3)
+    return devfun, opt
