@@ -44,6 +44,24 @@ def median_time(fn, repeats):
     return statistics.median(times)
 
 
+def _min_time(fn, repeats=3):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def lmer_min_time(formula, data, reml, repeats):
+    """Our whole ``lmer`` call, min of ``repeats`` without a warm-up (these fits take seconds), and the fit."""
+    fits = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seconds = _min_time(lambda: fits.append(lc.lmer(formula, data, reml=reml)), repeats)
+    return seconds, fits[-1]
+
+
 def time_lmmcompare(data, formula, reml, repeats):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -139,15 +157,6 @@ R_INFERENCE = textwrap.dedent("""
     tb <- system.time(suppressMessages(confint(m, method = "boot", nsim = nsim, oldNames = FALSE)))[["elapsed"]]
     cat(toJSON(list(profile = tp, boot = tb), auto_unbox = TRUE), "\\n")
 """)
-
-
-def _min_time(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def _mixedlm_refit_loops(nsim_boot, nsim_refit):
@@ -250,16 +259,10 @@ def nested_benchmark():
     print("| large design | lmmcompare s (min of 3) | REML criterion | mixedlm s | mixedlm / ours |")
     print("|---|---|---|---|---|")
     for label, formula, data in designs:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                fit = lc.lmer(formula, data, reml=True)
-                times.append(time.perf_counter() - t0)
+        ours, fit = lmer_min_time(formula, data, True, 3)
         mix, _ = time_mixedlm(data, formula, True, 3)
-        print(f"| {label} | {fmt(min(times), 3)} | {fit.objective:.6f} | {fmt(mix, 3)} | "
-              f"{fmt(None if mix is None else mix / min(times), 1)} |", flush=True)
+        print(f"| {label} | {fmt(ours, 3)} | {fit.objective:.6f} | {fmt(mix, 3)} | "
+              f"{fmt(None if mix is None else mix / ours, 1)} |", flush=True)
 
 
 R_MAXIMAL = textwrap.dedent("""
@@ -281,14 +284,7 @@ def maximal_benchmark():
     print("|---" * 12 + "|")
     for subjects, items in ((56, 32), (200, 100)):
         data = maximal_crossed(subjects=subjects, items=items)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            times = []
-            for _ in range(2):
-                t0 = time.perf_counter()
-                fit = lc.lmer(MAXIMAL_FORMULA, data, reml=False)
-                times.append(time.perf_counter() - t0)
-        ours = min(times)
+        ours, fit = lmer_min_time(MAXIMAL_FORMULA, data, False, 2)
         mix, _ = time_mixedlm(data, MAXIMAL_FORMULA, False, 1)
         r = {}
         if shutil.which("Rscript"):

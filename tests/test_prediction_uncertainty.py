@@ -20,7 +20,7 @@ from lmmcompare.core.blocks import cross_products
 from lmmcompare.errors import ArgumentError, NewLevelError, SamplingWarning
 from lmmcompare.freq.estimates import values_at
 from lmmcompare.freq.fit import Devfun
-from lmmcompare.freq.inference.marginal_inverse import lambda_matrix
+from lmmcompare.core.relcovar import lambda_matrix
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 

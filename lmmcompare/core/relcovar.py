@@ -9,6 +9,7 @@ effects are ``b = Lambda u`` with ``u ~ N(0, sigma^2 I)``, so
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..spec.parameters import lower_index
 
@@ -80,3 +81,9 @@ def apply_lambda(u: np.ndarray, Ts, levels) -> np.ndarray:
         out.append((block @ T.T).ravel())
         pos += n_lev * p
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def lambda_matrix(spec, theta) -> sp.csr_matrix:
+    """``Lambda = blockdiag(I_{l_i} (x) T_i)`` in the column layout of ``spec.Z``."""
+    Ts = theta_to_T(np.asarray(theta, dtype=float), [t.p for t in spec.terms])
+    return sp.block_diag([sp.kron(sp.identity(t.n_levels), T) for t, T in zip(spec.terms, Ts)], format="csr")

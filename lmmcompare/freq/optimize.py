@@ -122,7 +122,8 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
     converged = res.status != 1 and gradient_small(fun_grad, theta, grad, lower, conv_tol,
                                                    getattr(res, "hess_inv", None), upper)
     seconds = time.perf_counter() - t0
-    summary = OptSummary(method="BFGS with bounds" if res_options["dense"] else "L-BFGS-B", theta_start=np.asarray(start, float), lower=np.asarray(lower),
+    method = "BFGS with bounds" if res_options["dense"] else "L-BFGS-B"
+    summary = OptSummary(method=method, theta_start=np.asarray(start, float), lower=np.asarray(lower),
                          theta=theta, objective=float(value), n_evals=len(log),
                          message=str(res.message), gradient=grad, converged=converged,
                          seconds=seconds, log=tuple(log))

@@ -54,28 +54,27 @@ class ResponseRefit:
 
         Convergence warnings are the caller's to judge (a bootstrap ignores them, as lme4's ``bootMer``).
         """
-        phi, _, at_optimum = self._optimise(y, start)
+        _, _, at_optimum = self._optimise(y, self.rows(np.asarray(y, dtype=float)), start)
         return at_optimum()
 
     def optimum(self, y, start) -> tuple[np.ndarray, float]:
         """``(phi, criterion)`` at the optimum for the response ``y`` from phi ``start`` (a profile's points)."""
-        phi, value, _ = self._optimise(y, start)
-        return phi, value
+        opt, _, _ = self._optimise(y, self.rows(np.asarray(y, dtype=float)), start)
+        return opt.theta, opt.objective
 
     def devfun_and_optimum(self, y, start) -> tuple[Devfun, OptSummary]:
         """The :class:`~.fit.Devfun` of the response ``y`` (this design's blocks with y's row) and the
         optimizer's record in phi, from phi ``start``: what ``make_fit`` needs (lme4's ``refit``)."""
         row = self.rows(np.asarray(y, dtype=float))
-        devfun, opt = self._optimise(y, start, row, record=True)
+        opt, devfun, _ = self._optimise(y, row, start)
         if devfun is None:
             devfun = Devfun(spec=self.spec.with_response(y), cp=with_response_row(self.devfun.cp, row), reml=self.reml)
         return devfun, opt
 
-    def _optimise(self, y, start, row=None, record=False):
-        """``(phi, criterion, at_optimum)``, ``at_optimum()`` giving :meth:`estimates`' tuple; with
-        ``record`` ``(devfun, opt)`` instead: the optimizer's :class:`~.optimize.OptSummary` in phi, and the
-        new response's :class:`~.fit.Devfun` where one was built (blocked models), else None."""
-        row = self.rows(np.asarray(y, dtype=float)) if row is None else row
+    def _optimise(self, y, row, start):
+        """``(opt, devfun, at_optimum)`` for the response ``y`` with response row ``row``: the optimizer's
+        :class:`~.optimize.OptSummary` in phi, the new response's :class:`~.fit.Devfun` where one was built
+        (blocked models; else None), and ``at_optimum()`` giving :meth:`estimates`' tuple."""
         dense = self.devfun.dense
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -83,15 +82,13 @@ class ResponseRefit:
                 devfun = Devfun(spec=self.spec.with_response(y), cp=with_response_row(self.devfun.cp, row),
                                 reml=self.reml)
                 opt = optimize_lmer(devfun, start=start)
-                if record:
-                    return devfun, opt
 
                 def at_optimum():
                     _, cp, theta = devfun.at(opt.theta)
                     f = factorize(cp, theta)
                     _, beta = solve_modes(f)
                     return opt.theta, theta, beta, self._sigma(f.r2)
-                return opt.theta, opt.objective, at_optimum
+                return opt, devfun, at_optimum
             criterion = dense.with_response_row(row)
             lower = self.devfun.lower
             start = np.maximum(np.asarray(start, dtype=float), lower)
@@ -104,16 +101,15 @@ class ResponseRefit:
 
                 opt = optimize_theta(scaled, start * scale, lower * scale, dense_bfgs=True)
         theta = opt.theta / scale
-        if record:   # the record in theta = z / scale: gradient d/dtheta = scale * d/dz
-            return None, dataclasses.replace(opt, method=f"{opt.method}, response refit from the given theta",
-                                             theta=theta, theta_start=start, lower=lower,
-                                             gradient=opt.gradient * scale,
-                                             log=tuple((z / scale, value) for z, value in opt.log))
+        # the record in theta = z / scale: gradient d/dtheta = scale * d/dz
+        opt = dataclasses.replace(opt, method=f"{opt.method}, response refit from the given theta", theta=theta,
+                                  theta_start=start, lower=lower, gradient=opt.gradient * scale,
+                                  log=tuple((z / scale, value) for z, value in opt.log))
 
         def at_optimum():
             beta, r2 = criterion.shifted_estimates(theta)
             return theta, theta, beta + row[dense.N :], self._sigma(r2)
-        return theta, opt.objective, at_optimum
+        return opt, None, at_optimum
 
     def _scale(self, start: np.ndarray) -> np.ndarray:
         """``s = sqrt(diag H)`` at ``start`` for the spec's own response (1 where not positive); module docstring."""
@@ -156,10 +152,14 @@ def refit_response(fit, newresp) -> tuple[Devfun, OptSummary]:
     if not np.all(np.isfinite(y)):
         raise DataError(f"newresp has {int(np.sum(~np.isfinite(y)))} missing or infinite value(s); a refit "
                         "keeps the model frame's rows, so replace them (or fit the subset with lmer)")
-    refit = fit.derived.get(("response refit", fit.reml), lambda: ResponseRefit(fit.spec, fit.reml))
-    devfun, opt = refit.devfun_and_optimum(y, fit.phi)
+    devfun, opt = response_refit_of(fit).devfun_and_optimum(y, fit.phi)
     if not opt.converged:   # lmer's warning, for the caller of LmerFit.refit
         warnings.warn(f"the refit failed to converge: optimizer message {opt.message!r}, max|grad| = "
                       f"{np.max(np.abs(opt.gradient), initial=0.0):.3g} at theta = {np.round(opt.theta, 6)}",
                       ConvergenceWarning, stacklevel=3)
     return devfun, opt
+
+
+def response_refit_of(fit) -> ResponseRefit:
+    """The :class:`ResponseRefit` of ``fit``'s spec and criterion, made once per fit and kept with it."""
+    return fit.derived.get("response refit", lambda: ResponseRefit(fit.spec, fit.reml))

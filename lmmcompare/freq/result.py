@@ -21,11 +21,10 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ..archive import save_archive
-from ..arguments import check_bool, check_choice, check_options, check_seed, shown
-from ..errors import ArgumentError, SingularFitWarning
+from ..arguments import check_bool, check_choice, check_options
+from ..errors import SingularFitWarning
 from ..spec import ModelSpec
 from ..spec.update import INPUTS, updated_inputs
 from ..core.blocks import CrossProducts
@@ -37,6 +36,7 @@ from .fit import _OPTIONS, Devfun, optimize_lmer
 from .optimize import OptSummary
 from .prediction import predict_rows
 from .refit import refit_response
+from .simulate import simulate_responses
 from .estimates import values_at
 from .persist import lmer_fit_content
 from .variance_components import residual_sd, term_covariances, variance_parameters, varcorr_frame
@@ -45,8 +45,10 @@ from .variance_components import residual_sd, term_covariances, variance_paramet
 class DerivedValues:
     """Values an inference routine derives from a fit, computed once and kept by name.
 
-    Holds only pure functions of the fit's fields (never a workspace), so a
-    kept value is the value a fresh computation would return.
+    Holds only pure functions of the fit's fields, and tools whose answers are
+    (the fit's :class:`~lmmcompare.freq.refit.ResponseRefit`: its scratch arrays are
+    per thread and its answers never depend on them), so a kept value is, or
+    answers as, what a fresh computation would.
     """
 
     def __init__(self):
@@ -329,29 +331,13 @@ class LmerFit:
         DataFrame
             ``n x nsim``, columns ``sim_1 ... sim_nsim``.
         """
-        if not isinstance(nsim, (int, np.integer)) or isinstance(nsim, bool) or nsim < 1:
-            raise ArgumentError(f"nsim must be a positive integer, got {shown(nsim)}")
-        check_seed("seed", seed)
-        rng = np.random.default_rng(seed)
-        Z = self.spec.Z
-        Lam = self._lambda_matrix()
-        fixed = self.spec.working_offset + self.spec.X @ self.beta
-        z = rng.standard_normal((self.spec.q, nsim))
-        eps = rng.standard_normal((self.spec.n, nsim))
-        if self.spec.row_weights is not None:   # residual sd sigma / sqrt(w_i), w_i = a_i / delta_f(i)^2 (sigma_by)
-            eps /= np.sqrt(self.spec.row_weights)[:, None]
-        sims = fixed[:, None] + self.sigma * (Z @ (Lam @ z)) + self.sigma * eps
-        return pd.DataFrame(sims, columns=[f"sim_{i + 1}" for i in range(nsim)])
+        return simulate_responses(self, nsim, seed)
 
     def refit(self, newresp) -> "LmerFit":
         """This model fitted to a new response (lme4's ``refit(object, newresp)``): same design, weights,
         offset and criterion, optimised from this fit's theta; one value per row of the model frame."""
         devfun, opt = refit_response(self, newresp)
         return _warned_if_singular(LmerFit(**values_at(devfun, opt.theta), opt=opt), stacklevel=3)
-
-    def _lambda_matrix(self) -> sp.csr_matrix:
-        blocks = [sp.kron(sp.identity(t.n_levels), T) for t, T in zip(self.spec.terms, self.T_blocks)]
-        return sp.block_diag(blocks, format="csr")
 
     # ---- inference (lmerTest, pbkrtest, lme4's confint) ---------------------------------
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:

@@ -15,12 +15,12 @@ import pandas as pd
 from ...arguments import check_bool, check_int, check_n_jobs, check_seed
 from ...errors import ArgumentError
 from ...progress import Progress
-from ..refit import ResponseRefit
+from ..refit import ResponseRefit, response_refit_of
 
 
 def _refit_chunk(spec, reml, start, ys):
     """Refit each response of ``ys`` from phi ``start``: the variance parameters (table order) and beta.
-    The design's cross-products are computed once per chunk (:class:`~lmmcompare.freq.refit.ResponseRefit`)."""
+    The design's cross-products are computed once per chunk, in the worker (:class:`~lmmcompare.freq.refit.ResponseRefit`)."""
     refit = ResponseRefit(spec, reml)
     return [refit.parameters(y, start) for y in ys]
 
@@ -42,9 +42,10 @@ def bootstrap(fit, nsim: int = 500, seed=None, n_jobs: int = 1, progress: bool =
     chunks = np.array_split(np.arange(nsim), max(1, min(nsim, 4 * (abs(n_jobs) if n_jobs > 0 else 8))))
     rows = []
     with Progress(nsim, "parametric bootstrap", enabled=progress) as bar:
-        if n_jobs == 1:
+        if n_jobs == 1:   # the fit's own ResponseRefit (LmerFit.refit uses it too)
+            refit = response_refit_of(fit)
             for idx in chunks:
-                rows.extend(_refit_chunk(fit.spec, fit.reml, fit.phi, sims[idx]))
+                rows.extend(refit.parameters(y, fit.phi) for y in sims[idx])
                 bar.update(len(idx))
         else:
             try:

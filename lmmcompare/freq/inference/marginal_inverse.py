@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ...errors import ArgumentError
-from ...core.relcovar import theta_to_T
+from ...core.relcovar import lambda_matrix
 from .residual_levels import ResidualLevels, residual_levels
 
 MAX_DENSE_ENTRIES = 8000**2  # C^{-1} and Z'SZ as dense blocks: 0.5 GB each at this size
@@ -105,12 +105,6 @@ def column_dots(M1, M2, c1, c2) -> np.ndarray:
 
 
 # ---- the pieces ----------------------------------------------------------------------------
-def lambda_matrix(spec, theta) -> sp.csr_matrix:
-    """``Lambda = blockdiag(I_{l_i} (x) T_i)`` in the column layout of ``spec.Z``."""
-    Ts = theta_to_T(np.asarray(theta, dtype=float), [t.p for t in spec.terms])
-    return sp.block_diag([sp.kron(sp.identity(t.n_levels), T) for t, T in zip(spec.terms, Ts)], format="csr")
-
-
 def components(spec, ZtZ: sp.spmatrix) -> np.ndarray:
     """Component label of each random effect: connected through ``Z'Z`` or a shared term level."""
     levels = sp.block_diag([sp.kron(sp.identity(t.n_levels), np.ones((t.p, t.p))) for t in spec.terms])
