@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - a future scipy may move it
         y += sp.csr_matrix((data, indices, indptr), shape=(n_row, n_col)) @ x
 
 from ..spec import ModelSpec
-from .block_pattern import BlockPattern, block_pattern, use_blocks
+from .block_pattern import BLOCKS_FROM, BlockPattern, block_pattern, use_blocks
 
 DENSE_LIMIT = 6_000  # largest m for which the trailing block is stored dense
 DENSE_DESIGN_UP_TO = 50_000  # largest n * q for which the terms' cross-products are dense products
@@ -292,7 +292,7 @@ def _trailing_storage(first, rest, A21, ZrtZr, ZrtD, DtD, trailing: str):
     q_rest = 0 if ZrtZr is None else ZrtZr.shape[0]
     m = q_rest + nb
     pattern = None
-    if q_rest and trailing != "dense":
+    if q_rest and (trailing == "blocks" or (trailing == "auto" and m >= BLOCKS_FROM)):   # below: dense by use_blocks
         offsets = np.cumsum([0] + [t.q for t in rest])[:-1].tolist()
         pattern = block_pattern(A21[:q_rest], ZrtZr, first.p, nb, [t.p for t in rest], offsets,
                                 [t.n_levels for t in rest])

@@ -26,6 +26,8 @@ without its y row and column, ``l_y`` the y row) and
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.linalg
 
@@ -47,6 +49,35 @@ DENSE_MAX_CONDITION = 1e5
 _potrf = scipy.linalg.lapack.dpotrf
 _potrs = scipy.linalg.lapack.dpotrs
 _trtrs = scipy.linalg.lapack.dtrtrs
+_trtri = scipy.linalg.lapack.dtrtri
+
+
+@dataclass(frozen=True)
+class DenseValues:
+    """The factor's values at one theta (:meth:`DenseCriterion.values`).
+
+    Attributes
+    ----------
+    u : ndarray (q,)
+        Spherical conditional modes, all terms stacked as in the blocked factor.
+    beta_shifted : ndarray (p,)
+        Fixed effects of the shifted response (add the blocks' ``beta_offset``).
+    r2 : float
+        Penalised residual sum of squares.
+    L_X : ndarray (p, p)
+        The fixed effects' lower factor: ``cov(beta) = sigma^2 (L_X L_X')^{-1}``.
+    objective : float
+        REML criterion or deviance.
+    re_inverse_blocks : list of ndarray (l_i, p_i, p_i)
+        Per term, the diagonal blocks of ``(Lambda'Z'Z Lambda + I)^{-1}``.
+    """
+
+    u: np.ndarray
+    beta_shifted: np.ndarray
+    r2: float
+    L_X: np.ndarray
+    objective: float
+    re_inverse_blocks: list
 
 
 class DenseCriterion:
@@ -130,6 +161,26 @@ class DenseCriterion:
         L = pieces[1]
         s, _ = _trtrs(L[:-1, :-1].T, L[-1, :-1], lower=0, trans=0)
         return s[self.q :], float(L[-1, -1] ** 2)
+
+    def values(self, theta) -> "DenseValues":
+        """What a fit reads off the factor at ``theta`` (:class:`DenseValues`); raises ``LinAlgError``
+        where L fails.  The solves are those of :mod:`.solve` on the dense L: ``L_a' s = l_y`` and
+        the diagonal blocks of ``(L_Z L_Z')^{-1} = (Lambda'Z'Z Lambda + I)^{-1}``, ``L_Z = L[:q, :q]``."""
+        theta = np.asarray(theta, dtype=float)
+        pieces = self._factor(theta)
+        if pieces is None:
+            raise np.linalg.LinAlgError("the system at theta is not positive definite")
+        L = pieces[1]
+        q, p = self.q, self.p
+        s, _ = _trtrs(L[:-1, :-1].T, L[-1, :-1], lower=0, trans=0)
+        L_Z_inv, _ = _trtri(L[:q, :q].T, lower=0)   # upper (L_Z^{-1})' as a Fortran array
+        columns = L_Z_inv.T   # L_Z^{-1}: (L_Z L_Z')^{-1} = (L_Z^{-1})' L_Z^{-1}
+        blocks = []
+        for size, offset, n_levels in self.terms:
+            G = columns[:, offset : offset + n_levels * size].reshape(q, n_levels, size)
+            blocks.append(np.einsum("kna,knb->nab", G, G))
+        return DenseValues(u=s[:q], beta_shifted=s[q:], r2=float(L[-1, -1] ** 2), L_X=L[q : q + p, q : q + p],
+                           objective=self._value(L), re_inverse_blocks=blocks)
 
     def _factor(self, theta: np.ndarray):
         """``(Lt' A, L)`` with L lower (C order), or None where C is not positive definite."""

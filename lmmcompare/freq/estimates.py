@@ -3,14 +3,16 @@
 With ``L(theta)`` the blocked factor (:mod:`lmmcompare.core.factor`): the modes
 ``u`` and ``beta`` by triangular solves, ``b = Lambda u``, ``sigma^2 = r^2 / n``
 (ML) or ``r^2 / (n - p)`` (REML), ``cov(beta) = sigma^2 (L_X L_X')^{-1}`` and the
-conditional covariances of b.  Plain values, which ``LmerFit`` is made of.
+conditional covariances of b.  Plain values, which ``LmerFit`` is made of.  A small
+model reads them off the dense factor of :mod:`lmmcompare.core.small_dense` instead,
+the same quantities by the same solves on one ``N x N`` array.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..core.factor import factorize
-from ..core.relcovar import apply_lambda
+from ..core.relcovar import apply_lambda, theta_to_T
 from ..core.solve import diagonal_blocks, inverse_blocks, solve_modes
 from ..core.standardize import is_singular
 from ..errors import DataError
@@ -22,29 +24,37 @@ def values_at(devfun: Devfun, theta: np.ndarray, singular_tol: float = 1e-4) -> 
     ``devfun``'s spec and criterion; with ``sigma_by`` the fit's spec and cross-products are those
     weighted by the estimated residual sd ratios.
 
-    The factor is built in fresh arrays (no workspace), so the fit may keep it.
+    A small model's values come from its dense factor (:meth:`~lmmcompare.core.small_dense.DenseCriterion.values`),
+    others' from the blocked factor; the fit builds the blocked factor when it needs it (``LmerFit.factor``).
     Raises :class:`~lmmcompare.errors.DataError` when rounding makes ``L(theta)``
     indefinite.
     """
     phi = np.asarray(theta, dtype=float)
     spec, cp, theta = devfun.at(phi)
     reml = devfun.reml
+    dof = spec.n - spec.p if reml else spec.n
     try:
-        f = factorize(cp, theta)
+        if devfun.dense is not None:   # a small model: the same values from its dense factor (0.3 ms, not 1)
+            values = devfun.dense.values(theta)
+            u, beta, r2, LX = values.u, values.beta_shifted + cp.beta_offset, values.r2, values.L_X
+            objective, Ts = values.objective, theta_to_T(theta, [t.p for t in spec.terms])
+            sigma = float(np.sqrt(r2 / dof))
+            cond_blocks = [sigma**2 * np.einsum("ab,jbc,dc->jad", T, C, T)
+                           for T, C in zip(Ts, values.re_inverse_blocks)]
+        else:
+            f = factorize(cp, theta)
+            u, beta = solve_modes(f)
+            r2, LX, objective, Ts = f.r2, f.corner[: cp.p, : cp.p], f.objective(reml), f.Ts
+            sigma = float(np.sqrt(r2 / dof))
+            cond_blocks = conditional_blocks(f, sigma)
     except np.linalg.LinAlgError:  # rounding decides positive definiteness: precision is gone
         raise DataError(f"the factor at the optimum is not positive definite to working precision: "
                         f"{far_from_zero(spec)}") from None
-    u, beta = solve_modes(f)
-    b = apply_lambda(u, f.Ts, [t.n_levels for t in spec.terms])
-    dof = spec.n - spec.p if reml else spec.n
-    sigma = float(np.sqrt(f.r2 / dof))
-    p = cp.p
-    LX = f.corner[:p, :p]
-    LX_inv = np.linalg.inv(LX) if p else np.zeros((0, 0))
+    b = apply_lambda(u, Ts, [t.n_levels for t in spec.terms])
+    LX_inv = np.linalg.inv(LX) if cp.p else np.zeros((0, 0))
     return dict(spec=spec, reml=reml, theta=theta, phi=phi, beta=beta, sigma=sigma, u=u, b=b,
-                objective=float(f.objective(reml)), vcov_beta=sigma**2 * (LX_inv.T @ LX_inv),
-                cond_blocks=conditional_blocks(f, sigma), singular=_singular(devfun, spec, theta, singular_tol),
-                cp=cp, factor=f)
+                objective=float(objective), vcov_beta=sigma**2 * (LX_inv.T @ LX_inv),
+                cond_blocks=cond_blocks, singular=_singular(devfun, spec, theta, singular_tol), cp=cp)
 
 
 def conditional_blocks(f, sigma) -> list[np.ndarray]:

@@ -231,11 +231,12 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
         return np.concatenate([theta_to_standardized(phi[:k], transforms, sizes), phi[k:]])
 
     start = np.maximum(from_standardized(first.theta), devfun.lower)
+    hess_inv0 = _mapped_inverse_hessian(first, transforms, sizes, k)
     what = "REML criterion" if devfun.reml else "deviance"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         try:
-            polished = optimize_theta(devfun.with_gradient, start, devfun.lower, **options)
+            polished = optimize_theta(devfun.with_gradient, start, devfun.lower, hess_inv0=hess_inv0, **options)
         except np.linalg.LinAlgError:
             polished = None
     if polished is None or not polished.objective < 1e300 or not _evaluable(devfun, polished.theta):
@@ -267,6 +268,28 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
     return dataclasses.replace(
         polished, method=f"{polished.method} on standardised columns, polished", log=log, n_evals=len(log),
         theta_start=from_standardized(inner.start), seconds=first.seconds + polished.seconds)
+
+
+def _mapped_inverse_hessian(first: OptSummary, transforms, sizes, k: int, h: float = 1e-6):
+    """The standardised run's inverse Hessian in lme4's theta, ``J H_s J'`` with ``J = d theta / d theta_s``
+    (central differences of the map, :func:`~lmmcompare.core.standardize.thetas_from_standardized`;
+    identity on the log residual sd ratios), so that the polish starts with the curvature learned there
+    (sleepstudy: 9 evaluations to polish from a steepest-descent step, 2 from this).  None where the run
+    kept none, or where the map is not locally invertible (a zero diagonal of some ``T_i``: a singular fit)."""
+    if first.hess_inv is None or not np.all(np.isfinite(first.hess_inv)):
+        return None
+    theta_s = first.theta[:k]
+    steps = h * np.maximum(1.0, np.abs(theta_s))
+    rows = np.concatenate([theta_s + np.diag(steps), theta_s - np.diag(steps)])
+    mapped = thetas_from_standardized(rows, transforms, sizes)
+    J = np.eye(first.theta.size)
+    J[:k, :k] = ((mapped[:k] - mapped[k:]) / (2.0 * steps)).T
+    H = J @ first.hess_inv @ J.T
+    H = 0.5 * (H + H.T)
+    eigenvalues = np.linalg.eigvalsh(H)
+    if not eigenvalues[0] > 1e-8 * eigenvalues[-1]:
+        return None
+    return H
 
 
 def _mapped_log(log, transforms, sizes, k: int) -> tuple:

@@ -14,7 +14,6 @@ import dataclasses
 
 import numpy as np
 
-from ..core.factor import factorize
 from .fit import make_devfun
 from .optimize import OptSummary
 from .variance_components import ratios_from_phi
@@ -43,4 +42,4 @@ def lmer_fit_fields(reader, node) -> dict:
     if spec.sigma_by is not None:   # the rows weighted by the fitted residual sd ratios (the last of phi)
         spec = spec.with_residual_ratios(ratios_from_phi(spec, values["phi"]))
     cp = make_devfun(spec, values["reml"]).cp   # the cross-products as lmer computes them
-    return dict(spec=spec, **values, opt=opt, cp=cp, factor=factorize(cp, values["theta"]))
+    return dict(spec=spec, **values, opt=opt, cp=cp)

@@ -28,7 +28,7 @@ from ..errors import SingularFitWarning
 from ..spec import ModelSpec
 from ..spec.update import INPUTS, updated_inputs
 from ..core.blocks import CrossProducts
-from ..core.factor import BlockedFactor
+from ..core.factor import BlockedFactor, factorize
 from ..core.relcovar import theta_to_T
 from . import inference
 from .display import summary_text
@@ -93,7 +93,7 @@ class LmerFit:
     cp : CrossProducts
         The cross-products of [Z X y] the fit was computed from (immutable).
     factor : BlockedFactor
-        ``L(theta)`` at the fitted theta.
+        ``L(theta)`` at the fitted theta (a property: built from ``cp`` on first use and kept).
     derived : DerivedValues
         Values inference derived from this fit, kept (see the module docstring).
     """
@@ -112,11 +112,15 @@ class LmerFit:
     singular: bool
     opt: OptSummary
     cp: CrossProducts = field(repr=False)
-    factor: BlockedFactor = field(repr=False)
     derived: DerivedValues = field(init=False, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "derived", DerivedValues())
+
+    @property
+    def factor(self) -> BlockedFactor:
+        """``L(theta)``, the blocked factor at the fitted theta (:func:`~lmmcompare.core.factor.factorize`)."""
+        return self.derived.get("factor", lambda: factorize(self.cp, self.theta))
 
     # ---- the same model by the other criterion ----------------------------------------
     def by_criterion(self, reml: bool) -> "LmerFit":
