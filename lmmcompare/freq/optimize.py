@@ -2,9 +2,10 @@
 
 The analytic gradient (:mod:`.gradient`) and box constraints ``theta_i >= 0`` on the
 diagonal of each ``T_i``.  Up to ``SMALL_K`` (8) parameters the dense BFGS with
-bounds of :mod:`.box_bfgs` (``dense_bfgs=True``, the default): the same stopping
+bounds of :mod:`.box_bfgs` where asked (``dense_bfgs=True``: models with the dense
+criterion of :mod:`lmmcompare.core.small_dense`, ``Devfun.small``): the same stopping
 rules as L-BFGS-B, none of scipy's per-evaluation overhead (sleepstudy: 100 refits
-0.46 -> 0.39 s), and a polish may start from a given inverse Hessian; beyond,
+0.46 -> 0.39 s), and a polish may start from a given inverse Hessian; otherwise
 L-BFGS-B (scipy).  After the optimizer
 stops, components within ``boundary_tol`` of zero are set to zero when that
 does not increase the objective (lme4's ``check.boundary``), and convergence
@@ -88,7 +89,7 @@ def projected_gradient(theta, grad, lower, tol=0.0, upper=None):
 
 
 def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
-                   boundary_tol=1e-5, conv_tol=0.002, upper=None, below=None, dense_bfgs: bool = True,
+                   boundary_tol=1e-5, conv_tol=0.002, upper=None, below=None, dense_bfgs: bool = False,
                    hess_inv0=None):
     """Minimise ``fun_grad(theta) -> (objective, gradient)`` subject to ``lower <= theta (<= upper)``.
 
