@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from .blocks import CrossProducts, Workspace, csr_matvec
+from .blocks import CrossProducts, Workspace, csc_matvec
 from .relcovar import scale_rows_cols, theta_to_T
 from .trailing import BlockTrailing, factor_blocks
 
@@ -153,12 +153,12 @@ def _trailing_matrix(cp: CrossProducts, Wj: np.ndarray, Dj: np.ndarray, out: np.
         return out
     if out is None:
         M = (cp.K @ Wj.ravel()).reshape(cp.m, cp.m)
-        np.subtract(cp.A22_lower, M, out=M)
+        np.subtract(cp.A22 * cp.lower_mask, M, out=M)
         return M
-    np.copyto(out, cp.A22_lower)
+    np.multiply(cp.A22, cp.lower_mask, out=out)
     K = cp.K
     # y += K x in place, avoiding a fresh 8 m^2-byte array per evaluation
-    csr_matvec(K.shape[0], K.shape[1], K.indptr, K.indices, K.data, -Wj.ravel(), out.reshape(-1))
+    csc_matvec(K.shape[0], K.shape[1], K.indptr, K.indices, K.data, -Wj.ravel(), out.reshape(-1))
     return out
 
 
