@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.factor import factorize
+from ..core.factor import factorize, scratch
 from ..core.relcovar import apply_lambda, theta_to_T
 from ..core.solve import diagonal_blocks, inverse_blocks, solve_modes
 from ..core.standardize import is_singular
@@ -42,11 +42,13 @@ def values_at(devfun: Devfun, theta: np.ndarray, singular_tol: float = 1e-4) -> 
             cond_blocks = [sigma**2 * np.einsum("ab,jbc,dc->jad", T, C, T)
                            for T, C in zip(Ts, values.re_inverse_blocks)]
         else:
-            f = factorize(cp, theta)
+            # in the devfun's scratch arrays: the fit keeps none of the factor (LmerFit.factor builds its own)
+            f = factorize(cp, theta, scratch(cp, devfun.workspace, 0))
             u, beta = solve_modes(f)
-            r2, LX, objective, Ts = f.r2, f.corner[: cp.p, : cp.p], f.objective(reml), f.Ts
+            r2, LX, objective, Ts = f.r2, f.corner[: cp.p, : cp.p].copy(), f.objective(reml), f.Ts
             sigma = float(np.sqrt(r2 / dof))
-            cond_blocks = conditional_blocks(f, sigma)
+            cond_blocks = conditional_blocks(f, sigma, (scratch(cp, devfun.workspace, 1),
+                                                        scratch(cp, devfun.workspace, 2)))
     except np.linalg.LinAlgError:  # rounding decides positive definiteness: precision is gone
         raise DataError(f"the factor at the optimum is not positive definite to working precision: "
                         f"{far_from_zero(spec)}") from None
@@ -57,14 +59,14 @@ def values_at(devfun: Devfun, theta: np.ndarray, singular_tol: float = 1e-4) -> 
                 cond_blocks=cond_blocks, singular=_singular(devfun, spec, theta, singular_tol), cp=cp)
 
 
-def conditional_blocks(f, sigma) -> list[np.ndarray]:
+def conditional_blocks(f, sigma, workspace=None) -> list[np.ndarray]:
     """Per term, ``(l_i, p_i, p_i)`` conditional covariances of b given y (lme4's condVar).
 
     ``sigma^2 T_i C_j T_i'`` where ``C_j`` are the diagonal blocks of
     ``(Lambda'Z'Z Lambda + I)^{-1}``; the uncertainty of beta is ignored, as in lme4.
     """
     cp = f.cp
-    first, H, _ = inverse_blocks(f, include_X=False)
+    first, H, _ = inverse_blocks(f, include_X=False, workspace=workspace)
     out = [sigma**2 * np.einsum("ab,jbc,dc->jad", f.Ts[0], first, f.Ts[0])]
     for T, off, n_lev in zip(f.Ts[1:], cp.rest_offsets, cp.rest_levels):
         C = diagonal_blocks(H, off, n_lev, T.shape[0])
