@@ -300,6 +300,28 @@ def _trailing_cross_products(rest_blocks: list, D: np.ndarray, Z1: sp.csc_matrix
     return A21, Zr.T @ Zr, ZrtD, DtD
 
 
+def _level_sums(codes: np.ndarray, n_levels: int, U: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """``(n_levels, U's columns, V's columns)``: per level, ``sum_i U_ia V_ib`` over its rows, summed in row
+    order, as scipy's sparse products sum (``Z_1' D`` and ``D' D`` of :func:`_trailing_cross_products`): the
+    same digits, without scipy's construction of sparse matrices (0.4 ms of sleepstudy's 6 ms fit)."""
+    out = np.empty((n_levels, U.shape[1], V.shape[1]))
+    for a in range(U.shape[1]):
+        for b in range(V.shape[1]):
+            out[:, a, b] = np.bincount(codes, weights=U[:, a] * V[:, b], minlength=n_levels)
+    return out
+
+
+# a single term's Z_1'D and D'D by bincounts up to this many passes over the rows (sleepstudy: 12)
+LEVEL_SUMS_UP_TO = 64
+
+
+def _single_term_cross_products(first, X1: np.ndarray, D: np.ndarray):
+    """:func:`_trailing_cross_products` of a model with one term (``A21 = D' Z_1``, ``D'D``) by :func:`_level_sums`."""
+    nb = D.shape[1]
+    DtZ1 = _level_sums(first.codes, first.n_levels, D, X1).transpose(1, 0, 2).reshape(nb, first.q)
+    return sp.csr_matrix(DtZ1), None, None, _level_sums(np.zeros(D.shape[0], dtype=np.intp), 1, D, D)[0]
+
+
 def _trailing_storage(first, rest, A21, ZrtZr, ZrtD, DtD, trailing: str):
     """``(A22, blocks)``: dense ``A22`` and None, or sparse ``A22`` and its :class:`BlockPattern` (nested
     designs, :mod:`.block_pattern`); ``trailing`` is ``"auto"``, ``"dense"`` or ``"blocks"``."""
@@ -339,12 +361,15 @@ def cross_products(spec: ModelSpec, trailing: str = "auto") -> CrossProducts:
     :mod:`.block_pattern`) or as its sparsity makes cheaper (``"auto"``).  Raises
     :class:`~lmmcompare.errors.DataError` when one coupled block exceeds ``DENSE_LIMIT``."""
     first, rest = spec.terms[0], spec.terms[1:]
-    Z1 = spec.weighted_rows(first.Z)
-    rest_blocks = [spec.weighted_rows(t.Z) for t in rest]
     X = spec.weighted_rows(spec.X)
+    X1 = spec.weighted_rows(first.design.matrix)
     offset, y = shifted_response(X, spec.working_response)
     D = np.column_stack([X, y]) if spec.p else y[:, None]
-    A21, ZrtZr, ZrtD, DtD = _trailing_cross_products(rest_blocks, D, Z1)
+    if not rest and D.shape[1] * (first.p + D.shape[1]) <= LEVEL_SUMS_UP_TO:
+        A21, ZrtZr, ZrtD, DtD = _single_term_cross_products(first, X1, D)
+    else:
+        A21, ZrtZr, ZrtD, DtD = _trailing_cross_products([spec.weighted_rows(t.Z) for t in rest], D,
+                                                         spec.weighted_rows(first.Z))
     A22, blocks = _trailing_storage(first, rest, A21, ZrtZr, ZrtD, DtD, trailing)
     offsets, pos = [], 0
     for t in rest:
@@ -352,7 +377,7 @@ def cross_products(spec: ModelSpec, trailing: str = "auto") -> CrossProducts:
         pos += t.q
     return CrossProducts(
         p1=first.p, l1=first.n_levels,
-        A11=first_block_diagonal(spec.weighted_rows(first.design.matrix), first.codes, first.n_levels),
+        A11=first_block_diagonal(X1, first.codes, first.n_levels),
         A21=A21, A22=A22,
         rest_sizes=[t.p for t in rest], rest_levels=[t.n_levels for t in rest], rest_offsets=offsets,
         q_rest=pos, p=spec.p, n=spec.n, beta_offset=offset, log_weights=spec.log_weights, blocks=blocks)
