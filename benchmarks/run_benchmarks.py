@@ -3,8 +3,9 @@
 Usage: python3 benchmarks/run_benchmarks.py [--quick] [--skip-insteval]
 
 Every fit is timed in-process (lme4 inside R, the Python peers in this
-process) as the median of several whole calls (formula + data -> fitted
-model) after one warm-up call. Peers that are not installed are shown as
+process) as whole calls (formula + data -> fitted model) after one warm-up
+call: ours and mixedlm's alternating, the minimum of 30 (3 for InstEval);
+lme4's and statsmodels' the median of 9 (3). Peers that are not installed are shown as
 "-": R with lme4 from Debian (r-base-core r-cran-lme4), `pip install mixedlm`,
 `pip install statsmodels`. None of them is a dependency of lmmcompare.
 """
@@ -22,8 +23,11 @@ import textwrap
 import time
 import warnings
 from importlib import resources
+from pathlib import Path
 
 import lmmcompare as lc
+
+BENCH_DIR = Path(__file__).resolve().parent   # designs.py, for child processes
 
 CASES = [
     ("sleepstudy", "sleepstudy", "Reaction ~ Days + (Days | Subject)", True),
@@ -62,24 +66,48 @@ def lmer_min_time(formula, data, reml, repeats):
     return seconds, fits[-1]
 
 
-def time_lmmcompare(data, formula, reml, repeats):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = lc.lmer(formula, data, reml=reml)
-        seconds = median_time(lambda: lc.lmer(formula, data, reml=reml), repeats)
-    return seconds, fit
-
-
-def time_mixedlm(data, formula, reml, repeats):
+def time_mixedlm(data, formula, reml, repeats, minimum: bool = False):
+    """mixedlm's whole call, the median of ``repeats`` after a warm-up (with ``minimum``: the min of
+    ``repeats`` without one, as :func:`lmer_min_time` times ours on the large designs)."""
     try:
         import mixedlm
     except ImportError:
         return None, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = mixedlm.lmer(formula, data, REML=reml)
-        seconds = median_time(lambda: mixedlm.lmer(formula, data, REML=reml), repeats)
+        if minimum:
+            runs = []
+            seconds = _min_time(lambda: runs.append(mixedlm.lmer(formula, data, REML=reml)), repeats)
+            res = runs[-1]
+        else:
+            res = mixedlm.lmer(formula, data, REML=reml)
+            seconds = median_time(lambda: mixedlm.lmer(formula, data, REML=reml), repeats)
     return seconds, float(getattr(res, "deviance", float("nan")) if not reml else float("nan"))
+
+
+def paired_min_times(data, formula, reml, repeats):
+    """``(ours, mixedlm or None, our fit)``: each whole call timed ``repeats`` times, the two alternating
+    (ours, mixedlm, ours, ...) after a warm-up of each, the minimum of each: issue 21's side-by-side
+    measure, in which drift of the machine's speed reaches both alike."""
+    try:
+        import mixedlm
+    except ImportError:
+        mixedlm = None
+    calls = [lambda: lc.lmer(formula, data, reml=reml)]
+    if mixedlm is not None:
+        calls.append(lambda: mixedlm.lmer(formula, data, REML=reml))
+    times = [[] for _ in calls]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = calls[0]()
+        for call in calls[1:]:
+            call()
+        for _ in range(repeats):
+            for call, spent in zip(calls, times):
+                t0 = time.perf_counter()
+                call()
+                spent.append(time.perf_counter() - t0)
+    return min(times[0]), (min(times[1]) if mixedlm is not None else None), fit
 
 
 def time_statsmodels(name, data, repeats):
@@ -226,22 +254,39 @@ def inference_benchmark(nsim, nsim_boot=200, nsim_refit=1000):
     print("\n".join(rows))
 
 
-def insteval_peak_memory_mb():
-    """Peak resident memory of a fresh process that loads InstEval and fits it by ML.
+def child_peak_memory_mb(setup: str, fit: str) -> tuple[float, float]:
+    """``(after setup, peak)``: resident memory in MB of a fresh process that runs ``setup`` (imports, data)
+    and then ``fit``.
 
     Read from /proc's ``VmHWM`` (the process's own high-water mark): ``getrusage``'s ``ru_maxrss`` of a
     child starts at its parent's peak at the fork, so after the large designs it reported the benchmark's
     own 988 MB.
     """
-    code = ("import warnings, lmmcompare as lc; warnings.simplefilter('ignore')\n"
+    code = ("import sys, warnings; warnings.simplefilter('ignore')\n"
+            f"sys.path.insert(0, {str(BENCH_DIR)!r})\n"
             "def hwm():\n"
             "    return next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM'))\n"
-            "d = lc.load_dataset('InstEval'); base = hwm()\n"
-            "lc.lmer('y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)', d, reml=False)\n"
-            "print(base, hwm())")
+            f"{setup}\nbase = hwm()\n{fit}\nprint(base, hwm())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     base, peak = (int(x) / 1024 for x in out.stdout.split())
     return base, peak
+
+
+def insteval_peak_memory_mb():
+    """Peak resident memory of a fresh process that loads InstEval and fits it by ML."""
+    return child_peak_memory_mb("import lmmcompare as lc; d = lc.load_dataset('InstEval')",
+                                "lc.lmer('y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)', d, reml=False)")
+
+
+def crossed_peak_memory_mb():
+    """Peak resident memory of a fresh process fitting the crossed 20,000 x 2,000 design: ours, mixedlm's (or None)."""
+    setup = "from designs import CROSSED_FORMULA, crossed_large; d = crossed_large()"
+    ours = child_peak_memory_mb(f"import lmmcompare as lc; {setup}", "lc.lmer(CROSSED_FORMULA, d)")
+    try:
+        theirs = child_peak_memory_mb(f"import mixedlm; {setup}", "mixedlm.lmer(CROSSED_FORMULA, d, REML=True)")
+    except subprocess.CalledProcessError:
+        theirs = None
+    return ours, theirs
 
 
 def fmt(x, digits=3):
@@ -250,19 +295,23 @@ def fmt(x, digits=3):
 
 def nested_benchmark():
     """Issue 21's large designs, 200,000-300,000 rows: the nested ``y ~ x + (1 | school/cls)`` and two large
-    crossed factors ``y ~ x + (1 | subj) + (1 | item)``; ours (min of 3) and mixedlm's, REML criteria."""
+    crossed factors ``y ~ x + (1 | subj) + (1 | item)``; ours and mixedlm's (min of 3 each), REML criteria."""
     from designs import CROSSED_FORMULA, NESTED_FORMULA, crossed_large, nested_schools
 
     designs = [(f"nested, {s:,} schools, {c:,} classes, 200,000 rows", NESTED_FORMULA, nested_schools(200_000, s, c))
                for s, c in ((2_000, 20_000), (10_000, 50_000))]
     designs.append(("crossed, 20,000 subjects x 2,000 items, 300,000 rows", CROSSED_FORMULA, crossed_large()))
-    print("| large design | lmmcompare s (min of 3) | REML criterion | mixedlm s | mixedlm / ours |")
+    print("| large design | lmmcompare s (min of 3) | REML criterion | mixedlm s (min of 3) | mixedlm / ours |")
     print("|---|---|---|---|---|")
     for label, formula, data in designs:
         ours, fit = lmer_min_time(formula, data, True, 3)
-        mix, _ = time_mixedlm(data, formula, True, 3)
+        mix, _ = time_mixedlm(data, formula, True, 3, minimum=True)
         print(f"| {label} | {fmt(ours, 3)} | {fit.objective:.6f} | {fmt(mix, 3)} | "
               f"{fmt(None if mix is None else mix / ours, 1)} |", flush=True)
+    (base, peak), theirs = crossed_peak_memory_mb()
+    print(f"\nCrossed design, peak resident memory of a fresh process: ours {peak:.0f} MB ({base:.0f} MB with "
+          f"the data loaded)" + ("" if theirs is None else f", mixedlm {theirs[1]:.0f} MB ({theirs[0]:.0f} MB)"),
+          flush=True)
 
 
 R_MAXIMAL = textwrap.dedent("""
@@ -321,8 +370,8 @@ def main(argv=None):
     for name, dataset, formula, reml in cases:
         data = lc.load_dataset(dataset)
         repeats = large if dataset == "InstEval" else small
-        ours, fit = time_lmmcompare(data, formula, reml, repeats)
-        mix, _ = time_mixedlm(data, formula, reml, repeats)
+        paired = large if dataset == "InstEval" else 3 * small + 3   # small models: min of 30
+        ours, mix, fit = paired_min_times(data, formula, reml, paired)
         sm = None if dataset == "InstEval" else time_statsmodels(name, data, repeats)
         r = lme4.get(name, {})
         lme4_s = r.get("seconds")
