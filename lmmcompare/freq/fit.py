@@ -252,13 +252,15 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
                                           hess_inv0=_mapped_inverse_hessian(first, transforms, sizes, k), **options)
         except np.linalg.LinAlgError:
             polished = None
-    if polished is None or not polished.objective < 1e300 or not _evaluable(devfun, polished.theta):
+    if polished is None or not polished.objective < 1e300 or not (mapped or _evaluable(devfun, polished.theta)):
         raise DataError(f"the {what} cannot be evaluated in the model's own random-effects columns at the "
                         f"optimum found with them centred and scaled ({first.objective:.6f}): "
                         f"{far_from_zero(devfun.spec)}")
     log = _mapped_log(first.log, transforms, sizes, k) + polished.log
-    theta_s = to_standardized(polished.theta)
-    if polished.converged:
+    theta_s = None if mapped else to_standardized(polished.theta)
+    if mapped:   # the two columns' criteria agree to PRECISION_RTOL there (_mapped_optimum checked it)
+        check = first.objective
+    elif polished.converged:
         check = inner(theta_s)
     else:
         # The gradient in lme4's theta scales as 1 / (covariate scale): judge convergence where the
@@ -288,13 +290,14 @@ def _mapped_optimum(devfun: Devfun, first: OptSummary, theta: np.ndarray, conv_t
     """The standardised optimum mapped to lme4's ``theta`` taken as it is, where no polish is needed: a small
     model whose standardised criterion is its own dense criterion transformed (the same function of the
     covariance, rounding apart), the standardised run converged, and at ``theta`` the criterion is within
-    ``PRECISION_RTOL`` of the standardised optimum and the gradient small by lme4's rule.  One evaluation
+    ``PRECISION_RTOL`` of the standardised optimum (so the precision check of :func:`_optimize_standardized`
+    holds) and the gradient small by lme4's rule.  One evaluation
     instead of a second optimisation (sleepstudy: 1 evaluation, not 2 and a BFGS run's set-up).  None otherwise."""
     if not first.converged:
         return None
     value, grad = devfun.with_gradient(theta)
     value = float(value)
-    if not (np.isfinite(value) and value <= first.objective + PRECISION_RTOL * max(1.0, abs(value))):
+    if not (np.isfinite(value) and abs(value - first.objective) <= PRECISION_RTOL * max(1.0, abs(value))):
         return None
     grad = projected_gradient(theta, grad, devfun.lower)
     if not gradient_small(devfun.with_gradient, theta, grad, devfun.lower, conv_tol):
