@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.blocks import cross_products, first_block_diagonal, response_row
+from ..core.blocks import cross_products, response_row
+from ..core.design_products import first_block_diagonal
 from ..spec import ModelSpec
 from .elementwise import matvec, vecdot
 

@@ -257,14 +257,14 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
                         f"optimum found with them centred and scaled ({first.objective:.6f}): "
                         f"{far_from_zero(devfun.spec)}")
     log = _mapped_log(first.log, transforms, sizes, k) + polished.log
-    theta_s = None if mapped else to_standardized(polished.theta)
     if mapped:   # the two columns' criteria agree to PRECISION_RTOL there (_mapped_optimum checked it)
         check = first.objective
     elif polished.converged:
-        check = inner(theta_s)
+        check = inner(to_standardized(polished.theta))
     else:
         # The gradient in lme4's theta scales as 1 / (covariate scale): judge convergence where the
         # columns are standardised, as lme4's rule would judge a model fitted on rescaled covariates.
+        theta_s = to_standardized(polished.theta)
         check, grad = inner.with_gradient(theta_s)
         grad = projected_gradient(theta_s, grad, inner.lower)
         if gradient_small(inner.with_gradient, theta_s, grad, inner.lower, options.get("conv_tol", 0.002)):

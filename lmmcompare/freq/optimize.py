@@ -117,9 +117,9 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
     t0 = time.perf_counter()
     upper = np.full(np.shape(lower), np.inf) if upper is None else np.asarray(upper, float)
     below = below or (lambda i: column_below(lower, i))
-    bounds = [(None if np.isinf(lo) else lo, None if np.isinf(hi) else hi) for lo, hi in zip(lower, upper)]
-    res_options = dict(bounds=bounds, options=dict(ftol=ftol, gtol=gtol, maxiter=maxiter, maxcor=20),
-                       dense=dense_bfgs and len(bounds) <= SMALL_K)
+    res_options = dict(lower=np.asarray(lower, float), upper=upper,
+                       options=dict(ftol=ftol, gtol=gtol, maxiter=maxiter, maxcor=20),
+                       dense=dense_bfgs and np.size(lower) <= SMALL_K)
     res = _minimize(logged, np.asarray(start, float), dict(res_options, H0=hess_inv0))
     theta, value, grad = np.array(res.x), float(res.fun), np.array(res.jac)
     # lme4's check.boundary: snap near-zero diagonal elements when not worse
@@ -154,13 +154,12 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
 
 
 def _minimize(fun_grad, x0, res_options):
-    """L-BFGS-B (scipy) with ``res_options`` (bounds, options), or where ``res_options["dense"]`` the
+    """L-BFGS-B (scipy) with ``res_options`` (lower, upper, options), or where ``res_options["dense"]`` the
     dense BFGS of :mod:`.box_bfgs` with the same stopping rules, without scipy's per-evaluation overhead."""
-    bounds, options = res_options["bounds"], res_options["options"]
+    lower, upper, options = res_options["lower"], res_options["upper"], res_options["options"]
     if not res_options["dense"]:
-        return scipy.optimize.minimize(fun_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
-    lower = np.array([-np.inf if lo is None else lo for lo, _ in bounds])
-    upper = np.array([np.inf if hi is None else hi for _, hi in bounds])
+        return scipy.optimize.minimize(fun_grad, x0, jac=True, method="L-BFGS-B", options=options,
+                                       bounds=scipy.optimize.Bounds(lower, upper))
     return box_bfgs(fun_grad, x0, lower, upper, ftol=options["ftol"], gtol=options["gtol"],
                     maxiter=options["maxiter"], H0=res_options.get("H0"))
 
