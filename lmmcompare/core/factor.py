@@ -141,16 +141,16 @@ def first_block(cp: CrossProducts, T1: np.ndarray):
 def _trailing_matrix(cp: CrossProducts, Wj: np.ndarray, Dj: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """``tril(A22) - K vec(W)`` as an m x m array, into ``out`` when given.
 
-    With :attr:`~.blocks.CrossProducts.dense_pairs`, ``tril(A22 - B B')`` with
-    ``B = A21 blockdiag(D_j)`` (``W_j = D_j D_j'``) instead.
+    With :attr:`~.blocks.CrossProducts.dense_pairs`, the whole symmetric
+    ``A22 - B B'`` with ``B = A21 blockdiag(D_j)`` (``W_j = D_j D_j'``) instead:
+    BLAS fills both triangles at no extra cost, and the callers then skip the
+    passes that cut and mirror a triangle.
     """
     if cp.dense_pairs:
         B = (cp.A21_blocks @ Dj).transpose(1, 0, 2).reshape(cp.m, -1)
-        M = np.tril(cp.A22 - B @ B.T)
-        if out is None:
-            return M
-        np.copyto(out, M)
-        return out
+        M = np.matmul(B, B.T, out=out)
+        np.subtract(cp.A22, M, out=M)
+        return M
     if out is None:
         M = (cp.K @ Wj.ravel()).reshape(cp.m, cp.m)
         np.subtract(cp.A22 * cp.lower_mask, M, out=M)
@@ -168,7 +168,7 @@ def schur_cross_products(f: BlockedFactor) -> np.ndarray:
     as ``Lambda_r' B Lambda_r + I``).  Dense storage only (with blocks the factor keeps ``B`` on its pattern)."""
     Wj = f.D1 @ np.swapaxes(f.D1, 1, 2)
     B = _trailing_matrix(f.cp, Wj, f.D1, None)
-    return B + np.tril(B, -1).T
+    return B if f.cp.dense_pairs else B + np.tril(B, -1).T
 
 
 def factorize(cp: CrossProducts, theta: np.ndarray, workspace: np.ndarray | None = None) -> BlockedFactor:
@@ -185,19 +185,21 @@ def factorize(cp: CrossProducts, theta: np.ndarray, workspace: np.ndarray | None
         S = cp.A22_packed - cp.K @ Wj.ravel()
         return BlockedFactor(theta=theta, Ts=Ts, L11=L11, D1=D1, M1_inv=M1_inv, L22=None, cp=cp,
                              blocks=factor_blocks(cp.blocks, S, Ts[1:]))
-    M = _trailing_matrix(cp, Wj, D1, workspace)
+    M = _trailing_matrix(cp, Wj, D1, workspace)   # lower triangle; whole with dense pairs
     if any(p > 1 for p in cp.rest_sizes):
-        # a non-diagonal T_i mixes both triangles of its diagonal blocks: symmetrise, scale, cut
-        M += np.tril(M, -1).T
-        M = np.tril(scale_rows_cols(M, Ts[1:], cp.rest_offsets, cp.rest_levels))
+        # a non-diagonal T_i mixes both triangles of its diagonal blocks: symmetrise, scale
+        if not cp.dense_pairs:
+            M += np.tril(M, -1).T
+        M = scale_rows_cols(M, Ts[1:], cp.rest_offsets, cp.rest_levels)
     elif cp.rest_sizes:
         M = scale_rows_cols(M, Ts[1:], cp.rest_offsets, cp.rest_levels)
     if cp.q_rest:
         idx = np.arange(cp.q_rest)
         M[idx, idx] += 1.0
     # M is C-ordered with its lower triangle filled: M.T is the Fortran view of the
-    # same memory with the upper triangle filled, so potrf factors it in place.
-    U, info = scipy.linalg.lapack.dpotrf(M.T, lower=0, clean=0, overwrite_a=1)
+    # same memory with the upper triangle filled, so potrf factors it in place; clean
+    # zeroes the other triangle, which holds the mirror image where it was not cut.
+    U, info = scipy.linalg.lapack.dpotrf(M.T, lower=0, clean=1, overwrite_a=1)
     if info:
         raise np.linalg.LinAlgError(f"trailing block not positive definite (minor {info})")
     L22 = U.T

@@ -27,6 +27,7 @@ in blocks (nested designs) H and B are read on their components only
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 from .blocks import CrossProducts, Workspace
 from .factor import factorize, schur_cross_products, scratch
@@ -70,12 +71,16 @@ def logdet_gradient(f, include_X: bool, workspaces: Workspace | None = None):
     arrays; without it (None or False) fresh ones are allocated.
     """
     cp = f.cp
-    buffers = (scratch(cp, workspaces, 1), scratch(cp, workspaces, 2)) if workspaces else None
-    _, H, Y = inverse_blocks(f, include_X=include_X, workspace=buffers)
+    if f.blocks is None and cp.dense_pairs:
+        YY, Linv = _dense_pair_forms(f, cp.q_rest + (cp.p if include_X else 0))
+        H = None
+    else:
+        buffers = (scratch(cp, workspaces, 1), scratch(cp, workspaces, 2)) if workspaces else None
+        _, H, Y = inverse_blocks(f, include_X=include_X, workspace=buffers)
+        YY = Y + np.swapaxes(Y, 1, 2)
     Ts = f.Ts
     # first term: stable form of Q_j
     T1 = Ts[0]
-    YY = Y + np.swapaxes(Y, 1, 2)
     if cp.p1 == 1:
         lam = T1[0, 0]
         Q1 = (cp.A11 - YY / (lam * lam * cp.A11 + 1.0)) * lam / f.L11**2
@@ -90,13 +95,39 @@ def logdet_gradient(f, include_X: bool, workspaces: Workspace | None = None):
             Q = singular_term_blocks(f.blocks, H, off, n_lev, p, cp.p)
         elif np.min(np.diag(T)) <= _TINY:
             if product is None:
-                product = _trailing_product(f, H)
+                product = _trailing_product(f, np.tril(Linv.T @ Linv) if H is None else H)
             Q = _term_blocks(product, off, n_lev, p)
         else:
-            C = diagonal_blocks(H, off, n_lev, p)
+            C = diagonal_blocks(H, off, n_lev, p) if H is not None else _column_grams(Linv[:, off : off + n_lev * p], p)
             Q = (np.eye(p) - C) @ np.linalg.inv(T)
         grads.append(2.0 * _sum_blocks(Q))
     return np.concatenate(grads)
+
+
+def _column_grams(V: np.ndarray, p: int) -> np.ndarray:
+    """``V_j' V_j`` for the consecutive ``p``-column blocks ``V_j`` of ``V``, as an ``(n_blocks, p, p)`` array."""
+    blocks = V.reshape(V.shape[0], -1, p).transpose(1, 0, 2)
+    return np.swapaxes(blocks, 1, 2) @ blocks
+
+
+def _dense_pair_forms(f, k: int):
+    """``(Y_j + Y_j', L^{-1})`` for dense pairs, ``L`` the trailing factor's first ``k`` rows and columns.
+
+    ``Y_j + Y_j' = A21_j' Lr H Lr' A21_j`` with ``H = (L L')^{-1} = L^{-T} L^{-1}``
+    (:func:`~.solve.inverse_blocks`) is the Gram matrix ``V_j' V_j`` of the level-j
+    columns of ``V = L^{-1} Lr' A21``; the diagonal blocks of ``H`` are those of
+    ``L^{-1}``'s columns.  One triangular inverse and one product replace the
+    inverse ``H``, the sandwich ``Lr H Lr'`` and its product with ``A21``
+    (maximal crossed design: 0.9 -> 0.45 ms of the gradient's 2.7 ms).
+    """
+    cp = f.cp
+    # L22 is C-ordered lower: its transpose is the Fortran-ordered upper factor, inverted in place of a copy
+    Linv_t, info = scipy.linalg.lapack.dtrtri(np.array(f.L22[:k, :k].T, order="F"), lower=0, overwrite_c=1)
+    if info:
+        raise np.linalg.LinAlgError(f"trtri failed ({info})")
+    Linv = Linv_t.T
+    scaled = left_scale(cp.A21_dense[:k], f.Ts[1:], cp.rest_offsets, cp.rest_levels)   # Lr' A21
+    return _column_grams(Linv @ scaled, cp.p1), Linv
 
 
 def _trailing_product(f, H: np.ndarray):
