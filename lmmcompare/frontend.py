@@ -87,8 +87,11 @@ def bayes(formula, data=None, **options):
         for itself when the posterior is narrow or the fixed effects are correlated.
         ``"auto"`` is ``"laplace"`` for the marginal parameterisation with at least
         10,000 rows or with terms of at most two columns and 15 levels or more
-        (:func:`lmmcompare.bayesian.fit.laplace_by_default` has the measurements),
-        and PyMC's ``"jitter+adapt_diag"`` otherwise; the other values are PyMC's.
+        (:func:`lmmcompare.bayesian.fit.laplace_by_default` has the measurements);
+        for other marginal models with a term of more than two columns it starts
+        at the mode too, with the Laplace variances as a diagonal mass matrix
+        (:func:`lmmcompare.bayesian.fit.laplace_diagonal_by_default`); otherwise
+        PyMC's ``"jitter+adapt_diag"``.  The other values are PyMC's.
     weights, offset, contrasts, subset, na_action
         Prior weights, an offset, factor codings, the rows to use and the missing-value
         rule, as :func:`lmmcompare.lmer` takes them (:meth:`lmmcompare.ModelSpec.from_formula`).
