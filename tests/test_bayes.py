@@ -219,6 +219,41 @@ def test_laplace_start_is_the_mode_and_inverse_hessian():
     assert len(set(np.round(sigmas, 12))) == 3 and min(sigmas) > 0
 
 
+def test_diagonal_laplace_start_keeps_the_mode_and_the_laplace_variances():
+    """``dense=False``: the same mode and Laplace variances (the diagonal of the inverse Hessian) as the dense
+    start, a diagonal mass matrix holding them, and starts spread by their square roots."""
+    from lmmcompare.bayesian.model import build_model
+    from lmmcompare.bayesian.start import laplace_start
+
+    spec = lc.ModelSpec.from_formula(SLEEP, "sleepstudy")
+    built = build_model(spec, lc.bayesian.default_priors(spec), "marginal")
+    dense = laplace_start(built.model, 2, np.random.default_rng(0), 0.9)
+    diagonal = laplace_start(built.model, 2, np.random.default_rng(0), 0.9, dense=False)
+    np.testing.assert_allclose(diagonal.mode, dense.mode, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(np.diag(diagonal.cov), np.diag(dense.cov), rtol=1e-6)
+    assert np.count_nonzero(diagonal.cov - np.diag(np.diag(diagonal.cov))) == 0
+    potential = diagonal.step.potential
+    np.testing.assert_allclose(potential._var, np.diag(dense.cov), rtol=1e-6)
+
+
+def test_auto_init_by_design():
+    """init='auto': dense Laplace for sleepstudy, PyMC's start for Dyestuff (6 batches), the diagonal Laplace
+    start for a marginal model with a three-column term, nothing of it for the noncentred form."""
+    from lmmcompare.bayesian.fit import laplace_by_default, laplace_diagonal_by_default
+    from lmmcompare.bayesian.model import build_model
+
+    def rules(formula, data, parameterization="marginal"):
+        spec = lc.ModelSpec.from_formula(formula, data)
+        built = build_model(spec, lc.bayesian.default_priors(spec), parameterization)
+        return laplace_by_default(built), laplace_diagonal_by_default(built)
+
+    assert rules(SLEEP, "sleepstudy") == (True, False)
+    assert rules("Yield ~ 1 + (1 | Batch)", "Dyestuff") == (False, False)
+    wide = "Reaction ~ Days + (1 + Days + I(Days**2) | Subject)"
+    assert rules(wide, "sleepstudy") == (False, True)
+    assert rules(wide, "sleepstudy", "noncentered") == (False, False)
+
+
 def test_laplace_init_samples_the_same_posterior(sleep_marginal):
     """init='laplace' changes only where NUTS starts: means within 4 combined MCSE of the default start."""
     fit = run(SLEEP, "sleepstudy", seed=4, parameterization="marginal", init="laplace", log_likelihood=False)
