@@ -133,7 +133,7 @@ def row(model: str, who: str, setting: str, r: dict, reference: dict | None = No
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--bambi-python", help="python of an environment with bambi installed")
-    parser.add_argument("--brms", action="store_true", help="also run brms through Rscript (maximal design)")
+    parser.add_argument("--brms", action="store_true", help="also run brms through Rscript (maximal design, Orthodont)")
     parser.add_argument("--cases", default="sleepstudy,slopes,references,insteval,maximal")
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
@@ -150,9 +150,10 @@ def main(argv=None):
         print(line, flush=True)
 
     head_to_head = []
+    import lmmcompare as lc
+
     if "sleepstudy" in cases:
         path = folder / "sleepstudy.csv"
-        import lmmcompare as lc
         lc.load_dataset("sleepstudy").to_csv(path, index=False)
         head_to_head.append(("sleepstudy (Days \\| Subject)", "Reaction ~ Days + (Days | Subject)",
                              "'sleepstudy'", str(path), ["Subject"]))
@@ -169,8 +170,17 @@ def main(argv=None):
             show(row(model, "bambi (uncorrelated terms)", setting, peer))
     if "references" in cases:
         for data, formula in REFERENCE_CASES:
-            show(row(f"{data}: {formula.replace('|', chr(92) + '|')}", "lmmcompare default", setting,
-                     ours(repr(data), formula, draws, chains)))
+            model = f"{data}: {formula.replace('|', chr(92) + '|')}"
+            mine = ours(repr(data), formula, draws, chains)
+            # the hardest reference posterior (an L-shaped one in its sds), beside Stan's at brms' defaults
+            peer = None
+            if args.brms and data == "Orthodont":
+                path = folder / "Orthodont.csv"
+                lc.load_dataset("Orthodont").to_csv(path, index=False)
+                peer = brms(str(path), formula, ["Subject"], draws, chains)
+            show(row(model, "lmmcompare default", setting, mine, peer))
+            if peer is not None:
+                show(row(model, "brms (Stan)", setting, peer))
     if "insteval" in cases:
         data, formula = INSTEVAL
         show(row(f"{data}: {formula.replace('|', chr(92) + '|')}", "lmmcompare default (no pointwise log-lik)",
