@@ -63,6 +63,48 @@ def test_dense_criterion_equals_blocked(name, inputs, reml):
                                    err_msg=where)
 
 
+@pytest.mark.parametrize("inputs", ["plain", "weights_offset"])
+@pytest.mark.parametrize("name", list(FORMULAS))
+def test_dense_marginal_likelihood_equals_blocked(name, inputs):
+    """The Bayesian kernel's log p(y | beta, sigma, theta) and its partials from the dense criterion equal the
+    blocked factor's to rounding, at every theta of the criterion test and a beta away from the estimate."""
+    from lmmcompare.core.likelihood import loglik
+
+    extra = dict(weights="w", offset="off") if inputs == "weights_offset" else {}
+    spec = ModelSpec.from_formula(FORMULAS[name], _data(), **extra)
+    cp = cross_products(spec)
+    dense = DenseCriterion(cp, reml=False)
+    rng = np.random.default_rng(11)
+    beta = cp.beta_offset + rng.normal(0, 5, cp.p)
+    for where, theta in _thetas(spec, rng).items():
+        blocked, fast = loglik(cp, beta, 31.0, theta), loglik(cp, beta, 31.0, theta, dense=dense)
+        assert abs(fast.value - blocked.value) <= 1e-10 * abs(blocked.value), where
+        assert fast.d_sigma == pytest.approx(blocked.d_sigma, rel=1e-9, abs=1e-9), where
+        for part in ("d_beta", "d_theta"):
+            a, b = getattr(fast, part), getattr(blocked, part)
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * max(1.0, np.max(np.abs(b))), err_msg=where)
+
+
+def test_blocked_op_holds_the_dense_criterion_of_a_small_model_and_swaps_its_response():
+    """Pastes' Op evaluates through the dense criterion; a new response row rebuilds it, so the value is the
+    blocked factor's for that response."""
+    from lmmcompare.bayesian.blocked import BlockedLogLik
+    from lmmcompare.core.blocks import response_row
+    from lmmcompare.core.likelihood import loglik
+
+    spec = ModelSpec.from_formula("strength ~ 1 + (1 | batch/cask)", "Pastes")
+    cp = cross_products(spec)
+    op = BlockedLogLik(cp)
+    assert op.cross_products(response_row(cp))[1] is not None
+    other = cross_products(spec.with_response(spec.y[::-1].copy()))
+    swapped_cp, swapped_dense = op.cross_products(response_row(other))
+    theta, beta = np.array([0.9, 2.5]), np.array([60.0])
+    expected = loglik(other, beta, 0.8, theta)
+    got = loglik(swapped_cp, beta, 0.8, theta, dense=swapped_dense)
+    assert got.value == pytest.approx(expected.value, rel=1e-12)
+    np.testing.assert_allclose(got.d_theta, expected.d_theta, rtol=1e-9)
+
+
 @pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
 @pytest.mark.parametrize("name", ["p1", "p2", "crossed", "nested"])
 def test_optimum_with_and_without_the_dense_criterion(name, reml, monkeypatch):

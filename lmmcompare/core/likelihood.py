@@ -53,7 +53,8 @@ def _rss_at(f, beta: np.ndarray) -> tuple[float, np.ndarray]:
     return f.r2 + float(w @ w), LX @ w
 
 
-def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True, factor=None) -> LogLikelihood:
+def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True, factor=None,
+           dense=None) -> LogLikelihood:
     """The marginal log-likelihood of the LMM at ``(beta, sigma, theta)`` (module docstring).
 
     Parameters
@@ -70,6 +71,9 @@ def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True, 
         Also compute the partial derivatives (``nan`` otherwise).
     factor : BlockedFactor, optional
         ``L(theta)`` when the caller has it (not factored again).
+    dense : DenseCriterion, optional
+        The same model held dense (:class:`.small_dense.DenseCriterion`, for small models): the
+        value and partials then come from its few LAPACK calls (Pastes: 0.78 -> 0.1 ms).
 
     Returns
     -------
@@ -83,6 +87,8 @@ def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True, 
     """
     beta = np.asarray(beta, dtype=float)
     theta = np.asarray(theta, dtype=float)
+    if dense is not None and factor is None:
+        return _dense_loglik(dense, cp, beta, sigma, theta, gradient)
     try:
         f = factorize(cp, theta) if factor is None else factor
     except np.linalg.LinAlgError:
@@ -96,6 +102,20 @@ def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True, 
     u, _ = solve_modes(f, beta)
     dr2 = rss_gradient(f, u, beta)
     return LogLikelihood(value=value, d_beta=-grad_r2_beta / s2, d_sigma=-cp.n / sigma + r2 / (s2 * sigma),
+                         d_theta=-0.5 * (dlogdet + dr2 / s2))
+
+
+def _dense_loglik(dense, cp: CrossProducts, beta, sigma: float, theta, gradient: bool) -> LogLikelihood:
+    """:func:`loglik` from the pieces of the dense criterion (:meth:`.small_dense.DenseCriterion.loglik_pieces`)."""
+    pieces = dense.loglik_pieces(beta - cp.beta_offset, theta)
+    if pieces is None:
+        return LogLikelihood(-np.inf, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
+    logdet, dlogdet, r2, half_grad_beta, dr2 = pieces
+    s2 = sigma * sigma
+    value = -0.5 * (cp.n * (LOG_2PI + np.log(s2)) + logdet + r2 / s2 - cp.log_weights)
+    if not gradient:
+        return LogLikelihood(value, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
+    return LogLikelihood(value=value, d_beta=-half_grad_beta / s2, d_sigma=-cp.n / sigma + r2 / (s2 * sigma),
                          d_theta=-0.5 * (dlogdet + dr2 / s2))
 
 

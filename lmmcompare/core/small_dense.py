@@ -230,6 +230,33 @@ class DenseCriterion:
         return self._value(L), dlogdet + dof * dr2 / r2
 
 
+    def loglik_pieces(self, beta_shifted, theta):
+        """The pieces of the marginal log-likelihood at ``(beta, theta)`` (:func:`.likelihood.loglik`), or None
+        where L fails: ``(log|L_theta|^2, its theta-gradient, r^2(beta, theta), L_X L_X' (beta~ - beta_hat~),
+        d r^2(beta, theta) / d theta)`` with ``beta_shifted = beta~ = beta - beta_offset``.
+
+        ``r^2(beta, theta) = r^2 + |w|^2`` with ``w = L_X' beta~ - l_yX`` (``l_yX = L_X' beta_hat~``, the y row
+        in X's columns); its theta-gradient is the envelope form of the module docstring at the conditional
+        modes ``u`` for this beta, ``L_uu' u = l_yu - L_Xu' beta~``; ``log|L_theta|^2`` is ML's (``k = q``).
+        """
+        theta = np.asarray(theta, dtype=float)
+        pieces = self._factor(theta)
+        if pieces is None:
+            return None
+        LtA, L = pieces
+        q, p = self.q, self.p
+        P, info = _potrs(L[:q, :q].T, LtA[:q, :q], lower=0)
+        dlogdet = 2.0 * np.bincount(self.labels, P[self.cols, self.rows], minlength=self.n_theta)
+        logdet = 2.0 * np.log(np.diagonal(L)[:q]).sum()
+        L_X = L[q : q + p, q : q + p]
+        w = L_X.T @ beta_shifted - L[-1, q : q + p]
+        u, info = _trtrs(L[:q, :q].T, L[-1, :q] - L[q : q + p, :q].T @ beta_shifted, lower=0, trans=0)
+        A = self.A
+        zte = A[:q, -1] - A[:q, q : q + p] @ beta_shifted - LtA[:q, :q].T @ u
+        dr2 = -2.0 * np.bincount(self.labels, zte[self.rows] * u[self.cols], minlength=self.n_theta)
+        return logdet, dlogdet, float(L[-1, -1] ** 2 + w @ w), L_X @ w, dr2
+
+
 def term_gram_conditions(cp: CrossProducts) -> list[float]:
     """Condition number of each term's Gram matrix ``sum_j Z_ij' Z_ij`` (its columns' cross-products summed
     over its levels), from the blocks; 1 for a scalar term."""
