@@ -53,8 +53,9 @@ def laplace_start(model, chains: int, rng: np.random.Generator, target_accept: f
     Gaussian at the mode is a poor guide to the correlations but still gives
     every coordinate its scale (the maximal crossed design: the first tuning
     window's 138 gradients per draw with PyMC's unit start fall to 19).
-    Returns None when the Hessian at the mode is not negative definite (then
-    the caller keeps PyMC's default start).
+    Returns None when the Hessian at the mode is not negative definite, or
+    with ``dense=False`` when not even each coordinate's own curvature is
+    negative (then the caller keeps PyMC's default start).
     """
     import pymc as pm
     import scipy.optimize
