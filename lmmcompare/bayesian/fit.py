@@ -170,7 +170,10 @@ def laplace_diagonal_by_default(built) -> bool:
     window of the maximal crossed design.  Started at the mode with the
     Laplace variances, the window costs 19 per draw, and the whole
     1,000 + 1,000 chain 41,600 gradients instead of 55,000 (seed 1; min bulk
-    ESS of the chain 290 -> 418).
+    ESS of the chain 290 -> 418).  On a cheap model it neither gains nor loses:
+    sleepstudy with ``(1 + Days + I(Days**2) | Subject)``, seeds 1-5, min bulk
+    ESS 972, 860, 1202, 1348, 1312 against PyMC's start's 1036, 1124, 996,
+    1306, 1381, wall 29-51 s against 32-44 s.
     """
     return (built.parameterization == "marginal" and not laplace_by_default(built)
             and any(t.p > LAPLACE_MAX_P for t in built.spec.terms))
