@@ -74,6 +74,15 @@ def drop_unused_levels(col: pd.Series) -> pd.Series:
     return col if counts.all() else col.cat.remove_unused_categories()
 
 
+def _has_infinite(col: pd.Series) -> bool:
+    """Whether a numeric column holds +-inf: a numpy integer column cannot, a numpy float one is read as it is
+    (converting it with ``na_value`` cost 70 us a column, a tenth of a small model's spec)."""
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype):
+        return dtype.kind == "f" and bool(np.isinf(col.to_numpy()).any())
+    return bool(np.isinf(col.to_numpy(dtype=float, na_value=np.nan)).any())
+
+
 def complete_rows(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int]:
     """Return the used columns with missing or infinite-free rows kept.
 
@@ -86,7 +95,7 @@ def complete_rows(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, in
     for c, col in columns.items():
         if (pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
                 and col.dtype.kind != "c"):  # complex columns are refused by check_column_values
-            if np.isinf(col.to_numpy(dtype=float, na_value=np.nan)).any():
+            if _has_infinite(col):
                 raise DataError(
                     f"column {c!r} contains infinite values; remove or replace them before fitting"
                 )
