@@ -95,9 +95,9 @@ def test_blocked_op_holds_the_dense_criterion_of_a_small_model_and_swaps_its_res
     spec = ModelSpec.from_formula("strength ~ 1 + (1 | batch/cask)", "Pastes")
     cp = cross_products(spec)
     op = BlockedLogLik(cp)
-    assert op.cross_products(response_row(cp))[1] is not None
+    assert op.products(response_row(cp))[1] is not None
     other = cross_products(spec.with_response(spec.y[::-1].copy()))
-    swapped_cp, swapped_dense = op.cross_products(response_row(other))
+    swapped_cp, swapped_dense = op.products(response_row(other))
     theta, beta = np.array([0.9, 2.5]), np.array([60.0])
     expected = loglik(other, beta, 0.8, theta)
     got = loglik(swapped_cp, beta, 0.8, theta, dense=swapped_dense)

@@ -127,13 +127,14 @@ def _sampling_options(built, draws, tune, chains, cores, sample_seed, progressba
     if sampler == "nutpie":
         import_nutpie()
         kwargs["nuts_sampler"] = "nutpie"
-    elif init == "laplace" or (init == "auto" and (laplace_by_default(built) or laplace_diagonal_by_default(built))):
+    elif init in ("laplace", "auto"):
         dense = init == "laplace" or laplace_by_default(built)
-        laplace = _laplace_options(built, chains, sample_seed, target_accept, dense=dense)
-        if laplace:
-            kwargs.pop("target_accept")   # the step carries it
-            kwargs.update(laplace)
-    elif init != "auto":
+        if dense or laplace_diagonal_by_default(built):
+            laplace = _laplace_options(built, chains, sample_seed, target_accept, dense=dense)
+            if laplace:
+                kwargs.pop("target_accept")   # the step carries it
+                kwargs.update(laplace)
+    else:
         kwargs["init"] = init
     return kwargs
 

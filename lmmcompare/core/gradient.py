@@ -98,7 +98,10 @@ def logdet_gradient(f, include_X: bool, workspaces: Workspace | None = None):
                 product = _trailing_product(f, np.tril(Linv.T @ Linv) if H is None else H)
             Q = _term_blocks(product, off, n_lev, p)
         else:
-            C = diagonal_blocks(H, off, n_lev, p) if H is not None else _column_grams(Linv[:, off : off + n_lev * p], p)
+            if H is None:   # dense pairs: H's diagonal blocks are the Gram blocks of L^{-1}'s columns
+                C = _column_grams(Linv[:, off : off + n_lev * p], p)
+            else:
+                C = diagonal_blocks(H, off, n_lev, p)
             Q = (np.eye(p) - C) @ np.linalg.inv(T)
         grads.append(2.0 * _sum_blocks(Q))
     return np.concatenate(grads)

@@ -87,35 +87,40 @@ def loglik(cp: CrossProducts, beta, sigma: float, theta, gradient: bool = True, 
     """
     beta = np.asarray(beta, dtype=float)
     theta = np.asarray(theta, dtype=float)
-    if dense is not None and factor is None:
-        return _dense_loglik(dense, cp, beta, sigma, theta, gradient)
+    if dense is not None and factor is None:   # the small model's pieces (DenseCriterion.loglik_pieces)
+        pieces = dense.loglik_pieces(beta - cp.beta_offset, theta)
+        if pieces is None:
+            return _failed(beta, theta)
+        logdet, dlogdet, r2, grad_r2_beta, dr2 = pieces
+        return _assembled(cp, beta, sigma, theta, logdet, r2, grad_r2_beta, (dlogdet, dr2) if gradient else None)
     try:
         f = factorize(cp, theta) if factor is None else factor
     except np.linalg.LinAlgError:
-        return LogLikelihood(-np.inf, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
+        return _failed(beta, theta)
     r2, grad_r2_beta = _rss_at(f, beta)
-    s2 = sigma * sigma
-    value = -0.5 * (cp.n * (LOG_2PI + np.log(s2)) + f.logdet_theta + r2 / s2 - cp.log_weights)
-    if not gradient:
-        return LogLikelihood(value, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
-    dlogdet = logdet_gradient(f, include_X=False, workspaces=False)
-    u, _ = solve_modes(f, beta)
-    dr2 = rss_gradient(f, u, beta)
-    return LogLikelihood(value=value, d_beta=-grad_r2_beta / s2, d_sigma=-cp.n / sigma + r2 / (s2 * sigma),
-                         d_theta=-0.5 * (dlogdet + dr2 / s2))
+    slopes = None
+    if gradient:
+        u, _ = solve_modes(f, beta)
+        slopes = logdet_gradient(f, include_X=False, workspaces=False), rss_gradient(f, u, beta)
+    return _assembled(cp, beta, sigma, theta, f.logdet_theta, r2, grad_r2_beta, slopes)
 
 
-def _dense_loglik(dense, cp: CrossProducts, beta, sigma: float, theta, gradient: bool) -> LogLikelihood:
-    """:func:`loglik` from the pieces of the dense criterion (:meth:`.small_dense.DenseCriterion.loglik_pieces`)."""
-    pieces = dense.loglik_pieces(beta - cp.beta_offset, theta)
-    if pieces is None:
-        return LogLikelihood(-np.inf, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
-    logdet, dlogdet, r2, half_grad_beta, dr2 = pieces
+def _failed(beta: np.ndarray, theta: np.ndarray) -> LogLikelihood:
+    """Where ``L(theta)`` is not positive definite: ``-inf`` and ``nan`` partials."""
+    return LogLikelihood(-np.inf, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
+
+
+def _assembled(cp: CrossProducts, beta, sigma: float, theta, logdet: float, r2: float, grad_r2_beta,
+               slopes) -> LogLikelihood:
+    """The :class:`LogLikelihood` from ``log|L_theta|^2``, ``r^2(beta, theta)``, ``L_X L_X' (beta - beta_hat)``
+    and ``slopes = (d log|L_theta|^2 / d theta, d r^2 / d theta)`` (module docstring's formula); with
+    ``slopes`` None the partials are ``nan``."""
     s2 = sigma * sigma
     value = -0.5 * (cp.n * (LOG_2PI + np.log(s2)) + logdet + r2 / s2 - cp.log_weights)
-    if not gradient:
+    if slopes is None:
         return LogLikelihood(value, np.full(beta.shape, np.nan), np.nan, np.full(theta.shape, np.nan))
-    return LogLikelihood(value=value, d_beta=-half_grad_beta / s2, d_sigma=-cp.n / sigma + r2 / (s2 * sigma),
+    dlogdet, dr2 = slopes
+    return LogLikelihood(value=value, d_beta=-grad_r2_beta / s2, d_sigma=-cp.n / sigma + r2 / (s2 * sigma),
                          d_theta=-0.5 * (dlogdet + dr2 / s2))
 
 

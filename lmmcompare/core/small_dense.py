@@ -216,19 +216,22 @@ class DenseCriterion:
             return np.inf, np.full(theta.shape, np.nan)
         LtA, L = pieces
         q, p = self.q, self.p
-        k = q + p if self.reml else q
-        U = L[:k, :k].T   # Fortran view of the upper factor of M
-        P, info = _potrs(U, LtA[:k, :q], lower=0)
-        dlogdet = 2.0 * np.bincount(self.labels, P[self.cols, self.rows], minlength=self.n_theta)
         s, info = _trtrs(L[:-1, :-1].T, L[-1, :-1], lower=0, trans=0)   # L_a' s = l_y
-        u, beta = s[:q], s[q:]
-        A = self.A
-        zte = A[:q, -1] - A[:q, q : q + p] @ beta - LtA[:q, :q].T @ u   # (Lambda' A_zz)' u = A_zz b
-        dr2 = -2.0 * np.bincount(self.labels, zte[self.rows] * u[self.cols], minlength=self.n_theta)
+        dlogdet, dr2 = self._theta_slopes(LtA, L, q + p if self.reml else q, s[:q], s[q:])
         r2 = L[-1, -1] ** 2
         dof = self.n - p if self.reml else self.n
         return self._value(L), dlogdet + dof * dr2 / r2
 
+    def _theta_slopes(self, LtA, L, k: int, u, beta_shifted):
+        """``(d log|M| / d theta, d r^2 / d theta)`` from the factor (module docstring): ``M = C[:k, :k]``,
+        ``r^2``'s slope at the modes ``u`` for ``beta~`` (the estimate's, or a given beta's)."""
+        q, p = self.q, self.p
+        P, info = _potrs(L[:k, :k].T, LtA[:k, :q], lower=0)   # L[:k, :k].T: Fortran view of M's upper factor
+        dlogdet = 2.0 * np.bincount(self.labels, P[self.cols, self.rows], minlength=self.n_theta)
+        A = self.A
+        zte = A[:q, -1] - A[:q, q : q + p] @ beta_shifted - LtA[:q, :q].T @ u   # (Lambda' A_zz)' u = A_zz b
+        dr2 = -2.0 * np.bincount(self.labels, zte[self.rows] * u[self.cols], minlength=self.n_theta)
+        return dlogdet, dr2
 
     def loglik_pieces(self, beta_shifted, theta):
         """The pieces of the marginal log-likelihood at ``(beta, theta)`` (:func:`.likelihood.loglik`), or None
@@ -245,15 +248,11 @@ class DenseCriterion:
             return None
         LtA, L = pieces
         q, p = self.q, self.p
-        P, info = _potrs(L[:q, :q].T, LtA[:q, :q], lower=0)
-        dlogdet = 2.0 * np.bincount(self.labels, P[self.cols, self.rows], minlength=self.n_theta)
         logdet = 2.0 * np.log(np.diagonal(L)[:q]).sum()
         L_X = L[q : q + p, q : q + p]
         w = L_X.T @ beta_shifted - L[-1, q : q + p]
         u, info = _trtrs(L[:q, :q].T, L[-1, :q] - L[q : q + p, :q].T @ beta_shifted, lower=0, trans=0)
-        A = self.A
-        zte = A[:q, -1] - A[:q, q : q + p] @ beta_shifted - LtA[:q, :q].T @ u
-        dr2 = -2.0 * np.bincount(self.labels, zte[self.rows] * u[self.cols], minlength=self.n_theta)
+        dlogdet, dr2 = self._theta_slopes(LtA, L, q, u, beta_shifted)
         return logdet, dlogdet, float(L[-1, -1] ** 2 + w @ w), L_X @ w, dr2
 
 
