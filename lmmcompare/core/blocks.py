@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 
 try:  # y += A x without allocating y (scipy's own kernel behind A @ x)
@@ -319,15 +320,32 @@ def cross_products(spec: ModelSpec, trailing: str = "auto") -> CrossProducts:
         q_rest=pos, p=spec.p, n=spec.n, beta_offset=offset, log_weights=spec.log_weights, blocks=blocks)
 
 
-def shifted_response(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def shifted_response(X: np.ndarray, y: np.ndarray, least_squares=None) -> tuple[np.ndarray, np.ndarray]:
     """``(beta_offset, y - X beta_offset)`` with ``beta_offset`` the least-squares coefficients of y on X
-    (:class:`CrossProducts`), by one step of iterative refinement: the difference is accurate to rounding."""
+    (:class:`CrossProducts`), by one step of iterative refinement: the difference is accurate to rounding.
+    ``least_squares(r)``: the coefficients of ``r`` on X (default ``numpy.linalg.lstsq``)."""
     offset = np.zeros(X.shape[1])
     if X.shape[1]:
         for _ in range(2):
-            step = np.linalg.lstsq(X, y, rcond=None)[0]
+            step = np.linalg.lstsq(X, y, rcond=None)[0] if least_squares is None else least_squares(y)
             offset, y = offset + step, y - X @ step
     return offset, y
+
+
+def least_squares_on(X: np.ndarray):
+    """``r -> argmin_b |r - X b|`` for one X, from its pivoted QR made once (many responses, one design):
+    ``b = P R^{-1} Q' r`` over the ``k`` columns R's diagonal keeps, the others 0 (a minimum-residual
+    solution when X is rank deficient, as ``lstsq``'s)."""
+    Q, R, perm = scipy.linalg.qr(X, mode="economic", pivoting=True)
+    d = np.abs(np.diag(R))
+    k = int(np.sum(d > d[0] * max(X.shape) * np.finfo(float).eps)) if d.size and d[0] > 0 else 0
+    Qk, Rk, keep = Q[:, :k], R[:k, :k], perm[:k]
+
+    def solve(r):
+        b = np.zeros(X.shape[1])
+        b[keep] = scipy.linalg.solve_triangular(Rk, Qk.T @ r, check_finite=False)
+        return b
+    return solve
 
 
 class ResponseRows:
@@ -341,9 +359,10 @@ class ResponseRows:
         self.spec = spec
         self.X = spec.weighted_rows(spec.X)
         self.Zt = sp.hstack([spec.weighted_rows(t.Z) for t in spec.terms], format="csc").T.tocsr()
+        self.least_squares = least_squares_on(self.X) if self.X.shape[1] else None
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
-        offset, shifted = shifted_response(self.X, self.spec.with_response(y).working_response)
+        offset, shifted = shifted_response(self.X, self.spec.with_response(y).working_response, self.least_squares)
         return np.concatenate([self.Zt @ shifted, self.X.T @ shifted, [shifted @ shifted], offset])
 
 

@@ -12,10 +12,14 @@ blocks with the new row.
 
 The small models' optimisation runs in ``z = s * theta`` with ``s_i = sqrt(H_ii)``,
 ``H`` the Hessian of the criterion at the first start for the spec's own
-response (by differences of the analytic gradient, once): the quasi-Newton's first
-steps assume a unit Hessian, and the responses of a bootstrap have Hessians
-near ``H``.  The bounds ``theta_i >= 0`` stay bounds ``z_i >= 0``.  On sleepstudy
-this takes a refit from 13 evaluations to 8-9.
+response (by differences of the analytic gradient, once), and the quasi-Newton
+starts from ``H_z^{-1}``, the inverse of ``H_z = S^{-1} H S^{-1}``, where ``H_z`` is
+positive definite: the responses of a bootstrap or a profile have Hessians near
+``H``, so the first step is nearly Newton's.  The bounds ``theta_i >= 0`` stay
+bounds ``z_i >= 0``.  On sleepstudy a refit took 13 evaluations from a unit
+Hessian, 8-9 with the scaling alone, and 4-6 with ``H_z^{-1}`` (a profile of the
+two fixed effects: 148 -> 112 evaluations, 44 -> 37 ms; 200 bootstrap refits
+629 -> 453 ms, paired minima).
 """
 from __future__ import annotations
 
@@ -93,13 +97,13 @@ class ResponseRefit:
             lower = self.devfun.lower
             start = np.maximum(np.asarray(start, dtype=float), lower)
             with blas_threads_for(self.devfun.cp):
-                scale = self._scale(start)
+                scale, H0 = self._scale(start)
 
                 def scaled(z):
                     value, grad = criterion.objective_and_gradient(z / scale)
                     return value, grad / scale
 
-                opt = optimize_theta(scaled, start * scale, lower * scale, dense_bfgs=True)
+                opt = optimize_theta(scaled, start * scale, lower * scale, dense_bfgs=True, hess_inv0=H0)
         theta = opt.theta / scale
         # the record in theta = z / scale: gradient d/dtheta = scale * d/dz
         opt = dataclasses.replace(opt, method=f"{opt.method}, response refit from the given theta", theta=theta,
@@ -111,14 +115,22 @@ class ResponseRefit:
             return theta, theta, beta + row[dense.N :], self._sigma(r2)
         return opt, None, at_optimum
 
-    def _scale(self, start: np.ndarray) -> np.ndarray:
-        """``s = sqrt(diag H)`` at ``start`` for the spec's own response (1 where not positive); module docstring."""
+    def _scale(self, start: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(s, H_z^{-1})`` at ``start`` for the spec's own response: ``s = sqrt(diag H)`` (1 where not
+        positive) and the inverse Hessian in ``z = s * theta`` where that Hessian is positive definite, else
+        None (module docstring)."""
         key = start.tobytes()
         if key not in self._scales:
-            curvature = np.diag(_hessian_from_gradient(self.devfun.dense.objective_and_gradient, start,
-                                                       self.devfun.lower))
+            H = _hessian_from_gradient(self.devfun.dense.objective_and_gradient, start, self.devfun.lower)
+            curvature = np.diag(H)
             ok = np.isfinite(curvature) & (curvature > 0)
-            self._scales[key] = np.where(ok, np.sqrt(np.where(ok, curvature, 1.0)), 1.0)
+            s = np.where(ok, np.sqrt(np.where(ok, curvature, 1.0)), 1.0)
+            H_z = H / np.outer(s, s)   # the Hessian in z = s * theta
+            try:
+                np.linalg.cholesky(H_z)
+                self._scales[key] = (s, np.linalg.inv(H_z))
+            except np.linalg.LinAlgError:   # not positive definite (a boundary, a ridge): no first curvature
+                self._scales[key] = (s, None)
         return self._scales[key]
 
     def parameters(self, y, start) -> np.ndarray:

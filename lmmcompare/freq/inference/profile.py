@@ -23,6 +23,7 @@ import scipy.stats
 
 from ...arguments import check_level, shown
 from ...errors import ArgumentError
+from ..fit import blas_threads_for
 from ..refit import ResponseRefit
 from .structured_scale import profile_scale
 from .variance_scale import InnerParameters
@@ -66,17 +67,24 @@ def profile(fit, which=None, level: float = 0.95, progress=None) -> Profile:
 
 def _profile(fit, which, level, progress) -> Profile:
     fit_ml = fit.by_criterion(reml=False)
+    with blas_threads_for(fit_ml.cp):   # one limit for all the refits (each would set and restore it)
+        return _profile_ml(fit_ml, which, level, progress)
+
+
+def _profile_ml(fit_ml, which, level, progress) -> Profile:
     scale = profile_scale(fit_ml)
     s_hat = scale.from_fit()
-    base = scale.deviance(s_hat)
     vnames = scale.labels      # the scale's order (sigma last); results in the parameter table's
     fnames = fit_ml.spec.fixed_names
     names = fit_ml.spec.parameters.variance_labels + fnames
     which = names if which is None else list(which)
     lo, hi = scale.bounds()
-    lower = pd.Series(np.r_[lo, np.full(len(fnames), -np.inf)], index=vnames + fnames)[names]
-    upper = pd.Series(np.r_[hi, np.full(len(fnames), np.inf)], index=vnames + fnames)[names]
-    estimates = pd.Series(np.r_[s_hat, fit_ml.beta], index=vnames + fnames)[names]
+    order = [(vnames + fnames).index(name) for name in names]
+    lower = pd.Series(np.r_[lo, np.full(len(fnames), -np.inf)][order], index=names)
+    upper = pd.Series(np.r_[hi, np.full(len(fnames), np.inf)][order], index=names)
+    estimates = pd.Series(np.r_[s_hat, fit_ml.beta][order], index=names)
+    # the ML deviance at the estimate; each fixed effect's refits reach it at beta_hat (fit_ml's own optimum)
+    base = scale.deviance(s_hat) if any(name in vnames for name in which) else fit_ml.objective
     z = scipy.stats.norm.ppf(0.5 + level / 2)
     cutoff = z
     traces, ends = {}, {}
