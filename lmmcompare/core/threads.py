@@ -28,16 +28,18 @@ _CONTROLLER = {}
 _HOLDER = threading.Lock()   # held by the one block whose limit is in force
 
 
-def _controller():
-    """threadpoolctl's controller of the loaded BLAS libraries (made once), or None."""
+def _blas_libraries() -> list:
+    """threadpoolctl's controllers of the BLAS libraries loaded when first asked (kept; empty where
+    threadpoolctl is missing or cannot inspect a library: the threads are then left alone)."""
     with _LOCK:
         if "blas" not in _CONTROLLER:
             try:
                 from threadpoolctl import ThreadpoolController
 
-                _CONTROLLER["blas"] = ThreadpoolController()
-            except Exception:  # missing, or a library it cannot inspect: leave the threads alone
-                _CONTROLLER["blas"] = None
+                _CONTROLLER["blas"] = [lib for lib in ThreadpoolController().lib_controllers
+                                       if lib.user_api == "blas"]
+            except Exception:
+                _CONTROLLER["blas"] = []
         return _CONTROLLER["blas"]
 
 
@@ -55,12 +57,22 @@ def single_blas_thread(enabled: bool = True):
     enabled : bool
         False makes the block run with the thread counts as they are.
     """
-    controller = _controller() if enabled else None
-    if controller is None or not _HOLDER.acquire(blocking=False):
+    libraries = _blas_libraries() if enabled else []
+    if not libraries or not _HOLDER.acquire(blocking=False):
         yield
         return
     try:
-        with controller.limit(limits=1, user_api="blas"):
+        # each library's own get/set calls: threadpoolctl's ``limit`` re-selects the libraries and costs
+        # 31 us an entry, these 6 us (a small model's fit enters twice; a profile's refits once each)
+        counts = [lib.num_threads for lib in libraries]
+        for lib in libraries:
+            lib.set_num_threads(1)
+        try:
             yield
+        finally:
+            for lib, count in zip(libraries, counts):
+                lib.set_num_threads(count)
+                # OpenBLAS without OpenMP: let the next block's thread set the count (as ``limit`` does)
+                getattr(lib, "clear_controlling_thread", lambda: None)()
     finally:
         _HOLDER.release()
