@@ -1,16 +1,19 @@
 """The fit functions a user calls, which hand one engine's result to the other.
 
 The engines are siblings: :mod:`lmmcompare.bayesian` imports nothing from
-:mod:`lmmcompare.freq`.  Where the Bayesian fit reads a frequentist one (the
-``parameterization="auto"`` choice, not the default, reads the REML fit of the
-same spec), it is fitted here, in the open, and handed over:
+:mod:`lmmcompare.freq`.  Where the Bayesian fit reads a frequentist one, it is
+fitted here, in the open, and handed over: the default ``marginal`` model reads
+the REML fit of the same spec to choose which sds it samples signed
+(:mod:`lmmcompare.bayesian.sd_fold`), and ``parameterization="auto"`` to choose
+each term's form.
 
-* :func:`bayes` fits the REML model first only when ``auto`` needs it and no
-  ``reml_fit`` is given;
+* :func:`bayes` fits the REML model first (milliseconds for a small model, a
+  second or two for InstEval, against a sampling run of seconds to minutes)
+  unless ``reml_fit`` is given;
 * :func:`fit_both` builds the spec once and optimises once: its own REML fit is
-  the one ``auto`` reads (an ML comparison, ``reml=False``, still chooses from a
-  REML fit, refitted from the ML fit's own cross-products, so the choice does not
-  depend on ``reml``).
+  the one read (an ML comparison, ``reml=False``, still reads a REML fit,
+  refitted from the ML fit's own cross-products, so the choices do not depend
+  on ``reml``).
 
 PyMC is imported only when a Bayesian fit is made.
 """
@@ -27,13 +30,14 @@ from .spec import as_spec
 from .spec.inputs import INPUT_DEFAULTS
 
 
-def _reml_fit_for_auto(spec, bayes_options, fit=None):
-    """The REML fit the ``auto`` choice reads: ``fit`` by REML (an ML ``fit`` refitted from its own
+def _reml_fit_for_choice(spec, bayes_options, fit=None):
+    """The REML fit the Bayesian engine's choices read (``marginal``'s signed sds, ``auto``'s forms): ``fit`` by REML (an ML ``fit`` refitted from its own
     cross-products, :meth:`~lmmcompare.LmerFit.by_criterion`), else fitted here.  Warnings are kept
-    quiet: a singular or flagged fit only steers the choice of form."""
+    quiet: a singular or flagged fit only steers the choices."""
     from .bayesian.fit import DEFAULT_PARAMETERIZATION   # the Bayesian engine loads ArviZ: only when fitting
 
-    if bayes_options.get("parameterization", DEFAULT_PARAMETERIZATION) != "auto" or bayes_options.get("reml_fit") is not None:
+    if bayes_options.get("parameterization", DEFAULT_PARAMETERIZATION) not in ("auto", "marginal") \
+            or bayes_options.get("reml_fit") is not None:
         return bayes_options.get("reml_fit")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -101,9 +105,10 @@ def bayes(formula, data=None, **options):
         ``sigma_ratio_<level>|<f>``, and ``BayesFit.residual_sd`` the mean by level.  Every
         parameterisation covers it, the marginal one included.
     reml_fit : LmerFit, optional
-        The REML fit of the same spec, from which ``parameterization="auto"``
-        chooses the form; fitted here first when ``auto`` needs it and it is
-        not given (:func:`fit_both` hands over its own).
+        The REML fit of the same spec, from which the ``marginal`` model chooses
+        the sds it samples signed (near zero: :mod:`lmmcompare.bayesian.sd_fold`)
+        and ``parameterization="auto"`` the form; fitted here first when not
+        given (:func:`fit_both` hands over its own).
 
     Returns
     -------
@@ -113,7 +118,7 @@ def bayes(formula, data=None, **options):
 
     _check_keywords("bayes", options, [k for k in inspect.signature(sample).parameters if k not in ("formula", "data")])
     spec = as_spec(formula, data, **_spec_inputs(options))
-    return sample(spec, **{**options, "reml_fit": _reml_fit_for_auto(spec, options)})
+    return sample(spec, **{**options, "reml_fit": _reml_fit_for_choice(spec, options)})
 
 
 def _spec_inputs(options: dict) -> dict:
@@ -134,5 +139,5 @@ def fit_both(formula, data=None, reml: bool = True, **bayes_options) -> Comparis
     _check_keywords("fit_both", bayes_options, ["reml"] + accepted, ": reml goes to lmer, the others to bayes")
     spec = as_spec(formula, data, **_spec_inputs(bayes_options))
     freq_fit = lmer(spec, reml=reml)
-    reml_fit = _reml_fit_for_auto(spec, bayes_options, freq_fit)
+    reml_fit = _reml_fit_for_choice(spec, bayes_options, freq_fit)
     return Comparison(freq_fit, sample(spec, **bayes_options, reml_fit=reml_fit))

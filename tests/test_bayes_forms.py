@@ -110,8 +110,8 @@ def test_centred_correlated_term_samples_the_same_posterior():
 
 
 def test_fit_both_optimises_once_and_hands_its_fit_to_auto(monkeypatch):
-    """The Bayesian engine fits nothing frequentist: fit_both's REML fit is the one auto reads, and an
-    ML comparison still chooses from a REML fit (the same choice as with reml=True)."""
+    """The Bayesian engine fits nothing frequentist: fit_both's REML fit is the one auto (and the default
+    marginal model) reads, and an ML comparison still chooses from a REML fit (the same choice as with reml=True)."""
     import functools
 
     import lmmcompare.bayesian.fit
@@ -130,8 +130,8 @@ def test_fit_both_optimises_once_and_hands_its_fit_to_auto(monkeypatch):
     assert made == [True, False] and handed[1]["reml_fit"] is ml.by_criterion(True) and handed[1]["reml_fit"].reml
     assert handed[1]["reml_fit"].objective == pytest.approx(freq.objective, abs=1e-8)
     assert term_forms(spec, handed[1]["reml_fit"]) == term_forms(spec, freq) == ["centered", "centered"]
-    lc.fit_both(spec)   # the default, marginal, reads no REML fit
-    assert made == [True, False, True] and handed[2]["reml_fit"] is None and "parameterization" not in handed[2]
+    default = lc.fit_both(spec)   # the default, marginal, reads the same REML fit (its signed sds, sd_fold)
+    assert made == [True, False, True] and handed[2]["reml_fit"] is default and "parameterization" not in handed[2]
     with pytest.raises(lc.ArgumentError, match="parameterization='auto' chooses the form from the REML fit"):
         lmmcompare.bayesian.model.build_model(spec, lmmcompare.bayesian.default_priors(spec), "auto")
 

@@ -19,6 +19,7 @@ import numpy as np
 from ..core.standardize import is_identity
 from .elementwise import matmul
 from .priors import PriorSet
+from .sd_fold import signed_sd
 from .structured import structured_factor
 
 
@@ -71,7 +72,8 @@ def lkj_cholesky(name: str, p: int, eta: float, pm, pt):
     return pt.stack(rows)
 
 
-def term_factors(spec, i, priors: PriorSet, pm, pt, A=None, generative: bool = False) -> TermFactors:
+def term_factors(spec, i, priors: PriorSet, pm, pt, A=None, generative: bool = False,
+                 folded: bool = False) -> TermFactors:
     """``Sigma_i`` of term ``i`` of ``spec`` from per-column sds and an LKJ correlation, as :class:`TermFactors`.
 
     A structured term (``diag``, ``cs``, ``ar1``) has its own few parameters instead
@@ -84,6 +86,7 @@ def term_factors(spec, i, priors: PriorSet, pm, pt, A=None, generative: bool = F
     standardised covariance instead (``_standardized_factors``), same prior.
     For p >= 3 the correlation is sampled through :func:`lkj_cholesky`, unless
     ``generative`` (a model for forward sampling) asks for PyMC's ``LKJCorr``.
+    ``folded``: the sds are sampled signed, ``sd = |s|`` (:mod:`.sd_fold`; columns as they are).
     """
     A = None if is_identity(A) else np.asarray(A, dtype=float)
     term, table = spec.terms[i], spec.parameters
@@ -93,10 +96,15 @@ def term_factors(spec, i, priors: PriorSet, pm, pt, A=None, generative: bool = F
     if term.p == 2 and A is not None:
         return _standardized_factors(i, term, priors, A, pm, pt, table)
     sd_rows = table.sds(i)
+
+    def sd(row):
+        prior = priors.sds[row.label]
+        return signed_sd(prior, row.pymc_name, pm, pt) if folded else prior.variable(row.pymc_name)
+
     if term.p == 1:
-        L = priors.sds[sd_rows[0].label].variable(sd_rows[0].pymc_name).reshape((1, 1))
+        L = sd(sd_rows[0]).reshape((1, 1))
         return TermFactors(L, L, None)   # one column: the scaling cancels
-    sds = pt.stack([priors.sds[r.label].variable(r.pymc_name) for r in sd_rows])
+    sds = pt.stack([sd(r) for r in sd_rows])
     eta = priors.cors[term.label].params[0]
     if term.p == 2:
         # LKJ(eta) on a 2 x 2 correlation matrix is (rho + 1) / 2 ~ Beta(eta, eta): same density,

@@ -49,7 +49,9 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     Takes the arguments documented there.  ``parameterization="auto"`` needs
     ``reml_fit``, the REML fit of the same spec, which this engine does not fit
     (it imports nothing from the frequentist one); :func:`lmmcompare.bayes` and
-    :func:`lmmcompare.fit_both` hand it over.
+    :func:`lmmcompare.fit_both` hand it over.  The ``marginal`` model reads it
+    too, to sample near-zero sds signed (:mod:`.sd_fold`); without it every sd
+    is sampled on the log scale.
 
     Returns
     -------

@@ -100,11 +100,11 @@ def response_data(spec: ModelSpec, slope_index, x_means, cp=None) -> dict:
     if spec.sigma_by is not None:   # per level of sigma_by (level_cross_products)
         parts = level_cross_products(spec, slope_index, x_means)
         return {"Dty": parts["Dty"], "yty": parts["yty"], "Zty": parts["Zty"]}
-    D, y = _sampled_design(spec, slope_index, x_means), spec.working_response
+    D, y = sampled_design(spec, slope_index, x_means), spec.working_response
     return {"Dty": D.T @ y, "yty": float(y @ y), "Zty": np.asarray(spec.weighted_rows(spec.Z).T @ y).ravel()}
 
 
-def _sampled_design(spec: ModelSpec, slope_index, x_means) -> np.ndarray:
+def sampled_design(spec: ModelSpec, slope_index, x_means) -> np.ndarray:
     """``W^{1/2} D`` with ``D = [1, centred slopes]`` (or the slopes alone), the columns of ``(alpha, beta_1, ...)``.
 
     With prior weights ``W`` the likelihood is that of the row-scaled model
@@ -176,7 +176,7 @@ def _closed_form(spec: ModelSpec, cp, response: dict, gamma, sigma, L_abs, slope
     """
     from .closed_form import closed_form_loglik   # PyTensor Op: loaded with PyMC, not with the package
 
-    D = _sampled_design(spec, slope_index, x_means)
+    D = sampled_design(spec, slope_index, x_means)
     DtD, ZtD = D.T @ D, np.asarray(spec.weighted_rows(spec.Z).T @ D)
     return closed_form_loglik(gamma, sigma, L_abs / sigma, response, DtD, ZtD, cp.A11, spec.n, spec.log_weights)
 
@@ -229,12 +229,16 @@ def _level_terms(t, L, A, c):
 
 def add_marginal_likelihood(spec: ModelSpec, coef, sigma, factors, slope_index, x_means, shared_response: bool,
                             ratios=None):
-    """The model's ``pm.Potential("marginal_loglik")``; with ``shared_response`` its y-inputs are ``pm.Data``."""
+    """The model's ``pm.Potential("marginal_loglik")``; with ``shared_response`` its y-inputs are ``pm.Data``.
+    ``coef`` may be a callable ``coef(response, cp)`` that makes the coefficients from the y-inputs and the
+    cross-products (:func:`.fixed_reparam.conditional_intercept`)."""
     import pymc as pm
 
-    cp = None if spec.sigma_by is not None else cross_products(spec)   # built once for both uses
+    cp = None if spec.sigma_by is not None else cross_products(spec)   # built once for all uses
     response = response_data(spec, slope_index, x_means, cp)
     if shared_response:
         response = {k: pm.Data(k, v) for k, v in response.items()}
+    if callable(coef):
+        coef = coef(response, cp)
     pm.Potential("marginal_loglik", marginal_loglik(spec, response, coef, sigma, factors, slope_index, x_means, cp,
                                                     ratios))

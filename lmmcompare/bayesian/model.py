@@ -12,6 +12,8 @@ in :mod:`.covariance`, on standardised columns):
   (one interface: the core's blocked factor, or a closed form for one
   grouping factor with p <= 2), with ``sigma_by`` too (the blocked Op then
   takes the ratios, ``lmmcompare.bayesian.blocked.BlockedRatioLogLik``).
+  With the closed form the fixed effects are sampled around their conditional
+  mean (:mod:`.fixed_reparam`), and near-zero sds signed (:mod:`.sd_fold`).
 
 Structured terms (``diag``, ``cs``, ``ar1``) are built in :mod:`.structured`;
 the residual sd of each row (prior weights, ``sigma_by``) in :mod:`.residual`.
@@ -31,6 +33,7 @@ from ..spec import ModelSpec
 from .blas_link import warn_if_unlinked
 from .covariance import level_effects, term_factors
 from .elementwise import matvec
+from .fixed_reparam import conditional_intercept, reparameterized
 from .forms import term_forms
 from .marginal import add_marginal_likelihood
 from .priors import PriorSet
@@ -48,10 +51,14 @@ class BuiltModel:
     x_means: np.ndarray  # means of the centred non-intercept columns
     slope_index: list    # columns of X that are not the intercept
     forms: tuple = ()    # per term, "centered" or "noncentered" (empty for the marginal model)
+    folded: tuple = ()   # terms whose sds are sampled signed, sd = |s| (marginal model; .sd_fold)
+    intercept_z: bool = False   # the intercept is sampled as z around its conditional mean (.fixed_reparam)
 
 
-def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt):
-    """``(mu, x_means, slope_index, coef)``: ``X beta`` on centred slopes and ``coef = (alpha, beta_1, ...)``."""
+def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt, intercept: bool = True):
+    """``(mu, x_means, slope_index, coef)``: ``X beta`` on centred slopes and ``coef = (alpha, beta_1, ...)``;
+    with ``intercept=False`` ``coef`` is the list ``[None, beta_1, ...]`` and ``mu`` None (the marginal model
+    makes alpha, :mod:`.fixed_reparam`)."""
     names = spec.fixed_names
     has_intercept = "(Intercept)" in names
     slope_index = [j for j, n in enumerate(names) if n != "(Intercept)"]
@@ -63,6 +70,8 @@ def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt):
     if slopes:
         mu = matvec(Xc, pt.stack(slopes))
     coef = slopes
+    if has_intercept and not intercept:
+        return None, x_means, slope_index, [None, *slopes]
     if has_intercept:
         alpha = priors.intercept.variable(spec.parameters["(Intercept)"].pymc_name)
         mu = mu + alpha
@@ -72,7 +81,7 @@ def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt):
 
 def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "noncentered",
                 shared_response: bool = False, standardized: bool = True, reml_fit=None,
-                model_class=None) -> BuiltModel:
+                model_class=None, folded: tuple = ()) -> BuiltModel:
     """The PyMC model of ``spec`` under ``priors``.
 
     ``parameterization="auto"`` chooses the centred or noncentred form for the
@@ -86,6 +95,7 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     which prior predictive draws need); the default moves the noncentered and
     centered forms on standardised columns (same model, same prior).  ``model_class``: a subclass
     of ``pm.Model`` to build it as (:mod:`lmmcompare.bayesian.reuse`'s, which keeps its compiled functions).
+    ``folded``: indices of the terms whose sds the marginal model samples signed (:func:`.sd_fold.folded_terms`).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -102,16 +112,25 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
         forms = (parameterization,) * len(spec.terms)
     coords = {"obs": np.arange(spec.n)}
     with (model_class or pm.Model)(coords=coords) as model:
-        mu, x_means, slope_index, coef = _fixed_part(spec, priors, pm, pt)
+        around_mean = parameterization == "marginal" and reparameterized(spec)   # the intercept as z (.fixed_reparam)
+        mu, x_means, slope_index, coef = _fixed_part(spec, priors, pm, pt, intercept=not around_mean)
         sigma, ratios = residual_parameters(spec, priors, pm, pt)
         transforms = (column_transforms(spec) if standardized else None) or [None] * len(spec.terms)
         # the marginal model has no level effects to decorrelate, and its raw (sd, cor) geometry samples well
         # (Orthodont: no divergences); the extra Potential would only cost compile time (sleepstudy ESS/s 109 -> 69)
         if parameterization == "marginal":
             transforms = [None] * len(spec.terms)
-        factors = [term_factors(spec, i, priors, pm, pt, A, generative=not standardized)
+        folded = tuple(folded) if parameterization == "marginal" else ()
+        factors = [term_factors(spec, i, priors, pm, pt, A, generative=not standardized, folded=i in folded)
                    for i, A in enumerate(transforms)]
         if parameterization == "marginal":
+            if around_mean:   # alpha from z, given the slopes, sigma and the factor (.fixed_reparam)
+                slopes = pt.stack(coef[1:]) if len(coef) > 1 else None
+
+                def coef(response, cp, slopes=slopes, rest=coef[1:]):
+                    alpha = conditional_intercept(spec, priors, response, sigma, factors[0].L, cp, slope_index,
+                                                  x_means, slopes, pm, pt)
+                    return pt.stack([alpha, *rest])
             add_marginal_likelihood(spec, coef, sigma, [f.L for f in factors], slope_index, x_means,
                                     shared_response, ratios)
         else:
@@ -124,7 +143,8 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
             # residual sd sigma delta_f(i) / sqrt(a_i): prior weights a (lmmcompare.spec.inputs), sigma_by delta
             pm.Normal("y", mu=mu, sigma=row_sd(spec, sigma, ratios, pt), observed=observed, dims="obs")
     return BuiltModel(model=model, spec=spec, priors=priors, parameterization=parameterization,
-                      x_means=x_means, slope_index=slope_index, forms=forms)
+                      x_means=x_means, slope_index=slope_index, forms=forms, folded=folded,
+                      intercept_z=around_mean)
 
 
 def _level_part(term, b):

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ..core.relcovar import lower_index
+from .fixed_reparam import intercept_draws
 from .marginal import level_sums, prior_weighted
 
 
@@ -20,17 +21,28 @@ def _stack(post, name):
 
 
 def fixed_effects(post, built):
-    """Fixed-effect draws by name; ``(Intercept)`` moved back from the centred predictors (``alpha - sum xbar_j beta_j``)."""
+    """Fixed-effect draws by name; ``(Intercept)`` moved back from the centred predictors (``alpha - sum xbar_j beta_j``).
+    Where the model sampled alpha as ``z`` (``built.intercept_z``), alpha's draws come from it first."""
     rows = built.spec.parameters.fixed
     slopes = [_stack(post, r.pymc_name) for r in rows if r.label != "(Intercept)"]
     out = {}
     for r in rows:
         if r.label == "(Intercept)":
             shift = sum(m * s for m, s in zip(built.x_means, slopes)) if slopes else 0.0
-            out[r.label] = _stack(post, r.pymc_name) - shift
+            alpha = _intercept_from_z(post, built, slopes, r.pymc_name) if built.intercept_z else \
+                _stack(post, r.pymc_name)
+            out[r.label] = alpha - shift
         else:
             out[r.label] = _stack(post, r.pymc_name)
     return out
+
+
+def _intercept_from_z(post, built, slopes, name):
+    """alpha's draws from ``z`` (:func:`.fixed_reparam.intercept_draws`)."""
+    sigma = _stack(post, built.spec.parameters["sigma"].pymc_name)
+    slope_draws = np.stack(slopes, axis=-1) if slopes else None
+    return intercept_draws(built.spec, _stack(post, name + "_z"), sigma, covariance_factors(post, built)[0],
+                           slope_draws, built.slope_index, built.x_means)
 
 
 def beta_draws(fixed, names, draw_shape):
