@@ -10,7 +10,7 @@ import scipy.stats
 
 import lmmcompare as lc
 from lmmcompare.bayesian.model import build_model
-from lmmcompare.bayesian.sd_fold import FOLD_BELOW, folded_terms, zero_sd_deviances
+from lmmcompare.bayesian.sd_fold import FOLD_BELOW, folded_terms, softplus_scale, zero_sd_deviances
 from lmmcompare.core.relcovar import lambda_matrix
 from lmmcompare.errors import SingularFitWarning
 
@@ -83,3 +83,38 @@ def test_folded_log_density_is_the_log_scale_one_less_its_jacobian(formula, data
             other[name] = np.exp(log_sd) * rng.choice([-1.0, 1.0])
             jacobian += log_sd
         assert logp_signed(other) == pytest.approx(logp_plain(base) - jacobian, rel=1e-10)
+
+
+def test_softplus_scale_of_a_lone_random_intercept():
+    """c = max(REML sd, sigma_hat / sqrt(rows per level)): Dyestuff's REML sd (42.0), Dyestuff2's 3.72 / sqrt(5)
+    (its REML sd is 0); no softplus where the model has more than one random intercept's sd."""
+    dyestuff = lc.lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+    assert softplus_scale(dyestuff.spec, dyestuff) == pytest.approx(dyestuff.theta[0] * dyestuff.sigma, rel=1e-12)
+    assert softplus_scale(dyestuff.spec, dyestuff) == pytest.approx(42.0, abs=0.05)
+    with pytest.warns(SingularFitWarning):
+        singular = lc.lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff2")
+    assert softplus_scale(singular.spec, singular) == pytest.approx(singular.sigma / np.sqrt(5.0), rel=1e-12)
+    for formula, data in [ORTHODONT, PASTES]:
+        fit = lc.lmer(formula, data)
+        assert softplus_scale(fit.spec, fit) is None
+    assert softplus_scale(dyestuff.spec, None) is None
+
+
+def test_softplus_log_density_is_the_log_scale_one_with_its_jacobian():
+    """logp_softplus(x) = logp_log(log sd) - log sd + log(c sigmoid(x)), sd = c log(1 + e^x), at points of the
+    whole line (Dyestuff, c its REML sd)."""
+    fit = lc.lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff")
+    spec = fit.spec
+    priors = lc.bayesian.default_priors(spec)
+    c = softplus_scale(spec, fit)
+    plain = build_model(spec, priors, "marginal").model
+    soft = build_model(spec, priors, "marginal", softplus=c).model
+    logp_plain, logp_soft = plain.compile_logp(), soft.compile_logp()
+    start = plain.initial_point()
+    for x in (-6.0, -1.0, 0.0, 0.7, 3.0):
+        sd = c * np.log1p(np.exp(x))
+        point = dict(start, sd_0_0_log__=np.log(sd))
+        other = {k: v for k, v in point.items() if k != "sd_0_0_log__"}
+        other["sd_0_0_x"] = np.float64(x)
+        expected = logp_plain(point) - np.log(sd) + np.log(c / (1.0 + np.exp(-x)))
+        assert logp_soft(other) == pytest.approx(expected, rel=1e-10)

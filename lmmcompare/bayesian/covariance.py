@@ -19,7 +19,7 @@ import numpy as np
 from ..core.standardize import is_identity
 from .elementwise import matmul
 from .priors import PriorSet
-from .sd_fold import signed_sd
+from .sd_fold import signed_sd, softplus_sd
 from .structured import structured_factor
 
 
@@ -73,7 +73,7 @@ def lkj_cholesky(name: str, p: int, eta: float, pm, pt):
 
 
 def term_factors(spec, i, priors: PriorSet, pm, pt, A=None, generative: bool = False,
-                 folded: bool = False) -> TermFactors:
+                 folded: bool = False, softplus: float | None = None) -> TermFactors:
     """``Sigma_i`` of term ``i`` of ``spec`` from per-column sds and an LKJ correlation, as :class:`TermFactors`.
 
     A structured term (``diag``, ``cs``, ``ar1``) has its own few parameters instead
@@ -86,7 +86,8 @@ def term_factors(spec, i, priors: PriorSet, pm, pt, A=None, generative: bool = F
     standardised covariance instead (``_standardized_factors``), same prior.
     For p >= 3 the correlation is sampled through :func:`lkj_cholesky`, unless
     ``generative`` (a model for forward sampling) asks for PyMC's ``LKJCorr``.
-    ``folded``: the sds are sampled signed, ``sd = |s|`` (:mod:`.sd_fold`; columns as they are).
+    ``folded``: the sds are sampled signed, ``sd = |s|``; ``softplus``: a one-column term's sd is
+    ``softplus * log(1 + e^x)`` (:mod:`.sd_fold`; columns as they are).
     """
     A = None if is_identity(A) else np.asarray(A, dtype=float)
     term, table = spec.terms[i], spec.parameters
@@ -99,6 +100,8 @@ def term_factors(spec, i, priors: PriorSet, pm, pt, A=None, generative: bool = F
 
     def sd(row):
         prior = priors.sds[row.label]
+        if softplus is not None and term.p == 1:
+            return softplus_sd(prior, row.pymc_name, softplus, pm, pt)
         return signed_sd(prior, row.pymc_name, pm, pt) if folded else prior.variable(row.pymc_name)
 
     if term.p == 1:

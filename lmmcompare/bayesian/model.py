@@ -53,6 +53,7 @@ class BuiltModel:
     forms: tuple = ()    # per term, "centered" or "noncentered" (empty for the marginal model)
     folded: tuple = ()   # terms whose sds are sampled signed, sd = |s| (marginal model; .sd_fold)
     intercept_z: bool = False   # the intercept is sampled as z around its conditional mean (.fixed_reparam)
+    softplus: float | None = None   # a lone random intercept's sd is softplus * log(1 + e^x) (.sd_fold)
 
 
 def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt, intercept: bool = True):
@@ -81,7 +82,7 @@ def _fixed_part(spec: ModelSpec, priors: PriorSet, pm, pt, intercept: bool = Tru
 
 def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "noncentered",
                 shared_response: bool = False, standardized: bool = True, reml_fit=None,
-                model_class=None, folded: tuple = ()) -> BuiltModel:
+                model_class=None, folded: tuple = (), softplus: float | None = None) -> BuiltModel:
     """The PyMC model of ``spec`` under ``priors``.
 
     ``parameterization="auto"`` chooses the centred or noncentred form for the
@@ -95,7 +96,8 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
     which prior predictive draws need); the default moves the noncentered and
     centered forms on standardised columns (same model, same prior).  ``model_class``: a subclass
     of ``pm.Model`` to build it as (:mod:`lmmcompare.bayesian.reuse`'s, which keeps its compiled functions).
-    ``folded``: indices of the terms whose sds the marginal model samples signed (:func:`.sd_fold.folded_terms`).
+    ``folded``: indices of the terms whose sds the marginal model samples signed (:func:`.sd_fold.folded_terms`);
+    ``softplus``: the scale of a lone random intercept's softplus sd (:func:`.sd_fold.softplus_scale`).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -121,8 +123,9 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
         if parameterization == "marginal":
             transforms = [None] * len(spec.terms)
         folded = tuple(folded) if parameterization == "marginal" else ()
-        factors = [term_factors(spec, i, priors, pm, pt, A, generative=not standardized, folded=i in folded)
-                   for i, A in enumerate(transforms)]
+        softplus = softplus if parameterization == "marginal" else None
+        factors = [term_factors(spec, i, priors, pm, pt, A, generative=not standardized, folded=i in folded,
+                                softplus=softplus) for i, A in enumerate(transforms)]
         if parameterization == "marginal":
             if around_mean:   # alpha from z, given the slopes, sigma and the factor (.fixed_reparam)
                 slopes = pt.stack(coef[1:]) if len(coef) > 1 else None
@@ -144,7 +147,7 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
             pm.Normal("y", mu=mu, sigma=row_sd(spec, sigma, ratios, pt), observed=observed, dims="obs")
     return BuiltModel(model=model, spec=spec, priors=priors, parameterization=parameterization,
                       x_means=x_means, slope_index=slope_index, forms=forms, folded=folded,
-                      intercept_z=around_mean)
+                      intercept_z=around_mean, softplus=softplus)
 
 
 def _level_part(term, b):

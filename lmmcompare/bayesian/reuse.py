@@ -22,7 +22,7 @@ import numpy as np
 
 from .marginal import response_data
 from .model import build_model
-from .sd_fold import folded_terms
+from .sd_fold import folded_terms, softplus_scale
 
 CACHE_SIZE = 4
 _BUILT: OrderedDict = OrderedDict()
@@ -53,7 +53,7 @@ def reusing_model_class():
     return ReusingModel
 
 
-def design_key(spec, priors, parameterization: str, folded: tuple = ()) -> str:
+def design_key(spec, priors, parameterization: str, folded: tuple = (), softplus: float | None = None) -> str:
     """A digest of what the compiled model depends on besides the response: design, inputs, priors, form."""
     h = hashlib.sha1()
     for array in (spec.X, spec.Z.indptr, spec.Z.indices, spec.Z.data, spec.weights, spec.offset):
@@ -64,23 +64,26 @@ def design_key(spec, priors, parameterization: str, folded: tuple = ()) -> str:
     terms = [(t.group, t.columns, t.n_levels, t.p, t.correlated, t.structure) for t in spec.terms]
     if spec.sigma_by is not None:   # a residual sd per level: the levels' rows are part of the design
         h.update(np.ascontiguousarray(spec.sigma_by.codes).tobytes())
-    h.update(repr((spec.fixed_names, terms, spec.n, priors.table().to_csv(), parameterization, folded)).encode())
+    h.update(repr((spec.fixed_names, terms, spec.n, priors.table().to_csv(), parameterization, folded,
+                   softplus)).encode())
     return h.hexdigest()
 
 
 def built_model(spec, priors, parameterization: str, reml_fit=None):
     """The :class:`~lmmcompare.bayesian.model.BuiltModel` of ``spec``, reused when the design was seen before.
-    The marginal model's signed sds are chosen from ``reml_fit`` (:func:`.sd_fold.folded_terms`)."""
+    The marginal model's sd scales are chosen from ``reml_fit`` (:func:`.sd_fold.folded_terms`,
+    :func:`.sd_fold.softplus_scale`)."""
     if parameterization == "auto":
         return build_model(spec, priors, parameterization, reml_fit=reml_fit)
     import pymc as pm
 
     folded = folded_terms(spec, reml_fit) if parameterization == "marginal" else ()
-    key = design_key(spec, priors, parameterization, folded)
+    softplus = softplus_scale(spec, reml_fit) if parameterization == "marginal" else None
+    key = design_key(spec, priors, parameterization, folded, softplus)
     built = _BUILT.get(key)
     if built is None:
         built = build_model(spec, priors, parameterization, shared_response=True, model_class=reusing_model_class(),
-                            folded=folded)
+                            folded=folded, softplus=softplus)
         _BUILT[key] = built
         while len(_BUILT) > CACHE_SIZE:
             _BUILT.popitem(last=False)
