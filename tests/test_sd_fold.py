@@ -60,16 +60,21 @@ def test_terms_with_an_sd_near_zero_are_folded():
     assert folded_terms(single.spec, single) == ()
 
 
+def log_scale_and_other(formula, data, scales):
+    """``(fit, plain, other, logp_plain, logp_other)``: the marginal model on the log scale and with the sd
+    scales ``scales(fit)`` (build_model's keywords), and their compiled log densities."""
+    fit = lc.lmer(formula, data)
+    priors = lc.bayesian.default_priors(fit.spec)
+    plain = build_model(fit.spec, priors, "marginal").model
+    other = build_model(fit.spec, priors, "marginal", **scales(fit)).model
+    return fit, plain, other, plain.compile_logp(), other.compile_logp()
+
+
 @pytest.mark.parametrize("formula, data", [ORTHODONT, PASTES])
 def test_folded_log_density_is_the_log_scale_one_less_its_jacobian(formula, data):
     """logp_folded(s) = logp_log(log|s|) - log|s| for every sd sampled signed, at points of either sign."""
-    fit = lc.lmer(formula, data)
-    spec = fit.spec
-    priors = lc.bayesian.default_priors(spec)
-    folded = folded_terms(spec, fit)
-    plain = build_model(spec, priors, "marginal").model
-    signed = build_model(spec, priors, "marginal", folded=folded).model
-    logp_plain, logp_signed = plain.compile_logp(), signed.compile_logp()
+    _, plain, signed, logp_plain, logp_signed = log_scale_and_other(
+        formula, data, lambda fit: {"folded": folded_terms(fit.spec, fit)})
     rng = np.random.default_rng(1)
     point = plain.initial_point()
     names = [v.name for v in signed.value_vars if v.name.endswith("_signed")]
@@ -103,13 +108,9 @@ def test_softplus_scale_of_a_lone_random_intercept():
 def test_softplus_log_density_is_the_log_scale_one_with_its_jacobian():
     """logp_softplus(x) = logp_log(log sd) - log sd + log(c sigmoid(x)), sd = c log(1 + e^x), at points of the
     whole line (Dyestuff, c its REML sd)."""
-    fit = lc.lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff")
-    spec = fit.spec
-    priors = lc.bayesian.default_priors(spec)
-    c = softplus_scale(spec, fit)
-    plain = build_model(spec, priors, "marginal").model
-    soft = build_model(spec, priors, "marginal", softplus=c).model
-    logp_plain, logp_soft = plain.compile_logp(), soft.compile_logp()
+    fit, plain, _, logp_plain, logp_soft = log_scale_and_other(
+        "Yield ~ 1 + (1 | Batch)", "Dyestuff", lambda fit: {"softplus": softplus_scale(fit.spec, fit)})
+    c = softplus_scale(fit.spec, fit)
     start = plain.initial_point()
     for x in (-6.0, -1.0, 0.0, 0.7, 3.0):
         sd = c * np.log1p(np.exp(x))
