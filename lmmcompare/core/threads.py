@@ -63,7 +63,7 @@ def single_blas_thread(enabled: bool = True):
         return
     try:
         # each library's own get/set calls: threadpoolctl's ``limit`` re-selects the libraries and costs
-        # 31 us an entry, these 6 us (a small model's fit enters twice; a profile's refits once each)
+        # 31 us an entry, these 13 us (a small model's fit enters twice; a profile enters once for all its refits)
         counts = [lib.num_threads for lib in libraries]
         for lib in libraries:
             lib.set_num_threads(1)
