@@ -50,8 +50,9 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     ``reml_fit``, the REML fit of the same spec, which this engine does not fit
     (it imports nothing from the frequentist one); :func:`lmmcompare.bayes` and
     :func:`lmmcompare.fit_both` hand it over.  The ``marginal`` model reads it
-    too, to sample near-zero sds signed (:mod:`.sd_fold`); without it every sd
-    is sampled on the log scale.
+    too, to choose each sd's sampling scale (:mod:`.sd_fold`: signed near zero,
+    softplus for a lone random intercept); without it every sd is sampled on the
+    log scale.
 
     Returns
     -------

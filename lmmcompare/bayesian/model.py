@@ -12,8 +12,10 @@ in :mod:`.covariance`, on standardised columns):
   (one interface: the core's blocked factor, or a closed form for one
   grouping factor with p <= 2), with ``sigma_by`` too (the blocked Op then
   takes the ratios, ``lmmcompare.bayesian.blocked.BlockedRatioLogLik``).
-  With the closed form the fixed effects are sampled around their conditional
-  mean (:mod:`.fixed_reparam`), and near-zero sds signed (:mod:`.sd_fold`).
+  Its sds are sampled on the log scale, or signed where the REML fit leaves them
+  near zero (:mod:`.sd_fold`); a model whose only term is one random intercept
+  samples that sd on a softplus scale and its fixed intercept around its
+  conditional mean (:mod:`.fixed_reparam`).
 
 Structured terms (``diag``, ``cs``, ``ar1``) are built in :mod:`.structured`;
 the residual sd of each row (prior weights, ``sigma_by``) in :mod:`.residual`.
