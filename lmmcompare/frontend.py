@@ -3,9 +3,9 @@
 The engines are siblings: :mod:`lmmcompare.bayesian` imports nothing from
 :mod:`lmmcompare.freq`.  Where the Bayesian fit reads a frequentist one, it is
 fitted here, in the open, and handed over: the default ``marginal`` model reads
-the REML fit of the same spec to choose which sds it samples signed
-(:mod:`lmmcompare.bayesian.sd_fold`), and ``parameterization="auto"`` to choose
-each term's form.
+the REML fit of the same spec to choose each sd's sampling scale (signed near
+zero, softplus for a lone random intercept: :mod:`lmmcompare.bayesian.sd_fold`),
+and ``parameterization="auto"`` to choose each term's form.
 
 * :func:`bayes` fits the REML model first (milliseconds for a small model, a
   second or two for InstEval, against a sampling run of seconds to minutes)
@@ -106,9 +106,9 @@ def bayes(formula, data=None, **options):
         parameterisation covers it, the marginal one included.
     reml_fit : LmerFit, optional
         The REML fit of the same spec, from which the ``marginal`` model chooses
-        the sds it samples signed (near zero: :mod:`lmmcompare.bayesian.sd_fold`)
-        and ``parameterization="auto"`` the form; fitted here first when not
-        given (:func:`fit_both` hands over its own).
+        each sd's sampling scale (:mod:`lmmcompare.bayesian.sd_fold`) and
+        ``parameterization="auto"`` the form; fitted here first when not given
+        (:func:`fit_both` hands over its own).
 
     Returns
     -------
