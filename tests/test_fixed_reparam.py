@@ -9,7 +9,7 @@ import pytest
 
 import lmmcompare as lc
 import lmmcompare.bayesian.model as model_module
-from lmmcompare.bayesian.fixed_reparam import intercept_draws, intercept_moments, reparameterized
+from lmmcompare.bayesian.fixed_reparam import design_sums, intercept_draws, intercept_moments, reparameterized
 from lmmcompare.bayesian.marginal import sampled_design, response_data
 from lmmcompare.bayesian.model import build_model
 from lmmcompare.core.blocks import cross_products
@@ -44,6 +44,9 @@ def test_conditional_mean_and_precision_are_generalised_least_squares(cake_spec)
     y = spec.working_response
     response = response_data(spec, slope_index, x_means)
     a = cross_products(spec).A11[:, 0, 0]
+    DtD, ZtD, a_model = design_sums(spec, slope_index, x_means)   # the model's own sums, without the blocks
+    np.testing.assert_array_equal(a_model, a)
+    np.testing.assert_array_equal(DtD, D.T @ D)
     rng = np.random.default_rng(3)
     lams = np.array([0.05, 0.7, 3.0])
     slopes = rng.normal(0.0, 2.0, (lams.size, len(slope_index)))

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.blocks import cross_products
+from ..core.design_products import first_block_diagonal
 from .marginal import sampled_design, kernel, response_data
 
 
@@ -66,15 +66,24 @@ def intercept_moments(DtD, ZtD, a, Dty, Zty, lam, slopes, xp):
     return alpha_hat, P0[..., 0]
 
 
-def conditional_intercept(spec, priors, response: dict, sigma, L_abs, cp, slope_index, x_means, slopes, pm, pt):
+def design_sums(spec, slope_index, x_means) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(D'D, Z'D, a)`` of the sampled design ``D`` (:func:`.marginal.sampled_design`), rows weighted:
+    what :func:`intercept_moments` needs besides the response; ``a_j = Z_j'Z_j`` as the cross-products'
+    ``A11`` holds it (:func:`lmmcompare.core.design_products.first_block_diagonal`)."""
+    D = sampled_design(spec, slope_index, x_means)
+    term = spec.terms[0]
+    a = first_block_diagonal(spec.weighted_rows(term.design.matrix), term.codes, term.n_levels)[:, 0, 0]
+    return D.T @ D, np.asarray(spec.weighted_rows(spec.Z).T @ D), a
+
+
+def conditional_intercept(spec, priors, response: dict, sigma, L_abs, slope_index, x_means, slopes, pm, pt):
     """``alpha = alpha_hat + sigma z / sqrt(P_00)`` with ``z`` free (``pm.Flat``, named the intercept's
     ``pymc_name + "_z"``), the Jacobian and the intercept's prior as a Potential (module docstring);
     :func:`intercept_draws` gives alpha's draws afterwards.  ``response``: the kernel's
     ``Dty``, ``Zty`` (arrays or ``pm.Data``); ``slopes``: the centred slopes' coefficients (or None)."""
-    D = sampled_design(spec, slope_index, x_means)
-    ZtD = np.asarray(spec.weighted_rows(spec.Z).T @ D)
-    alpha_hat, precision = intercept_moments(D.T @ D, ZtD, cp.A11[:, 0, 0], response["Dty"], response["Zty"],
-                                             L_abs[0, 0] / sigma, slopes, pt)
+    DtD, ZtD, a = design_sums(spec, slope_index, x_means)
+    alpha_hat, precision = intercept_moments(DtD, ZtD, a, response["Dty"], response["Zty"], L_abs[0, 0] / sigma,
+                                             slopes, pt)
     name = spec.parameters["(Intercept)"].pymc_name
     z = pm.Flat(name + "_z")
     alpha = alpha_hat + sigma * z / pt.sqrt(precision)
@@ -86,12 +95,10 @@ def intercept_draws(spec, z, sigma, L_abs, slopes, slope_index, x_means) -> np.n
     """``alpha`` of each posterior draw from its ``z`` (module docstring), in numpy: the model keeps no
     ``pm.Deterministic`` for it, whose function PyMC compiles (numba) in every call and sampling process.
     ``z``, ``sigma``: (chain, draw); ``L_abs``: (chain, draw, p, p); ``slopes``: (chain, draw, k) or None."""
-    D = sampled_design(spec, slope_index, x_means)
-    ZtD = np.asarray(spec.weighted_rows(spec.Z).T @ D)
+    DtD, ZtD, a = design_sums(spec, slope_index, x_means)
     response = response_data(spec, slope_index, x_means)
-    a = cross_products(spec).A11[:, 0, 0]
     s = sigma.reshape(-1)
-    alpha_hat, precision = intercept_moments(D.T @ D, ZtD, a, response["Dty"], response["Zty"],
+    alpha_hat, precision = intercept_moments(DtD, ZtD, a, response["Dty"], response["Zty"],
                                              (L_abs[..., 0, 0].reshape(-1) / s)[:, None],
                                              None if slopes is None else slopes.reshape(s.size, -1), np)
     return (alpha_hat + s * z.reshape(-1) / np.sqrt(precision)).reshape(z.shape)

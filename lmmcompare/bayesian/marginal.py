@@ -230,15 +230,15 @@ def _level_terms(t, L, A, c):
 def add_marginal_likelihood(spec: ModelSpec, coef, sigma, factors, slope_index, x_means, shared_response: bool,
                             ratios=None):
     """The model's ``pm.Potential("marginal_loglik")``; with ``shared_response`` its y-inputs are ``pm.Data``.
-    ``coef`` may be a callable ``coef(response, cp)`` that makes the coefficients from the y-inputs and the
-    cross-products (:func:`.fixed_reparam.conditional_intercept`)."""
+    ``coef`` may be a callable ``coef(response)`` that makes the coefficients from the y-inputs
+    (:func:`.fixed_reparam.conditional_intercept`)."""
     import pymc as pm
 
-    cp = None if spec.sigma_by is not None else cross_products(spec)   # built once for all uses
+    cp = None if spec.sigma_by is not None else cross_products(spec)   # built once for both uses
     response = response_data(spec, slope_index, x_means, cp)
     if shared_response:
         response = {k: pm.Data(k, v) for k, v in response.items()}
     if callable(coef):
-        coef = coef(response, cp)
+        coef = coef(response)
     pm.Potential("marginal_loglik", marginal_loglik(spec, response, coef, sigma, factors, slope_index, x_means, cp,
                                                     ratios))

@@ -132,9 +132,9 @@ def build_model(spec: ModelSpec, priors: PriorSet, parameterization: str = "nonc
             if around_mean:   # alpha from z, given the slopes, sigma and the factor (.fixed_reparam)
                 slopes = pt.stack(coef[1:]) if len(coef) > 1 else None
 
-                def coef(response, cp, slopes=slopes, rest=coef[1:]):
-                    alpha = conditional_intercept(spec, priors, response, sigma, factors[0].L, cp, slope_index,
-                                                  x_means, slopes, pm, pt)
+                def coef(response, slopes=slopes, rest=coef[1:]):
+                    alpha = conditional_intercept(spec, priors, response, sigma, factors[0].L, slope_index, x_means,
+                                                  slopes, pm, pt)
                     return pt.stack([alpha, *rest])
             add_marginal_likelihood(spec, coef, sigma, [f.L for f in factors], slope_index, x_means,
                                     shared_response, ratios)
