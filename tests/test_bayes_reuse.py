@@ -70,3 +70,25 @@ def test_the_cache_keeps_the_last_designs(compiles):
         spec = lc.ModelSpec.from_formula(SLEEP, data.assign(Days=data["Days"] + k))
         reuse.built_model(spec, lc.bayesian.default_priors(spec), "marginal")
     assert len(reuse._BUILT) == reuse.CACHE_SIZE
+
+
+def test_a_lone_random_intercept_reuses_its_model_with_the_new_responses_softplus_scale(compiles):
+    """The softplus sd's c (the REML sd) is model data like the response: a new response with the same priors
+    compiles nothing, and its draws equal those of a model built afresh for it (its own c)."""
+    def run(data, **kw):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return lc.bayes("Yield ~ 1 + (1 | Batch)", data, **{**SMALL, "seed": 7, **kw})
+
+    data = lc.load_dataset("Dyestuff")
+    first = run(data)
+    assert len(reuse._BUILT) == 1 and next(iter(reuse._BUILT.values())).softplus is not None
+    after_first = compiles["n"]
+    shifted = data.assign(Yield=data["Yield"] + 60.0 * (data["Batch"] == "A"))   # another REML sd, another c
+    reused = run(shifted, priors=first.priors)
+    assert compiles["n"] == after_first and len(reuse._BUILT) == 1
+    reuse.clear()
+    fresh = run(shifted, priors=first.priors)
+    for name in first.parameter_names:
+        np.testing.assert_allclose(reused.idata.posterior[name].values, fresh.idata.posterior[name].values,
+                                   rtol=1e-10)

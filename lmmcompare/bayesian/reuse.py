@@ -22,7 +22,7 @@ import numpy as np
 
 from .marginal import response_data
 from .model import build_model
-from .sd_fold import folded_terms, softplus_scale
+from .sd_fold import folded_terms, softplus_data, softplus_scale
 
 CACHE_SIZE = 4
 _BUILT: OrderedDict = OrderedDict()
@@ -53,8 +53,9 @@ def reusing_model_class():
     return ReusingModel
 
 
-def design_key(spec, priors, parameterization: str, folded: tuple = (), softplus: float | None = None) -> str:
-    """A digest of what the compiled model depends on besides the response: design, inputs, priors, form."""
+def design_key(spec, priors, parameterization: str, folded: tuple = (), softplus: bool = False) -> str:
+    """A digest of what the compiled model depends on besides the response: design, inputs, priors, form, and
+    the sds' scales (which terms are signed; whether a softplus sd is, its ``c`` being data like the response)."""
     h = hashlib.sha1()
     for array in (spec.X, spec.Z.indptr, spec.Z.indices, spec.Z.data, spec.weights, spec.offset):
         if array is not None:
@@ -79,7 +80,7 @@ def built_model(spec, priors, parameterization: str, reml_fit=None):
 
     folded = folded_terms(spec, reml_fit) if parameterization == "marginal" else ()
     softplus = softplus_scale(spec, reml_fit) if parameterization == "marginal" else None
-    key = design_key(spec, priors, parameterization, folded, softplus)
+    key = design_key(spec, priors, parameterization, folded, softplus is not None)
     built = _BUILT.get(key)
     if built is None:
         built = build_model(spec, priors, parameterization, shared_response=True, model_class=reusing_model_class(),
@@ -91,10 +92,12 @@ def built_model(spec, priors, parameterization: str, reml_fit=None):
         _BUILT.move_to_end(key)
     if built.parameterization == "marginal":
         response = response_data(spec, built.slope_index, built.x_means)
+        if softplus is not None:
+            response.update(softplus_data(spec, softplus))
     else:
         response = {"y_obs": spec.y}
     pm.set_data(response, model=built.model)
-    return dataclasses.replace(built, spec=spec)
+    return dataclasses.replace(built, spec=spec, softplus=softplus)
 
 
 def clear() -> None:

@@ -109,12 +109,20 @@ def softplus_scale(spec, reml_fit) -> float | None:
     return max(sd_hat, float(reml_fit.sigma) / np.sqrt(spec.n / spec.terms[0].n_levels))
 
 
+def softplus_data(spec, scale: float) -> dict:
+    """The model data holding ``c`` of the lone random intercept's softplus sd, by name (``pm.Data``: a
+    model reused for a new response takes its own ``c``, :mod:`.reuse`)."""
+    return {spec.parameters.sds(0)[0].pymc_name + "_scale": np.float64(scale)}
+
+
 def softplus_sd(prior, name: str, scale: float, pm, pt):
     """The sd ``c log(1 + e^x)`` named ``name`` (a ``pm.Deterministic``), ``x`` a free real ``name + "_x"``,
-    with the sd's prior and the log-Jacobian ``log(c sigmoid(x))`` as a Potential; ``x`` starts at 0."""
+    with the sd's prior and the log-Jacobian ``log(c sigmoid(x))`` as a Potential; ``x`` starts at 0.
+    ``c`` is the model data ``name + "_scale"`` (:func:`softplus_data`), set to ``scale``."""
     x = pm.Flat(name + "_x", initval=np.float64(0.0))
-    sd = pm.Deterministic(name, scale * pt.softplus(x))
-    pm.Potential(name + "_prior", pm.logp(prior.dist(), sd) + np.log(scale) + pt.log(pt.sigmoid(x)))
+    c = pm.Data(name + "_scale", np.float64(scale))
+    sd = pm.Deterministic(name, c * pt.softplus(x))
+    pm.Potential(name + "_prior", pm.logp(prior.dist(), sd) + pt.log(c) + pt.log(pt.sigmoid(x)))
     return sd
 
 
