@@ -38,7 +38,7 @@ def _blas_libraries() -> list:
 
                 _CONTROLLER["blas"] = [lib for lib in ThreadpoolController().lib_controllers
                                        if lib.user_api == "blas"]
-            except Exception:
+            except Exception:  # threadpoolctl missing, or a library it cannot inspect: the threads are left alone
                 _CONTROLLER["blas"] = []
         return _CONTROLLER["blas"]
 
