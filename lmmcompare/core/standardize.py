@@ -15,6 +15,7 @@ there, where the convergence check is made.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import scipy.linalg
@@ -23,6 +24,7 @@ from ..spec.parameters import lower_index
 from .relcovar import T_to_theta, theta_to_T
 
 _MAX_CONDITION = 1e12
+_geqrf, _trtri = scipy.linalg.lapack.dgeqrf, scipy.linalg.lapack.dtrtri
 
 
 def is_identity(A) -> bool:
@@ -35,12 +37,25 @@ def column_transforms(spec) -> list[np.ndarray] | None:
     out, trivial = [], True
     for t in spec.terms:
         X = t.design.matrix
-        R = np.linalg.qr(X / np.sqrt(X.shape[0]), mode="r")  # R'R = X'X / n without forming X'X
+        if t.p == 1:   # a scalar column: R = its root mean square (an intercept's is 1 exactly)
+            x = X[:, 0]
+            rms = math.sqrt(x.dot(x) / x.size)
+            if rms == 0.0:
+                return None
+            out.append(np.array([[1.0 / rms]]))
+            trivial = trivial and abs(1.0 / rms - 1.0) <= 1e-12   # is_identity's test
+            continue
+        if X.shape[0] < t.p:
+            return None
+        # R'R = X'X / n without forming X'X (LAPACK's QR and triangular inverse called directly: numpy's and
+        # scipy's wrappers cost 25 us of a small model's 3 ms fit)
+        qr, _, _, _ = _geqrf(X / np.sqrt(X.shape[0]))
+        R = np.triu(qr[: t.p, : t.p])
         R *= np.where(np.diag(R) < 0, -1.0, 1.0)[:, None]
         d = np.abs(np.diag(R))
         if d.min() <= d.max() / _MAX_CONDITION:  # (numerically) collinear columns: keep them as they are
             return None
-        A = scipy.linalg.solve_triangular(R, np.eye(t.p))
+        A, _ = _trtri(R, lower=0)
         trivial = trivial and is_identity(A)
         out.append(A)
     return None if trivial else out

@@ -61,19 +61,30 @@ class BoxResult:
     hess_inv: InverseHessian
 
 
-def _held(x, g, lower, upper):
-    """Variables on a bound with the gradient pushing outwards."""
-    return ((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0))
+# With a few parameters an iteration's arithmetic is negligible and numpy's per-call overhead is what costs:
+# ``a.dot(b)`` takes 0.35 us where ``float(a @ b)`` takes 0.85, a largest |entry| over a Python list 0.3 us
+# where ``np.abs(a).max()`` takes 1.4 (sleepstudy, Penicillin: 26 -> 15 us an iteration).
 
 
-def _clip(x, lower, upper):
-    """``np.clip`` by two ufuncs (np.clip's Python wrapper costs 5 us, more than the rest of an iteration's
+def _held(x, g, lower, upper=None):
+    """Variables on a bound with the gradient pushing outwards (``upper=None``: no finite upper bound)."""
+    held = (x <= lower) & (g > 0)
+    return held if upper is None else held | ((x >= upper) & (g < 0))
+
+
+def _clip(x, lower, upper=None):
+    """``np.clip`` by ufuncs (np.clip's Python wrapper costs 5 us, more than the rest of an iteration's
     array work for a few parameters)."""
-    return np.minimum(np.maximum(x, lower), upper)
+    x = np.maximum(x, lower)
+    return x if upper is None else np.minimum(x, upper)
+
+
+def _max_abs(v) -> float:
+    return max(map(abs, v.tolist()), default=0.0)
 
 
 def _unit(v):
-    return v / math.sqrt(float(v @ v))
+    return v / math.sqrt(v.dot(v))
 
 
 def _extrapolate(fun_grad, x, f, g, d, slope, x_new, f_new, g_new, lower, upper, curvature=0.9, expansions=10):
@@ -84,15 +95,15 @@ def _extrapolate(fun_grad, x, f, g, d, slope, x_new, f_new, g_new, lower, upper,
     10^6 times stiffer stopped 0.29 above its minimum)."""
     t = 1.0
     for _ in range(expansions):
-        if float(g_new @ d) >= curvature * slope:
+        if g_new.dot(d) >= curvature * slope:
             break
         t_try = 4.0 * t
         x_try = _clip(x + t_try * d, lower, upper)
-        if not (x_try != x_new).any():   # held by the bounds: no longer step exists
+        if x_try.tolist() == x_new.tolist():   # held by the bounds: no longer step exists
             break
         f_try, g_try = fun_grad(x_try)
         f_try = float(f_try)
-        if not (f_try < f_new and f_try <= f + 1e-4 * float(g @ (x_try - x))):
+        if not (f_try < f_new and f_try <= f + 1e-4 * g.dot(x_try - x)):
             break
         x_new, f_new, g_new, t = x_try, f_try, np.asarray(g_try, dtype=float), t_try
     return x_new, f_new, g_new, t
@@ -102,6 +113,7 @@ def box_bfgs(fun_grad, x0, lower, upper, ftol: float = 1e-10, gtol: float = 1e-5
              max_backtracks: int = 30, H0: np.ndarray | None = None) -> BoxResult:
     """Minimise ``fun_grad(x) -> (f, g)`` subject to ``lower <= x <= upper`` (module docstring);
     ``H0``: a first inverse Hessian (symmetric positive definite), else steepest descent first."""
+    upper = upper if np.isfinite(upper).any() else None
     x = _clip(np.asarray(x0, dtype=float), lower, upper)
     f, g = fun_grad(x)
     f, g = float(f), np.asarray(g, dtype=float)
@@ -112,24 +124,24 @@ def box_bfgs(fun_grad, x0, lower, upper, ftol: float = 1e-10, gtol: float = 1e-5
         held = _held(x, g, lower, upper)
         pg = g.copy()
         pg[held] = 0.0
-        if not k or np.abs(pg).max() <= gtol:
+        if not k or _max_abs(pg) <= gtol:
             status, message = 0, "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL"
             break
-        d = -_unit(pg) if H is None else -(H @ pg)
+        d = -_unit(pg) if H is None else -H.dot(pg)
         d[held] = 0.0
-        slope = float(g @ d)
+        slope = g.dot(d)
         if slope >= 0:   # not a descent direction: forget the curvature
             H = None
             d = -_unit(pg)
-            slope = float(g @ d)
+            slope = g.dot(d)
         t, accepted = 1.0, False
         for _ in range(max_backtracks):
             x_new = _clip(x + t * d, lower, upper)
-            if not (x_new != x).any():   # the step is below x's rounding: no lower point along d
+            if x_new.tolist() == x.tolist():   # the step is below x's rounding: no lower point along d
                 break
             f_new, g_new = fun_grad(x_new)
             f_new = float(f_new)
-            if f_new <= f + 1e-4 * float(g @ (x_new - x)):
+            if f_new <= f + 1e-4 * g.dot(x_new - x):
                 accepted = True
                 break
             # minimiser of the quadratic through f, the slope and f_new, kept in [0.1 t, 0.5 t]
@@ -148,14 +160,14 @@ def box_bfgs(fun_grad, x0, lower, upper, ftol: float = 1e-10, gtol: float = 1e-5
         if reduction <= ftol * max(abs(f), abs(f + reduction), 1.0) and t >= 1.0:
             status, message = 0, "CONVERGENCE: REL_REDUCTION_OF_F <= FACTR*EPSMCH"
             break
-        sy, yy = float(s @ y), float(y @ y)
-        if sy > 1e-12 * math.sqrt(float(s @ s) * yy):
+        sy, yy = s.dot(y), y.dot(y)
+        if sy > 1e-12 * math.sqrt(s.dot(s) * yy):
             if H is None:
                 H = np.eye(k) * (sy / yy)
             rho = 1.0 / sy
-            Hy = H @ y
+            Hy = H.dot(y)
             # (I - rho s y') H (I - rho y s') + rho s s', expanded
             sHy = s[:, None] * Hy
-            H = H - rho * (sHy + sHy.T) + (rho * rho * float(y @ Hy) + rho) * (s[:, None] * s)
+            H = H - rho * (sHy + sHy.T) + (rho * rho * y.dot(Hy) + rho) * (s[:, None] * s)
     hess_inv = InverseHessian(np.eye(k) if H is None else H)
     return BoxResult(x=x, fun=f, jac=g, status=status, message=message, nit=it, hess_inv=hess_inv)

@@ -21,7 +21,7 @@ from ..core.factor import objective
 from ..core.gradient import objective_and_gradient
 from ..core.small_dense import DenseCriterion
 from ..core.structures import CovarianceMap
-from ..core.standardize import (column_transforms, standardized_spec, theta_from_standardized,
+from ..core.standardize import (column_transforms, standardized_spec,
                                 theta_to_standardized, thetas_from_standardized)
 from ..errors import ArgumentError, ConvergenceWarning, DataError, PrecisionWarning
 from ..spec import ModelSpec
@@ -58,6 +58,10 @@ class Devfun:
         object.__setattr__(self, "_plain", self.spec.phi_is_theta)
         # small models: the same criterion by a few dense LAPACK calls (lmmcompare.core.small_dense)
         object.__setattr__(self, "_dense", DenseCriterion.for_model(self.cp, self.reml) if self._plain else None)
+        lower, upper = self.covariance.bounds()
+        free = np.full(self._weighted.size, np.inf)   # the log residual sd ratios
+        object.__setattr__(self, "_bounds", (np.concatenate([lower, -free]), np.concatenate([upper, free])))
+        object.__setattr__(self, "_start", np.concatenate([self.covariance.start(), np.zeros(free.size)]))
 
     @property
     def dense(self) -> DenseCriterion | None:
@@ -117,15 +121,15 @@ class Devfun:
 
     @property
     def lower(self) -> np.ndarray:
-        return np.concatenate([self.covariance.bounds()[0], np.full(self._weighted.size, -np.inf)])
+        return self._bounds[0].copy()
 
     @property
     def upper(self) -> np.ndarray:
-        return np.concatenate([self.covariance.bounds()[1], np.full(self._weighted.size, np.inf)])
+        return self._bounds[1].copy()
 
     @property
     def start(self) -> np.ndarray:
-        return np.concatenate([self.covariance.start(), np.zeros(self._weighted.size)])
+        return self._start.copy()
 
     def below(self, i: int) -> np.ndarray:
         """The entries whose sign may flip with a zero ``phi_i``: below a zero diagonal of an unstructured
@@ -233,13 +237,12 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
         first = optimize_theta(inner.with_gradient, inner.start, inner.lower, dense_bfgs=devfun.small, **options)
     k = devfun.covariance.n_theta     # phi = (theta, log residual sd ratios): only theta is standardised
 
-    def from_standardized(phi):
-        return np.concatenate([theta_from_standardized(phi[:k], transforms, sizes), phi[k:]])
-
     def to_standardized(phi):
         return np.concatenate([theta_to_standardized(phi[:k], transforms, sizes), phi[k:]])
 
-    start = np.maximum(from_standardized(first.theta), devfun.lower)
+    # the run's log, its optimum and its start in the model's parameterisation, in one batch
+    in_model = _from_standardized_rows([phi for phi, _ in first.log] + [first.theta, inner.start], transforms, sizes, k)
+    start = np.maximum(in_model[-2], devfun.lower)
     what = "REML criterion" if devfun.reml else "deviance"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -256,7 +259,7 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
         raise DataError(f"the {what} cannot be evaluated in the model's own random-effects columns at the "
                         f"optimum found with them centred and scaled ({first.objective:.6f}): "
                         f"{far_from_zero(devfun.spec)}")
-    log = _mapped_log(first.log, transforms, sizes, k) + polished.log
+    log = tuple((phi, value) for phi, (_, value) in zip(in_model, first.log)) + polished.log
     if mapped:   # the two columns' criteria agree to PRECISION_RTOL there (_mapped_optimum checked it)
         check = first.objective
     elif polished.converged:
@@ -283,7 +286,7 @@ def _optimize_standardized(devfun: Devfun, transforms, **options) -> OptSummary:
     return dataclasses.replace(
         polished, method=f"{first.method} on standardised columns, {'mapped back' if mapped else 'polished'}",
         log=log, n_evals=len(log),
-        theta_start=from_standardized(inner.start), seconds=first.seconds + polished.seconds)
+        theta_start=in_model[-1], seconds=first.seconds + polished.seconds)
 
 
 def _mapped_optimum(devfun: Devfun, first: OptSummary, theta: np.ndarray, conv_tol: float) -> OptSummary | None:
@@ -329,13 +332,11 @@ def _mapped_inverse_hessian(first: OptSummary, transforms, sizes, k: int, h: flo
     return H
 
 
-def _mapped_log(log, transforms, sizes, k: int) -> tuple:
-    """The standardised run's log ``(phi_s, value)`` with phi in the model's parameterisation (theta is its first k)."""
-    if not log:
-        return ()
-    phis = np.array([phi for phi, _ in log])
-    mapped = np.concatenate([thetas_from_standardized(phis[:, :k], transforms, sizes), phis[:, k:]], axis=1)
-    return tuple((phi, value) for phi, (_, value) in zip(mapped, log))
+def _from_standardized_rows(phis, transforms, sizes, k: int) -> np.ndarray:
+    """Each row of ``phis`` (standardised phi) in the model's parameterisation: its first k entries (theta) mapped
+    by :func:`~lmmcompare.core.standardize.thetas_from_standardized`, the log residual sd ratios as they are."""
+    phis = np.array(phis, dtype=float)
+    return np.concatenate([thetas_from_standardized(phis[:, :k], transforms, sizes), phis[:, k:]], axis=1)
 
 
 @dataclass(frozen=True, eq=False)

@@ -301,18 +301,22 @@ class GroupingFactor:
 
 def grouping_factor(columns: tuple[str, ...], frame: pd.DataFrame) -> GroupingFactor:
     """Build the (interaction) grouping factor of ``columns``; first column slowest."""
-    codes = np.zeros(len(frame), dtype=np.int64)
-    per_column = []
-    for c in columns:
-        sub_codes, sub_levels = _factor_codes(frame[c])
-        codes = codes * len(sub_levels) + sub_codes
-        per_column.append(sub_levels)
-    used, dense = np.unique(codes, return_inverse=True)
-    parts = []
-    for sub_levels in reversed(per_column):  # decode the mixed-radix code, last column fastest
-        used, digit = np.divmod(used, len(sub_levels))
-        parts.append(np.asarray(sub_levels, dtype=object)[digit])
-    levels = tuple(":".join(p) for p in zip(*reversed(parts)))
+    if len(columns) == 1:   # one column's codes are dense already (_factor_codes drops unused levels)
+        dense, levels = _factor_codes(frame[columns[0]])
+        levels = tuple(levels)
+    else:
+        codes = np.zeros(len(frame), dtype=np.int64)
+        per_column = []
+        for c in columns:
+            sub_codes, sub_levels = _factor_codes(frame[c])
+            codes = codes * len(sub_levels) + sub_codes
+            per_column.append(sub_levels)
+        used, dense = np.unique(codes, return_inverse=True)
+        parts = []
+        for sub_levels in reversed(per_column):  # decode the mixed-radix code, last column fastest
+            used, digit = np.divmod(used, len(sub_levels))
+            parts.append(np.asarray(sub_levels, dtype=object)[digit])
+        levels = tuple(":".join(p) for p in zip(*reversed(parts)))
     name = ":".join(columns)
     if len(levels) < 2:
         raise DataError(
