@@ -177,8 +177,8 @@ class DenseCriterion:
         columns = L_Z_inv.T   # L_Z^{-1}: (L_Z L_Z')^{-1} = (L_Z^{-1})' L_Z^{-1}
         blocks = []
         for size, offset, n_levels in self.terms:
-            G = columns[:, offset : offset + n_levels * size].reshape(q, n_levels, size)
-            blocks.append(np.einsum("kna,knb->nab", G, G))
+            G = columns[:, offset : offset + n_levels * size].reshape(q, n_levels, size).transpose(1, 0, 2)
+            blocks.append(np.matmul(G.transpose(0, 2, 1), G))   # per level n: G_n' G_n (einsum: 3x slower)
         return DenseValues(u=s[:q], beta_shifted=s[q:], r2=float(L[-1, -1] ** 2), L_X=L[q : q + p, q : q + p],
                            objective=self._value(L), re_inverse_blocks=blocks)
 

@@ -10,6 +10,7 @@ the same quantities by the same solves on one ``N x N`` array.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 from ..core.factor import factorize, scratch
 from ..core.relcovar import apply_lambda, theta_to_T
@@ -17,6 +18,8 @@ from ..core.solve import diagonal_blocks, inverse_blocks, solve_modes
 from ..core.standardize import is_singular
 from ..errors import DataError
 from .fit import Devfun, far_from_zero
+
+_trtri = scipy.linalg.lapack.dtrtri
 
 
 def values_at(devfun: Devfun, theta: np.ndarray, singular_tol: float = 1e-4) -> dict:
@@ -39,7 +42,7 @@ def values_at(devfun: Devfun, theta: np.ndarray, singular_tol: float = 1e-4) -> 
             u, beta, r2, LX = values.u, values.beta_shifted + cp.beta_offset, values.r2, values.L_X
             objective, Ts = values.objective, theta_to_T(theta, [t.p for t in spec.terms])
             sigma = float(np.sqrt(r2 / dof))
-            cond_blocks = [sigma**2 * np.einsum("ab,jbc,dc->jad", T, C, T)
+            cond_blocks = [sigma**2 * _sandwich(T, C)
                            for T, C in zip(Ts, values.re_inverse_blocks)]
         else:
             # in the devfun's scratch arrays: the fit keeps none of the factor (LmerFit.factor builds its own)
@@ -53,7 +56,7 @@ def values_at(devfun: Devfun, theta: np.ndarray, singular_tol: float = 1e-4) -> 
         raise DataError(f"the factor at the optimum is not positive definite to working precision: "
                         f"{far_from_zero(spec)}") from None
     b = apply_lambda(u, Ts, [t.n_levels for t in spec.terms])
-    LX_inv = np.linalg.inv(LX) if cp.p else np.zeros((0, 0))
+    LX_inv = _trtri(LX, lower=1)[0] if cp.p else np.zeros((0, 0))   # L_X is lower triangular
     return dict(spec=spec, reml=reml, theta=theta, phi=phi, beta=beta, sigma=sigma, u=u, b=b,
                 objective=float(objective), vcov_beta=sigma**2 * (LX_inv.T @ LX_inv),
                 cond_blocks=cond_blocks, singular=_singular(devfun, spec, theta, singular_tol), cp=cp)
@@ -67,11 +70,16 @@ def conditional_blocks(f, sigma, workspace=None) -> list[np.ndarray]:
     """
     cp = f.cp
     first, H, _ = inverse_blocks(f, include_X=False, workspace=workspace)
-    out = [sigma**2 * np.einsum("ab,jbc,dc->jad", f.Ts[0], first, f.Ts[0])]
+    out = [sigma**2 * _sandwich(f.Ts[0], first)]
     for T, off, n_lev in zip(f.Ts[1:], cp.rest_offsets, cp.rest_levels):
         C = diagonal_blocks(H, off, n_lev, T.shape[0])
-        out.append(sigma**2 * np.einsum("ab,jbc,dc->jad", T, C, T))
+        out.append(sigma**2 * _sandwich(T, C))
     return out
+
+
+def _sandwich(T: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """``T C_j T'`` for each block ``C_j`` of ``C`` (``l x p x p``), by matmul (a three-operand einsum is 3x slower)."""
+    return np.matmul(np.matmul(T, C), T.T)
 
 
 def _singular(devfun, spec, theta, tol) -> bool:

@@ -40,6 +40,19 @@ def check_columns(names, data: pd.DataFrame, where: str) -> None:
             )
 
 
+class FrameColumns(dict):
+    """The columns of a model frame by name, each taken from the frame once: building a spec reads a column
+    up to four times, and a DataFrame lookup costs about 10 us (pandas 3 keeps no cache of them)."""
+
+    def __init__(self, frame: pd.DataFrame, known: dict | None = None):
+        super().__init__(known or {})   # ``known``: columns already at hand, each equal to frame[name]
+        self.frame = frame
+
+    def __missing__(self, name):
+        column = self[name] = self.frame[name]
+        return column
+
+
 def _plain_column(col: pd.Series) -> pd.Series:
     """Nullable extension dtypes become numpy float or object columns (NA -> NaN/None)."""
     dtype = col.dtype
@@ -84,8 +97,9 @@ def _has_infinite(col: pd.Series) -> bool:
     return bool(np.isinf(col.to_numpy(dtype=float, na_value=np.nan)).any())
 
 
-def complete_rows(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int]:
-    """Return the used columns with missing or infinite-free rows kept.
+def complete_rows(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int, FrameColumns]:
+    """Return the used columns with missing or infinite-free rows kept, how many rows were dropped, and
+    the new frame's :class:`FrameColumns` (the columns it was made of: no lookups of them again).
 
     Rows with a missing value in any used column are dropped with a
     :class:`DroppedRowsWarning` that says how many; infinite values are an error.
@@ -123,7 +137,8 @@ def complete_rows(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, in
             columns[c] = drop_unused_levels(col)
     index = data.index[~drop] if n_drop else data.index
     # copy=False: no column of the frame is ever modified in place (37 us instead of 62 for three columns)
-    return pd.DataFrame(columns, index=index, copy=False), n_drop
+    frame = pd.DataFrame(columns, index=index, copy=False)
+    return frame, n_drop, FrameColumns(frame, columns)
 
 
 _NOT_MODEL_VALUES = {  # numpy dtype kind -> (what it holds, how to convert column {c!r})
@@ -149,7 +164,7 @@ def _value_kinds(col: pd.Series) -> set[str]:
     return {kind(v) for v in values}
 
 
-def check_column_values(frame: pd.DataFrame, used, predictors) -> None:
+def check_column_values(frame: pd.DataFrame | FrameColumns, used, predictors) -> None:
     """Every model column must hold numbers or labels, and a predictor's labels must be genuine.
 
     Dates, time differences, complex numbers and Python objects such as lists are errors

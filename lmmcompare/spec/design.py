@@ -147,7 +147,8 @@ class Design:
         return formulaic_design(self.expr, self.frame, "the model matrix").formulaic_spec
 
 
-def build_design(expr: str, frame: pd.DataFrame, where: str, codings: dict | None = None) -> Design:
+def build_design(expr: str, frame: pd.DataFrame, where: str, codings: dict | None = None,
+                 columns=None) -> Design:
     """Evaluate a one-sided formula on ``frame`` (complete rows only).
 
     Plain formulas (:func:`.terms.simple_terms`) are built directly, others by
@@ -157,7 +158,7 @@ def build_design(expr: str, frame: pd.DataFrame, where: str, codings: dict | Non
     column must be finite with squares representable in double precision
     (``I(1/x)`` at ``x = 0`` or ``log(x)`` at ``x <= 0`` is a :class:`DataError` naming it).
     """
-    cols = None if codings else direct_columns(expr, frame, reserved=_CONTEXT)
+    cols = None if codings else direct_columns(expr, frame, reserved=_CONTEXT, columns=columns)
     if codings:
         design = _coded_design(expr, frame, where, codings)
     elif cols is None:
@@ -210,11 +211,12 @@ def formulaic_design(expr: str, frame: pd.DataFrame, where: str, context: dict |
                   expr=expr, frame=frame, formulaic_spec=ms, context=context)
 
 
-def expression_values(expr: str, frame: pd.DataFrame, where: str = "response") -> np.ndarray:
-    """One numeric column from an expression of the frame's columns (the response, an offset)."""
+def expression_values(expr: str, frame: pd.DataFrame, where: str = "response", columns=None) -> np.ndarray:
+    """One numeric column from an expression of the frame's columns (the response, an offset); ``columns``:
+    the frame's :class:`~.checks.FrameColumns`, where the caller keeps them."""
     name = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
     if name in frame.columns:
-        return response_vector(frame[name], name)
+        return response_vector((frame if columns is None else columns)[name], name)
     design = build_design(f"0 + I({expr})" if where != "response" else f"0 + {expr}", frame, f"the {where}")
     if design.matrix.shape[1] != 1:
         raise FormulaError(f"{where} {expr!r} must evaluate to one numeric column")
@@ -299,16 +301,18 @@ class GroupingFactor:
         return np.array([lookup.get(v, -1) for v in labels], dtype=np.int64)
 
 
-def grouping_factor(columns: tuple[str, ...], frame: pd.DataFrame) -> GroupingFactor:
-    """Build the (interaction) grouping factor of ``columns``; first column slowest."""
+def grouping_factor(columns: tuple[str, ...], frame: pd.DataFrame, frame_columns=None) -> GroupingFactor:
+    """Build the (interaction) grouping factor of ``columns``; first column slowest (``frame_columns``: the
+    frame's :class:`~.checks.FrameColumns`, where the caller keeps them)."""
+    lookup = frame if frame_columns is None else frame_columns
     if len(columns) == 1:   # one column's codes are dense already (_factor_codes drops unused levels)
-        dense, levels = _factor_codes(frame[columns[0]])
+        dense, levels = _factor_codes(lookup[columns[0]])
         levels = tuple(levels)
     else:
         codes = np.zeros(len(frame), dtype=np.int64)
         per_column = []
         for c in columns:
-            sub_codes, sub_levels = _factor_codes(frame[c])
+            sub_codes, sub_levels = _factor_codes(lookup[c])
             codes = codes * len(sub_levels) + sub_codes
             per_column.append(sub_levels)
         used, dense = np.unique(codes, return_inverse=True)

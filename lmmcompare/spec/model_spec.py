@@ -18,7 +18,8 @@ import scipy.sparse as sp
 
 from ..datasets import load_dataset
 from ..errors import ArgumentError, DataError, FormulaError
-from .checks import check_column_values, check_columns, check_frame, check_sizes, complete_rows, full_rank_columns
+from .checks import (FrameColumns, check_column_values, check_columns, check_frame, check_sizes, complete_rows,
+                     full_rank_columns)
 from .contrasts import non_treatment, resolve_contrasts
 from .inputs import (INPUT_DEFAULTS, OFFSET, WEIGHTS, apply_subset, attach_input, check_no_missing, check_weights,
                      drop_zero_weights, split_offsets)
@@ -273,8 +274,8 @@ class ModelSpec:
                 "(e.g. statsmodels.formula.api.ols or numpy.linalg.lstsq)"
             )
         used, predictors = _used_columns(parsed, data)
-        columns = {c for c in data.columns if isinstance(c, str)}
-        offset_vars = set().union(*(_required(f"I({e})", "offset(...)", columns) for e in offset_exprs))
+        names = {c for c in data.columns if isinstance(c, str)}
+        offset_vars = set().union(*(_required(f"I({e})", "offset(...)", names) for e in offset_exprs))
         check_columns(offset_vars, data, "offset(...)")
         used = [c for c in map(str, data.columns) if c in set(used) | offset_vars]
         predictors = predictors | offset_vars
@@ -283,21 +284,23 @@ class ModelSpec:
             residual_factor(sigma_by, data)   # names the argument before anything else is checked
             used = used + [sigma_by] * (sigma_by not in used)
         check_no_missing(data, used + hidden, na_action)
-        frame, n_dropped = complete_rows(data, used + hidden)
+        frame, n_dropped, columns = complete_rows(data, used + hidden)
         if weights_column:
             frame, n_zero = drop_zero_weights(frame)
             n_dropped += n_zero
+            columns = FrameColumns(frame) if n_zero else columns
         w = frame.pop(WEIGHTS).to_numpy() if weights_column else None
         offset_argument = frame.pop(OFFSET).to_numpy() if offset_column else None
         o = offset_argument
-        check_column_values(frame, used, predictors)
-        y = expression_values(parsed.response, frame)
+        check_column_values(columns, used, predictors)
+        y = expression_values(parsed.response, frame, columns=columns)
         for expr in offset_exprs:
             o = (0.0 if o is None else o) + expression_values(expr, frame, "offset(...)")
-        codings = resolve_contrasts(contrasts, parsed.fixed, frame)
-        fixed = build_design(parsed.fixed, frame, "the fixed-effects model matrix", non_treatment(codings))
+        codings = resolve_contrasts(contrasts, parsed.fixed, frame, columns)
+        fixed = build_design(parsed.fixed, frame, "the fixed-effects model matrix", non_treatment(codings),
+                             columns=columns)
         keep, dropped = full_rank_columns(fixed)
-        terms = random_terms(parsed, frame)
+        terms = random_terms(parsed, frame, columns)
         inputs = {"offset": offset_argument, "contrasts": codings or None, "sigma_by": sigma_by}
         spec = cls(formula=formula, response=parsed.response, y=y, fixed=fixed, terms=terms,
                    frame=frame, data_name=data_name, n_dropped=n_dropped,
@@ -368,7 +371,7 @@ def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[list[str],
     for where, names in needed.items():
         check_columns(names, data, where)
     used = resp_cols.union(*needed.values())
-    repeated = sorted({str(c) for c in data.columns[data.columns.duplicated()]} & used)
+    repeated = [] if data.columns.is_unique else sorted({str(c) for c in data.columns[data.columns.duplicated()]} & used)
     if repeated:
         raise DataError(f"column {repeated[0]!r} appears more than once in data; rename or drop the duplicates")
     return [str(c) for c in data.columns if str(c) in used], predictors

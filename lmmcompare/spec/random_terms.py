@@ -163,14 +163,15 @@ class RandomTerm:
 
 
 
-def random_terms(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[RandomTerm, ...]:
-    """The terms of the bars on the model frame, ``||`` expanded, in lme4's order (decreasing levels, stable)."""
+def random_terms(parsed: ParsedFormula, frame: pd.DataFrame, columns=None) -> tuple[RandomTerm, ...]:
+    """The terms of the bars on the model frame, ``||`` expanded, in lme4's order (decreasing levels, stable);
+    ``columns``: the frame's :class:`~.checks.FrameColumns`, where the caller keeps them."""
     factors: dict[tuple[str, ...], GroupingFactor] = {}
     terms, seen = [], set()
     for bar in parsed.bars:
-        factor = factors.get(bar.group) or grouping_factor(bar.group, frame)
+        factor = factors.get(bar.group) or grouping_factor(bar.group, frame, columns)
         factors[bar.group] = factor
-        design = build_design(bar.expr, frame, f"random term {bar.text}")
+        design = build_design(bar.expr, frame, f"random term {bar.text}", columns=columns)
         if design.matrix.shape[1] == 0:
             raise FormulaError(f"random term {bar.text} has no columns (did you write '(0 | g)'?)")
         _check_structure(bar, design, frame)

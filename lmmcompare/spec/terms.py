@@ -127,7 +127,7 @@ def _treatment_coded(intercept: bool, terms: list[tuple[str, ...]], categorical:
     return True
 
 
-def direct_columns(expr: str, frame: pd.DataFrame, reserved=()) -> DirectColumns | None:
+def direct_columns(expr: str, frame: pd.DataFrame, reserved=(), columns=None) -> DirectColumns | None:
     """formulaic's model matrix of ``expr`` on ``frame``, or None where it is not certainly the same.
 
     Parameters
@@ -139,6 +139,8 @@ def direct_columns(expr: str, frame: pd.DataFrame, reserved=()) -> DirectColumns
     reserved : collection of str
         Names formulaic could read otherwise (its evaluation context): a model
         with factors, which is rebuilt by formulaic for new data, avoids them.
+    columns : FrameColumns, optional
+        The frame's columns by name (:class:`~.checks.FrameColumns`), where the caller keeps them.
     """
     parsed = simple_terms(expr)
     if parsed is None:
@@ -148,7 +150,7 @@ def direct_columns(expr: str, frame: pd.DataFrame, reserved=()) -> DirectColumns
     for name in dict.fromkeys(v for t in terms for v in t):
         if name not in frame.columns:
             return None
-        variables[name] = _variable(frame[name])
+        variables[name] = _variable((frame if columns is None else columns)[name])
         if variables[name] is None:
             return None
     categorical = {v for v, (_, levels) in variables.items() if levels is not None}
