@@ -21,6 +21,7 @@ the same reason).
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -107,11 +108,12 @@ def optimize_theta(fun_grad, start, lower, ftol=1e-10, gtol=1e-5, maxiter=2000,
 
     def logged(theta):
         value, grad = fun_grad(theta)
-        log.append((np.array(theta), float(value)))
-        if not np.isfinite(value):  # keep the line search going: a large finite value
+        value = float(value)
+        log.append((np.array(theta), value))
+        if not math.isfinite(value):  # keep the line search going: a large finite value
             return 1e300, np.zeros_like(theta)
         if not origin:
-            origin.append(float(value))
+            origin.append(value)
         return value - origin[0], grad
 
     t0 = time.perf_counter()
