@@ -35,6 +35,7 @@ CASES = [
     ("Pastes", "Pastes", "strength ~ 1 + (1 | batch/cask)", True),
     ("Orthodont", "Orthodont", "distance ~ age * Sex + (age | Subject)", True),
     ("InstEval (ML)", "InstEval", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)", False),
+    ("InstEval (REML, service x dept)", "InstEval", "y ~ 1 + service * dept + (1 | s) + (1 | d)", True),
 ]
 
 
