@@ -17,7 +17,9 @@ Their ``ftol`` is relative, ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1)``, and 
 profiled deviance of ``a y + b`` is that of ``y`` plus ``2 dof log|a|`` (dof = n, or
 n - p under REML): measured from the start, the stopping point no longer depends on the
 units of the response (lme4's nloptwrap stops on an absolute ``ftol_abs = 1e-8`` for
-the same reason).
+the same reason).  The tolerance on the projected gradient is at least the gradient's
+rounding noise, ``GRADIENT_ROUNDING |f(theta_0)|`` (at most 0.0002), so that the line search of a
+large model does not dither where the gradient is known to no more digits.
 """
 from __future__ import annotations
 
