@@ -41,16 +41,16 @@ def sparse_cross_products(rest_blocks: list, D: np.ndarray, Z1: sp.csc_matrix):
     DtZ1 = (Z1.T @ D).T
     DtD = sp.csr_matrix(D.T) @ D
     if not rest_blocks:
-        return sp.csr_matrix(DtZ1), None, None, DtD
+        return dense_to_csr(DtZ1), None, None, DtD
     Zr = sp.hstack(rest_blocks, format="csc")
     ZrtD = Zr.T @ D
     if Zr.shape[0] * (Zr.shape[1] + Z1.shape[1]) <= DENSE_DESIGN_UP_TO:
         # Z_r'Z_1 and Z_r'Z_r of a small design by BLAS on dense copies: the same numbers (sums of
         # products of the terms' columns) without scipy's per-product overhead (Penicillin 0.66 -> 0.4 ms)
         Zr_dense = Zr.toarray()
-        A21 = sp.csr_matrix(np.vstack([Zr_dense.T @ Z1.toarray(), DtZ1]))
-        return A21, sp.csr_matrix(Zr_dense.T @ Zr_dense), ZrtD, DtD
-    A21 = sp.vstack([Zr.T @ Z1, sp.csr_matrix(DtZ1)], format="csr")
+        A21 = dense_to_csr(np.vstack([Zr_dense.T @ Z1.toarray(), DtZ1]))
+        return A21, dense_to_csr(Zr_dense.T @ Zr_dense), ZrtD, DtD
+    A21 = sp.vstack([Zr.T @ Z1, dense_to_csr(DtZ1)], format="csr")
     A21.sort_indices()
     return A21, Zr.T @ Zr, ZrtD, DtD
 

@@ -24,12 +24,14 @@ from ..spec.parameters import lower_index
 from .relcovar import T_to_theta, theta_to_T
 
 _MAX_CONDITION = 1e12
+_IDENTITY_TOL = 1e-12   # is_identity: largest entry of |A - I|
+_PIVOT_TOL = 1e-12      # cholesky_psd: a pivot below this times its S_jj is a zero column
 _geqrf, _trtri = scipy.linalg.lapack.dgeqrf, scipy.linalg.lapack.dtrtri
 
 
 def is_identity(A) -> bool:
     """Whether a standardising ``A`` is absent or the identity (to 1e-12)."""
-    return A is None or float(np.abs(A - np.eye(A.shape[0])).max(initial=0.0)) <= 1e-12
+    return A is None or float(np.abs(A - np.eye(A.shape[0])).max(initial=0.0)) <= _IDENTITY_TOL
 
 
 def column_transforms(spec) -> list[np.ndarray] | None:
@@ -43,7 +45,7 @@ def column_transforms(spec) -> list[np.ndarray] | None:
             if rms == 0.0:
                 return None
             out.append(np.array([[1.0 / rms]]))
-            trivial = trivial and abs(1.0 / rms - 1.0) <= 1e-12   # is_identity's test
+            trivial = trivial and abs(1.0 / rms - 1.0) <= _IDENTITY_TOL   # is_identity of the 1 x 1 A
             continue
         if X.shape[0] < t.p:
             return None
@@ -68,7 +70,7 @@ def standardized_spec(spec, transforms):
     return dataclasses.replace(spec, terms=terms)
 
 
-def cholesky_psd(S: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+def cholesky_psd(S: np.ndarray, tol: float = _PIVOT_TOL) -> np.ndarray:
     """Lower-triangular ``L`` with non-negative diagonal and ``L L' = S`` for a PSD ``S``.
 
     A pivot below ``tol`` times its own diagonal element ``S_jj`` is a zero
@@ -121,7 +123,7 @@ def _positive_definite_cholesky(S: np.ndarray) -> np.ndarray | None:
     except np.linalg.LinAlgError:
         return None
     pivots = np.diagonal(L, axis1=1, axis2=2)
-    return L if np.all(pivots**2 > 1e-12 * np.diagonal(S, axis1=1, axis2=2)) else None
+    return L if np.all(pivots**2 > _PIVOT_TOL * np.diagonal(S, axis1=1, axis2=2)) else None
 
 
 def _batched_cholesky_psd(S: np.ndarray) -> np.ndarray:
@@ -130,7 +132,7 @@ def _batched_cholesky_psd(S: np.ndarray) -> np.ndarray:
     L = np.zeros_like(S)
     for j in range(p):
         d = S[:, j, j] - np.einsum("ka,ka->k", L[:, j, :j], L[:, j, :j])
-        keep = d > 1e-12 * S[:, j, j]
+        keep = d > _PIVOT_TOL * S[:, j, j]
         root = np.sqrt(np.where(keep, d, 1.0))
         below = S[:, j + 1 :, j] - np.einsum("kia,ka->ki", L[:, j + 1 :, :j], L[:, j, :j])
         L[:, j, j] = np.where(keep, root, 0.0)
