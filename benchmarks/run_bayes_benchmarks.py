@@ -55,7 +55,8 @@ with warnings.catch_warnings():
 diag = fit.diagnostics()
 print("RESULT", json.dumps({{"ess": float(diag["ess_bulk"].min()), "rhat": float(diag["r_hat"].max()),
       "divergences": int(diag.attrs["divergences"]), "grad_per_draw": diag.attrs.get("gradients_per_draw"),
-      "depth": diag.attrs.get("mean_tree_depth"), "sampling_s": fit.seconds}}))
+      "depth": diag.attrs.get("mean_tree_depth"), "sampling_s": fit.seconds, "sampler": fit.sampler,
+      "acceptance": float(fit.sampler_stats()["acceptance"].mean())}}))
 """
 
 BAMBI = """
@@ -126,6 +127,8 @@ def row(model: str, who: str, setting: str, r: dict, reference: dict | None = No
     rate = r["ess"] / r["wall"]
     ratio = f"{rate / (reference['ess'] / reference['wall']):.2f}x" if reference and "error" not in reference else ""
     depth = f"{r['grad_per_draw']:.1f}" if r.get("grad_per_draw") else ""
+    if r.get("sampler") == "independence":   # one log density per draw, no gradient (lmmcompare.bayesian.independence)
+        depth = f"0 (independence MH, acceptance {r['acceptance']:.2f})"
     return (f"| {model} | {who} | {setting} | {r['wall']:.1f} | {r['ess']:.0f} | {rate:.1f} | {ratio} | "
             f"{r['rhat']:.3f} | {r['divergences']} | {depth} |")
 

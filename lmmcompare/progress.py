@@ -5,6 +5,7 @@ Writes to stderr only when enabled; no dependency beyond the standard library.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 
@@ -17,9 +18,14 @@ class Progress:
         self.done = 0
         self.start = time.perf_counter()
         self._last = 0.0
+        self._lock = threading.Lock()   # updated from worker threads too
 
     def update(self, n: int = 1):
-        self.done += n
+        with self._lock:
+            self.done += n
+            self._show()
+
+    def _show(self):
         now = time.perf_counter()
         if self.enabled and (now - self._last > 0.2 or self.done >= self.total):
             self._last = now

@@ -172,7 +172,9 @@ def test_bad_priors_are_typed_errors(priors, message):
     (dict(draws=0), "draws must be an integer >= 1"),
     (dict(chains=1.5), "chains must be an integer >= 1"),
     (dict(init="map"), "init must be one of"),
-    (dict(init="laplace", sampler="nutpie"), "init='laplace' needs sampler='pymc'"),
+    (dict(init="laplace", sampler="nutpie"), "init='laplace' is a start for PyMC's NUTS: use it with sampler='pymc'"),
+    (dict(init="adapt_diag", sampler="independence"), "sampler='independence' starts from the Laplace approximation"),
+    (dict(sampler="mh"), "sampler must be one of"),
     (dict(log_likelihood="no"), "log_likelihood must be"),
 ])
 def test_bad_sampling_arguments(kwargs, message):

@@ -52,6 +52,11 @@ class BlockedLogLik(Op):
         # tuple, so a reader never sees half of it
         self._current = (response_row(cp), cp, DenseCriterion.for_model(cp, reml=False))
 
+    @property
+    def cp(self) -> CrossProducts:
+        """The cross-products of the current response."""
+        return self._current[1]
+
     def products(self, row: np.ndarray) -> tuple[CrossProducts, DenseCriterion | None]:
         """The cross-products for response ``row`` and, for a small model, its dense criterion
         (:mod:`lmmcompare.core.small_dense`, 4 to 5 times faster there); rebuilt only when the row changes."""
@@ -84,6 +89,36 @@ class BlockedLogLik(Op):
 
     def connection_pattern(self, node):
         return connections(node, n_parameters=3)
+
+    def __hash__(self):
+        return id(self)
+
+    def __eq__(self, other):
+        return self is other
+
+
+class BlockedLogLikValue(Op):
+    """``(beta, sigma, theta, row) -> log p(y | beta, sigma, theta)`` alone, from a :class:`BlockedLogLik`'s products.
+
+    For samplers that never ask for a gradient (:mod:`.independence`): the
+    factor without the inverse blocks that its gradient needs (InstEval:
+    21 ms instead of 57 ms per evaluation).
+    """
+
+    __props__ = ()
+
+    def __init__(self, full: BlockedLogLik):
+        self.full = full
+
+    def make_node(self, beta, sigma, theta, row):
+        inputs = [pt.as_tensor_variable(x, dtype="float64") for x in (beta, sigma, theta, row)]
+        return Apply(self, inputs, [pt.dscalar()])
+
+    def perform(self, node, inputs, output_storage):
+        beta, sigma, theta, row = inputs
+        cp, dense = self.full.products(row)
+        result = loglik(cp, beta, float(sigma), theta, gradient=False, dense=dense)
+        output_storage[0][0] = np.asarray(result.value, dtype="float64")
 
     def __hash__(self):
         return id(self)

@@ -23,7 +23,7 @@ from .result import BayesFit
 
 PARAMETERIZATIONS = ("marginal", "auto", "noncentered", "centered")
 DEFAULT_PARAMETERIZATION = "marginal"   # b integrated out, drawn exactly afterwards (docs/bayesian.md says why)
-SAMPLERS = ("pymc", "nutpie")
+SAMPLERS = ("auto", "pymc", "nutpie", "independence")
 INITS = ("auto", "laplace", "jitter+adapt_diag", "adapt_diag", "jitter+adapt_full", "adapt_full")
 LAPLACE_MIN_N = 10_000   # init="auto" starts the marginal model from its mode from this many rows, or ...
 LAPLACE_MAX_P = 2        # ... when no term has more columns than this
@@ -40,7 +40,7 @@ def import_nutpie():
 
 
 def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
-          cores: int | None = None, seed=None, sampler: str = "pymc", parameterization: str = DEFAULT_PARAMETERIZATION,
+          cores: int | None = None, seed=None, sampler: str = "auto", parameterization: str = DEFAULT_PARAMETERIZATION,
           progressbar: bool = True, target_accept: float = 0.9, posterior_predictive: bool = False,
           log_likelihood: bool = True, init: str = "auto", reml_fit=None, weights=None, offset=None,
           contrasts=None, subset=None, na_action: str = "omit", sigma_by=None) -> BayesFit:
@@ -70,8 +70,11 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     check_bool("posterior_predictive", posterior_predictive)
     check_bool("log_likelihood", log_likelihood)
     check_choice("init", init, INITS)
-    if init == "laplace" and sampler != "pymc":
-        raise ArgumentError("init='laplace' needs sampler='pymc' (nutpie adapts its own mass matrix)")
+    if init == "laplace" and sampler not in ("pymc", "auto"):
+        raise ArgumentError(f"init='laplace' is a start for PyMC's NUTS: use it with sampler='pymc', not {sampler!r}")
+    if sampler == "independence" and init not in ("auto", "laplace"):
+        raise ArgumentError(f"init={init!r} starts NUTS; sampler='independence' starts from the Laplace "
+                            "approximation: leave init='auto'")
     if priors is not None and not isinstance(priors, (dict, PriorSet)):
         raise ArgumentError(f"priors must be a dict such as {{'sigma': ('half_normal', 10)}}, got {priors!r}")
     spec = as_spec(formula, data, weights=weights, offset=offset, contrasts=contrasts, subset=subset,
@@ -86,8 +89,8 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     # small dense blocks: one BLAS thread (lmmcompare.core.threads)
     with single_blas_thread():
         with compile_mode(built), quiet_sampling(), built.model:
-            kwargs = _sampling_options(built, draws, tune, chains, cores, sample_seed, progressbar, target_accept,
-                                       sampler, init)
+            sampler, kwargs = _sampling_options(built, draws, tune, chains, cores, sample_seed, progressbar,
+                                                target_accept, sampler, init)
             raw = pm.sample(**kwargs)
         fit = _to_fit(raw, built, rng, seed, sampler, time.perf_counter() - t0, posterior_predictive,
                       log_likelihood, progressbar)
@@ -122,11 +125,22 @@ def compile_mode(built):
 
 
 def _sampling_options(built, draws, tune, chains, cores, sample_seed, progressbar, target_accept, sampler,
-                      init) -> dict:
-    """The keywords of ``pm.sample``: PyMC's or nutpie's NUTS, and the start ``init`` asks for."""
+                      init) -> tuple[str, dict]:
+    """The sampler used and the keywords of ``pm.sample``: PyMC's or nutpie's NUTS with the start ``init``
+    asks for, or the independence step (:mod:`.independence`; ``sampler="auto"`` where a gradient is costly)."""
     kwargs = dict(draws=draws, tune=tune, chains=chains, cores=cores if cores is not None else min(chains, 2),
                   random_seed=sample_seed, progressbar=progressbar, target_accept=target_accept,
                   compute_convergence_checks=False)
+    if sampler == "auto":
+        from .independence import costly_gradient
+
+        sampler = "independence" if costly_gradient(built) else "pymc"
+    if sampler == "independence":
+        independence = _independence_options(built, chains, sample_seed)
+        if independence:
+            kwargs.pop("target_accept")
+            return sampler, {**kwargs, **independence}
+        sampler = "pymc"   # no Laplace approximation to propose from: NUTS, started as PyMC starts it
     if sampler == "nutpie":
         import_nutpie()
         kwargs["nuts_sampler"] = "nutpie"
@@ -139,7 +153,27 @@ def _sampling_options(built, draws, tune, chains, cores, sample_seed, progressba
                 kwargs.update(laplace)
     else:
         kwargs["init"] = init
-    return kwargs
+    return sampler, kwargs
+
+
+def _independence_options(built, chains, sample_seed) -> dict:
+    """``step`` and ``initvals`` for the independence step around the Laplace approximation, or ``{}`` with
+    a warning where the Hessian at the mode is not negative definite."""
+    from .independence import LaplaceIndependence
+    from .start import laplace_approximation
+
+    rng = np.random.default_rng(sample_seed)
+    laplace = laplace_approximation(built.model, rng)
+    try:
+        cov = np.linalg.inv(-laplace.hessian)
+        chol = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        warnings.warn("sampler='independence': the Hessian at the posterior mode is not negative definite, so "
+                      "there is no Laplace approximation to propose from; sampling by NUTS instead",
+                      SamplingWarning, stacklevel=5)
+        return {}
+    return {"step": LaplaceIndependence(model=built.model, mode=laplace.mode, cov=cov),
+            "initvals": laplace.chain_starts(built.model, chains, rng, chol)}
 
 
 def laplace_by_default(built) -> bool:

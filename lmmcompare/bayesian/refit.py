@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from ..arguments import check_choice, check_int, check_seed
-from .fit import PARAMETERIZATIONS, SAMPLERS, _to_fit, compile_mode, import_nutpie, quiet_sampling
+from .fit import PARAMETERIZATIONS, _to_fit, compile_mode, import_nutpie, quiet_sampling
 from .marginal import response_data
 from .model import build_model
 from .priors import default_priors
@@ -48,7 +48,7 @@ class Refitter:
         import pymc as pm
 
         check_choice("parameterization", parameterization, PARAMETERIZATIONS)
-        check_choice("sampler", sampler, SAMPLERS)
+        check_choice("sampler", sampler, ("pymc", "nutpie"))
         self.spec, self.sampler, self.target_accept = spec, sampler, target_accept
         self.built = build_model(spec, default_priors(spec, priors), parameterization, shared_response=True,
                                  reml_fit=reml_fit)

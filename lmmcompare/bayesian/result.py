@@ -45,8 +45,12 @@ _SAMPLER_STATS = (   # (column, sample_stats names in PyMC's and nutpie's spelli
     ("max_depth_hits", ("reached_max_treedepth", "maxdepth_reached"), lambda v: v.sum(axis=1).astype(int)),
     ("gradients_per_draw", ("n_steps",), lambda v: v.mean(axis=1)),
     ("step_size", ("step_size",), lambda v: v.mean(axis=1)),
-    ("acceptance", ("acceptance_rate", "mean_tree_accept"), lambda v: v.mean(axis=1)),
+    ("acceptance", ("acceptance_rate", "mean_tree_accept", "accept"), lambda v: v.mean(axis=1)),
+    ("moves", ("accepted",), lambda v: v.mean(axis=1)),   # the independence step's share of moves
 )
+
+
+LOW_MOVES = 0.1   # diagnostics(warn=True) flags independence chains that move on fewer draws than this (mean)
 
 
 @dataclass(frozen=True, eq=False)
@@ -278,18 +282,21 @@ class BayesFit:
         """R-hat, bulk and tail ESS per parameter; divergences, tree depth and gradients per draw in ``attrs``.
 
         ``attrs`` holds ``divergences`` (total), ``mean_tree_depth``,
-        ``max_tree_depth``, ``max_depth_hits`` (draws whose tree hit the cap)
-        and ``gradients_per_draw`` (mean leapfrog steps) over all chains
-        (:meth:`sampler_stats` has them per chain).  With ``warn``, a
+        ``max_tree_depth``, ``max_depth_hits`` (draws whose tree hit the cap),
+        ``gradients_per_draw`` (mean leapfrog steps) and ``acceptance`` (mean
+        acceptance probability) over all chains, and for the independence
+        sampler ``moves`` (the share of draws that moved; no gradients, no
+        trees) (:meth:`sampler_stats` has them per chain).  With ``warn``, a
         :class:`~lmmcompare.errors.SamplingWarning` names every parameter with
-        R-hat > 1.01 or ESS < 400, and reports divergences and trees cut at the cap.
+        R-hat > 1.01 or ESS < 400, and reports divergences, trees cut at the cap
+        and independence chains that move on fewer than 10% of draws.
         """
         check_bool("warn", warn)
         table = az.summary(self.idata, var_names=self.parameter_names, kind="diagnostics")
         divergent = int(self.idata.sample_stats["diverging"].sum()) if "diverging" in self.idata.sample_stats else 0
         table.attrs["divergences"] = divergent
         per_chain = self.sampler_stats()
-        for column in ("mean_tree_depth", "gradients_per_draw"):
+        for column in ("mean_tree_depth", "gradients_per_draw", "acceptance", "moves"):
             if column in per_chain:
                 table.attrs[column] = float(per_chain[column].mean())
         if "max_tree_depth" in per_chain:
@@ -309,6 +316,10 @@ class BayesFit:
                         else "try parameterization='marginal', which has no level effects to funnel, "
                              "or raise target_accept")
                 problems.append(f"{divergent} divergent transitions ({hint})")
+            if table.attrs.get("moves", 1.0) < LOW_MOVES:
+                problems.append(f"the independence sampler moved on only {100 * table.attrs['moves']:.0f}% of "
+                                "draws: the posterior is far from its Laplace approximation (sampler='pymc' "
+                                "samples it by NUTS)")
             hits = table.attrs.get("max_depth_hits", 0)
             if hits:
                 draws = self.idata.posterior.sizes["draw"] * per_chain.shape[0]

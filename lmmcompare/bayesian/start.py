@@ -43,6 +43,57 @@ def _hessian(dlogp, x, h=1e-4):
     return 0.5 * (H + H.T)
 
 
+@dataclass(frozen=True)
+class LaplaceApproximation:
+    """The posterior mode and the Hessian there (unconstrained space, PyMC's value variables, raveled)."""
+
+    mode: np.ndarray
+    hessian: np.ndarray
+    logp_dlogp: object       # the compiled log density and gradient the search used
+    point_map_info: tuple    # how the raveled vector maps back to the value variables
+
+    def chain_starts(self, model, chains: int, rng: np.random.Generator, chol: np.ndarray, spread: float = 2.0):
+        """One start per chain, ``mode + spread * chol @ z``, as the untransformed values pm.sample takes."""
+        from pymc.blocking import DictToArrayBijection, RaveledVars
+
+        free_names = [rv.name for rv in model.free_RVs]
+        untransform = model.compile_fn(inputs=model.value_vars, outs=[model.rvs_to_values[rv] if
+                                       model.rvs_to_transforms.get(rv) is None else
+                                       model.rvs_to_transforms[rv].backward(model.rvs_to_values[rv], *rv.owner.inputs)
+                                       for rv in model.free_RVs], on_unused_input="ignore")
+        starts = []
+        for _ in range(chains):
+            x = self.mode + spread * chol @ rng.standard_normal(self.mode.size)
+            values = untransform(DictToArrayBijection.rmap(RaveledVars(x, self.point_map_info)))
+            starts.append(dict(zip(free_names, values)))
+        return starts
+
+
+def laplace_approximation(model, rng: np.random.Generator) -> LaplaceApproximation:
+    """The mode of ``model``'s density (L-BFGS from PyMC's initial point) and the Hessian there (central
+    differences of the gradient), in the space NUTS samples: unconstrained, log-Jacobians included."""
+    import scipy.optimize
+    from pymc.blocking import DictToArrayBijection
+
+    value_vars = list(model.value_vars)
+    logp_dlogp = model.logp_dlogp_function(grad_vars=value_vars, ravel_inputs=True)
+    logp_dlogp.set_extra_values({})
+    start = model.initial_point(random_seed=int(rng.integers(2**31 - 1)))
+    raveled = DictToArrayBijection.map({v.name: start[v.name] for v in value_vars})
+
+    def negative(x):
+        value, grad = logp_dlogp(x)
+        return -float(value), -np.asarray(grad, dtype=float)
+
+    found = scipy.optimize.minimize(negative, raveled.data.astype(float), jac=True, method="L-BFGS-B",
+                                    options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
+
+    def dlogp(x):
+        return np.asarray(logp_dlogp(x)[1], dtype=float)
+
+    return LaplaceApproximation(found.x, _hessian(dlogp, found.x), logp_dlogp, raveled.point_map_info)
+
+
 def laplace_start(model, chains: int, rng: np.random.Generator, target_accept: float,
                   spread: float = 2.0, dense: bool = True) -> LaplaceStart | None:
     """Mode, inverse Hessian, per-chain starts and a NUTS step for ``model``.
@@ -58,30 +109,10 @@ def laplace_start(model, chains: int, rng: np.random.Generator, target_accept: f
     negative (then the caller keeps PyMC's default start).
     """
     import pymc as pm
-    import scipy.optimize
-    from pymc.blocking import DictToArrayBijection, RaveledVars
     from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt, QuadPotentialFullAdapt
 
-    # the density NUTS samples: unconstrained space, log-Jacobians included
-    value_vars = list(model.value_vars)
-    logp_dlogp = model.logp_dlogp_function(grad_vars=value_vars, ravel_inputs=True)
-    logp_dlogp.set_extra_values({})
-    start = model.initial_point(random_seed=int(rng.integers(2**31 - 1)))
-    raveled = DictToArrayBijection.map({v.name: start[v.name] for v in value_vars})
-    info = raveled.point_map_info
-
-    def negative(x):
-        value, grad = logp_dlogp(x)
-        return -float(value), -np.asarray(grad, dtype=float)
-
-    found = scipy.optimize.minimize(negative, raveled.data.astype(float), jac=True, method="L-BFGS-B",
-                                    options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
-    x_mode = found.x
-
-    def dlogp(x):
-        return np.asarray(logp_dlogp(x)[1], dtype=float)
-
-    H = _hessian(dlogp, x_mode)
+    laplace = laplace_approximation(model, rng)
+    x_mode, H = laplace.mode, laplace.hessian
     try:
         cov = np.linalg.inv(-H)
         chol = np.linalg.cholesky(cov)
@@ -95,17 +126,7 @@ def laplace_start(model, chains: int, rng: np.random.Generator, target_accept: f
         if not np.all(np.isfinite(variances) & (variances > 0)):
             return None
         cov, chol = np.diag(variances), np.diag(np.sqrt(variances))
-    # pm.sample takes starts as untransformed values of the free variables
-    free_names = [rv.name for rv in model.free_RVs]
-    untransform = model.compile_fn(inputs=model.value_vars, outs=[model.rvs_to_values[rv] if
-                                   model.rvs_to_transforms.get(rv) is None else
-                                   model.rvs_to_transforms[rv].backward(model.rvs_to_values[rv], *rv.owner.inputs)
-                                   for rv in model.free_RVs], on_unused_input="ignore")
-    initvals = []
-    for _ in range(chains):
-        x = x_mode + spread * chol @ rng.standard_normal(x_mode.size)
-        values = untransform(DictToArrayBijection.rmap(RaveledVars(x, info)))
-        initvals.append(dict(zip(free_names, values)))
+    initvals = laplace.chain_starts(model, chains, rng, chol, spread)
     if dense:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature")
@@ -114,5 +135,6 @@ def laplace_start(model, chains: int, rng: np.random.Generator, target_accept: f
         potential = QuadPotentialDiagAdapt(x_mode.size, x_mode, np.diag(cov).copy(), 10)
     with model:
         # the mode search's compiled log density and gradient serve NUTS too (one compilation, not two)
-        step = pm.NUTS(vars=value_vars, potential=potential, target_accept=target_accept, logp_dlogp_func=logp_dlogp)
+        step = pm.NUTS(vars=list(model.value_vars), potential=potential, target_accept=target_accept,
+                       logp_dlogp_func=laplace.logp_dlogp)
     return LaplaceStart(mode=x_mode, cov=cov, initvals=initvals, step=step)

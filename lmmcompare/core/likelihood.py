@@ -124,14 +124,16 @@ def _assembled(cp: CrossProducts, beta, sigma: float, theta, logdet: float, r2: 
                          d_theta=-0.5 * (dlogdet + dr2 / s2))
 
 
-def conditional_effects(cp: CrossProducts, beta, sigma: float, theta, rng: np.random.Generator) -> np.ndarray:
+def conditional_effects(cp: CrossProducts, beta, sigma: float, theta, rng: np.random.Generator,
+                        factor=None) -> np.ndarray:
     """One draw of ``b | y, beta, sigma, theta`` (all terms stacked, the spec's layout).
 
     ``u ~ N(u(beta), sigma^2 (L_theta L_theta')^{-1})`` with ``u(beta)`` the conditional
     modes (:func:`.solve.solve_modes`) and ``b = Lambda u``; the noise is
-    ``sigma L_theta'^{-1} z``, solved block by block like the modes.
+    ``sigma L_theta'^{-1} z``, solved block by block like the modes.  ``factor`` is
+    ``L(theta)`` when the caller has it (not factored again).
     """
-    f = factorize(cp, np.asarray(theta, dtype=float))
+    f = factorize(cp, np.asarray(theta, dtype=float)) if factor is None else factor
     u, _ = solve_modes(f, np.asarray(beta, dtype=float))
     qr = cp.q_rest
     z = rng.standard_normal(cp.l1 * cp.p1 + qr)

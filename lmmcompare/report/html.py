@@ -51,7 +51,7 @@ def software_versions() -> dict:
 
 TRACE_PARAMETERS = 8   # more would make the report's trace plot thousands of pixels tall
 
-MARGINAL_NOTE = (" (the default: the random effects are integrated out of the likelihood, so NUTS moves on "
+MARGINAL_NOTE = (" (the default: the random effects are integrated out of the likelihood, so the sampler moves on "
                  "the fixed effects, sds, correlations and sigma alone, with no funnel; each draw's random "
                  "effects are then drawn from their exact Gaussian conditional)")
 
@@ -123,7 +123,7 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
                                               f" of the {shown} parameters with the smallest bulk ESS")))
     parts.append("<h2>Diagnostics and checks</h2>")
     diag = cmp.bayes.diagnostics()
-    parts.append(f"<p>Divergent transitions: {diag.attrs.get('divergences', 0)}. {_sampler_effort(diag.attrs)}</p>")
+    parts.append(f"<p>{_sampler_effort(diag.attrs)}</p>")
     parts.append(table_html(diag))
     parts.append("<h3>Sampler, per chain</h3>" + table_html(cmp.bayes.sampler_stats()))
     parts.append("<h3>Posterior predictive test statistics</h3>" + table_html(cmp.ppc(seed=0)))
@@ -143,11 +143,17 @@ def write_report(cmp, path, ci: str = "profile", level: float = 0.95, studies=()
 
 
 def _sampler_effort(attrs) -> str:
-    """One sentence on how hard NUTS worked: tree depth and gradients per draw."""
+    """How hard the sampler worked: NUTS's divergences, tree depth and gradients per draw, or the independence
+    step's acceptance (:mod:`lmmcompare.bayesian.independence`)."""
+    if "moves" in attrs:
+        return (f"Independence Metropolis-Hastings from the Laplace approximation (one log density per draw, "
+                f"no gradient): mean acceptance probability {attrs['acceptance']:.2f}, "
+                f"{100 * attrs['moves']:.0f}% of draws moved.")
+    text = f"Divergent transitions: {attrs.get('divergences', 0)}."
     if "gradients_per_draw" not in attrs:
-        return ""
-    text = (f"NUTS took {attrs['gradients_per_draw']:.1f} gradient evaluations per draw "
-            f"(mean tree depth {attrs.get('mean_tree_depth', float('nan')):.1f}, "
-            f"deepest {attrs.get('max_tree_depth', 0)})")
+        return text
+    text += (f" NUTS took {attrs['gradients_per_draw']:.1f} gradient evaluations per draw "
+             f"(mean tree depth {attrs.get('mean_tree_depth', float('nan')):.1f}, "
+             f"deepest {attrs.get('max_tree_depth', 0)})")
     hits = attrs.get("max_depth_hits", 0)
     return text + (f"; {hits} draws hit the maximum depth." if hits else "; no tree hit the maximum depth.")
