@@ -351,7 +351,7 @@ ARGUMENTS = [
     pytest.param(_bayes(chains=2.0), ArgumentError, "chains must be an integer >= 1, got 2.0", id="bayes-chains-float"),
     pytest.param(_bayes(cores=0), ArgumentError, "cores must be an integer >= 1", id="bayes-cores-0"),
     pytest.param(_bayes(seed="a"), ArgumentError, "seed must be None", id="bayes-seed-str"),
-    pytest.param(_bayes(sampler="stan"), ArgumentError, "sampler must be one of pymc, nutpie", id="bayes-sampler"),
+    pytest.param(_bayes(sampler="stan"), ArgumentError, "sampler must be one of auto, pymc, nutpie, independence", id="bayes-sampler"),
     pytest.param(_bayes(parameterization=1), ArgumentError, "parameterization must be one of",
                  id="bayes-parameterization-int"),
     pytest.param(_bayes(progressbar="no"), ArgumentError, "progressbar must be True or False", id="bayes-progressbar"),

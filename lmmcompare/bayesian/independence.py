@@ -12,7 +12,7 @@ takes several.  This step proposes independently of the current point
     x* = m + C z / sqrt(w),   z ~ N(0, I),  w ~ chi2_nu / nu,
 
 a multivariate t with ``nu`` degrees of freedom around the posterior mode ``m``
-with ``C C'`` the inverse Hessian there (:mod:`.start`), and accepts it with
+with ``C C'`` the inverse Hessian there (:mod:`lmmcompare.bayesian.start`), and accepts it with
 probability
 
     min(1, [pi(x*) / q(x*)] / [pi(x) / q(x)]),
@@ -45,17 +45,17 @@ MIN_TRAILING = 500  # ... when the blocked factor's dense trailing block has at 
 
 
 def blocked_nodes(logp) -> list:
-    """The :class:`~.blocked.BlockedLogLik` nodes of the graph ``logp`` (a model's log density; none for the
-    closed form)."""
+    """The ``BlockedLogLik`` nodes (:mod:`lmmcompare.bayesian.blocked`) of the graph ``logp``, a model's
+    log density (none for the closed form)."""
     return list({v.owner for v in ancestors([logp]) if v.owner is not None and isinstance(v.owner.op, BlockedLogLik)})
 
 
 def costly_gradient(built) -> bool:
     """Whether ``sampler="auto"`` samples ``built`` by this step rather than NUTS.
 
-    The marginal model of at least :data:`MIN_ROWS` rows (a posterior close to
+    The marginal model of at least ``MIN_ROWS`` (10,000) rows (a posterior close to
     its Laplace approximation) whose blocked factor keeps a dense trailing block
-    of at least :data:`MIN_TRAILING` rows: there a gradient's inverse blocks cost
+    of at least ``MIN_TRAILING`` (500) rows: there a gradient's inverse blocks cost
     ``O(m^3)`` on top of the factor (InstEval, m = 1,145: 57 against 21 ms).
     """
     if built.parameterization != "marginal" or built.spec.n < MIN_ROWS:
@@ -65,7 +65,7 @@ def costly_gradient(built) -> bool:
 
 def value_only_logp(model):
     """``model.logp()`` with each blocked likelihood replaced by its value-only twin
-    (:class:`~.blocked.BlockedLogLikValue`): the factor without the inverse blocks."""
+    (``BlockedLogLikValue``, :mod:`lmmcompare.bayesian.blocked`): the factor without the inverse blocks."""
     logp = model.logp()
     replacements = {node.outputs[0]: BlockedLogLikValue(node.op)(*node.inputs) for node in blocked_nodes(logp)}
     return clone_replace(logp, replacements) if replacements else logp
