@@ -175,6 +175,7 @@ def test_bad_priors_are_typed_errors(priors, message):
     (dict(init="laplace", sampler="nutpie"), "init='laplace' is a start for PyMC's NUTS: use it with sampler='pymc'"),
     (dict(init="adapt_diag", sampler="independence"), "sampler='independence' starts from the Laplace approximation"),
     (dict(sampler="mh"), "sampler must be one of"),
+    (dict(sampler="independence", parameterization="noncentered"), "sampler='independence' needs parameterization='marginal'"),
     (dict(log_likelihood="no"), "log_likelihood must be"),
 ])
 def test_bad_sampling_arguments(kwargs, message):

@@ -167,3 +167,23 @@ def test_diagnostics_report_the_share_of_moves_and_warn_when_it_is_low(penicilli
     stuck.sample_stats["accepted"] = stuck.sample_stats["accepted"] * 0.0 + (np.arange(accepted.shape[1]) % 20 == 0)
     with pytest.warns(SamplingWarning, match="independence sampler moved on only 5% of draws"):
         dataclasses.replace(penicillin_mh, idata=stuck).diagnostics(warn=True)
+
+
+def test_without_a_laplace_approximation_it_samples_by_nuts_and_says_so(monkeypatch):
+    """A Hessian at the mode that is not negative definite leaves nothing to propose from: NUTS, with a warning."""
+    import dataclasses
+
+    from lmmcompare.bayesian import start
+    from lmmcompare.errors import SamplingWarning
+
+    real = start.laplace_approximation
+
+    def flat(model, rng):
+        found = real(model, rng)
+        return dataclasses.replace(found, hessian=np.eye(found.mode.size))
+
+    monkeypatch.setattr(start, "laplace_approximation", flat)
+    with pytest.warns(SamplingWarning, match="Hessian at the posterior mode is not negative definite"):
+        post = lc.bayes(PENICILLIN, "Penicillin", sampler="independence", draws=50, tune=50, chains=1, seed=1,
+                        progressbar=False, log_likelihood=False)
+    assert post.sampler == "pymc" and "gradients_per_draw" in post.diagnostics().attrs

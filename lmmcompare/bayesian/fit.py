@@ -72,6 +72,10 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     check_choice("init", init, INITS)
     if init == "laplace" and sampler not in ("pymc", "auto"):
         raise ArgumentError(f"init='laplace' is a start for PyMC's NUTS: use it with sampler='pymc', not {sampler!r}")
+    if sampler == "independence" and parameterization != "marginal":
+        raise ArgumentError(f"sampler='independence' needs parameterization='marginal' (got {parameterization!r}): "
+                            "it proposes from the Laplace approximation of a handful of parameters, not of every "
+                            "level's random effect")
     if sampler == "independence" and init not in ("auto", "laplace"):
         raise ArgumentError(f"init={init!r} starts NUTS; sampler='independence' starts from the Laplace "
                             "approximation: leave init='auto'")
@@ -168,7 +172,7 @@ def _independence_options(built, chains, sample_seed) -> dict:
         cov = np.linalg.inv(-laplace.hessian)
         chol = np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:
-        warnings.warn("sampler='independence': the Hessian at the posterior mode is not negative definite, so "
+        warnings.warn("the independence sampler: the Hessian at the posterior mode is not negative definite, so "
                       "there is no Laplace approximation to propose from; sampling by NUTS instead",
                       SamplingWarning, stacklevel=5)
         return {}
