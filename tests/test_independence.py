@@ -169,6 +169,7 @@ def test_diagnostics_report_the_share_of_moves_and_warn_when_it_is_low(penicilli
         dataclasses.replace(penicillin_mh, idata=stuck).diagnostics(warn=True)
 
 
+@pytest.mark.filterwarnings("ignore:bulk or tail ESS")   # 50 draws: the ESS warning is expected
 def test_without_a_laplace_approximation_it_samples_by_nuts_and_says_so(monkeypatch):
     """A Hessian at the mode that is not negative definite leaves nothing to propose from: NUTS, with a warning."""
     import dataclasses
