@@ -295,3 +295,28 @@ def test_diagnostics_report_tree_depth_and_gradients_per_draw(sleep_marginal):
     assert attrs["gradients_per_draw"] == pytest.approx(steps.mean(), rel=1e-12)
     assert attrs["max_depth_hits"] == int(stats["reached_max_treedepth"].values.sum())
     assert attrs["divergences"] == int(per_chain["divergences"].sum())
+
+
+def test_laplace_mass_matrix_draws_the_momentum_pymc_draws():
+    """``LaplaceFullAdapt.random`` (LAPACK's trtrs) gives PyMC's ``QuadPotentialFullAdapt.random`` to rounding,
+    from the same generator state, before and after the matrix adapts."""
+    import warnings
+
+    from pymc.step_methods.hmc.quadpotential import QuadPotentialFullAdapt
+
+    from lmmcompare.bayesian.start import LaplaceFullAdapt
+
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(4, 4))
+    cov, mean = A @ A.T + 4 * np.eye(4), rng.normal(size=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = (cls(4, mean, cov, initial_weight=40, adaptation_window=20) for cls in
+                        (LaplaceFullAdapt, QuadPotentialFullAdapt))
+    for potential in (ours, theirs):
+        potential.set_rng(np.random.default_rng(5))
+    samples = rng.normal(size=(60, 4)) @ A.T
+    for x in samples:
+        np.testing.assert_allclose(ours.random(), theirs.random(), rtol=1e-12, atol=1e-12)
+        for potential in (ours, theirs):
+            potential.update(x, None, tune=True)

@@ -14,6 +14,7 @@ from ..arguments import check_bool, check_choice, check_int, check_number, check
 from ..core.threads import single_blas_thread
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import as_spec
+from . import collector
 from .reuse import built_model
 from .postprocess import (covariance_factors, fixed_effects, linear_predictor, named_posterior,
                           random_effects_marginal, random_effects_sampled, variance_parameters)
@@ -90,8 +91,8 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
 
     rng = np.random.default_rng(seed)
     sample_seed = int(rng.integers(2**31 - 1))
-    # small dense blocks: one BLAS thread (lmmcompare.core.threads)
-    with single_blas_thread():
+    # small dense blocks: one BLAS thread (lmmcompare.core.threads); collections walk only the fit's objects
+    with single_blas_thread(), collector.frozen_while_fitting():
         with compile_mode(built), quiet_sampling(), built.model:
             sampler, kwargs = _sampling_options(built, draws, tune, chains, cores, sample_seed, progressbar,
                                                 target_accept, sampler, init)
