@@ -169,14 +169,13 @@ def _independence_options(built, chains, sample_seed) -> dict:
 
     rng = np.random.default_rng(sample_seed)
     laplace = laplace_approximation(built.model, rng)
-    try:
-        cov = np.linalg.inv(-laplace.hessian)
-        chol = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
+    covariance = laplace.inverse_hessian()
+    if covariance is None:
         warnings.warn("the independence sampler: the Hessian at the posterior mode is not negative definite, so "
                       "there is no Laplace approximation to propose from; sampling by NUTS instead",
                       SamplingWarning, stacklevel=5)
         return {}
+    cov, chol = covariance
     return {"step": LaplaceIndependence(model=built.model, mode=laplace.mode, cov=cov),
             "initvals": laplace.chain_starts(built.model, chains, rng, chol)}
 

@@ -54,6 +54,15 @@ class LaplaceApproximation:
     logp_dlogp: object       # the compiled log density and gradient the search used
     point_map_info: tuple    # how the raveled vector maps back to the value variables
 
+    def inverse_hessian(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(C, chol(C))`` with ``C = (-H)^{-1}``, the Laplace covariance; None where ``-H`` is not positive
+        definite."""
+        try:
+            cov = np.linalg.inv(-self.hessian)
+            return cov, np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            return None
+
     def chain_starts(self, model, chains: int, rng: np.random.Generator, chol: np.ndarray, spread: float = 2.0):
         """One start per chain, ``mode + spread * chol @ z``, as the untransformed values pm.sample takes."""
         from pymc.blocking import DictToArrayBijection, RaveledVars
@@ -115,13 +124,9 @@ def laplace_start(model, chains: int, rng: np.random.Generator, target_accept: f
 
     laplace = laplace_approximation(model, rng)
     x_mode, H = laplace.mode, laplace.hessian
-    try:
-        cov = np.linalg.inv(-H)
-        chol = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        if dense:
-            return None
-        cov = None
+    cov, chol = laplace.inverse_hessian() or (None, None)
+    if cov is None and dense:
+        return None
     if not dense:
         # the Laplace variances, or each coordinate's own curvature where the Hessian is not negative definite
         variances = np.diag(cov) if cov is not None else 1.0 / -np.diag(H)
@@ -142,7 +147,6 @@ def laplace_start(model, chains: int, rng: np.random.Generator, target_accept: f
         step = pm.NUTS(vars=list(model.value_vars), potential=potential, target_accept=target_accept,
                        logp_dlogp_func=laplace.logp_dlogp)
     return LaplaceStart(mode=x_mode, cov=cov, initvals=initvals, step=step)
-
 
 
 class LaplaceFullAdapt(QuadPotentialFullAdapt):
