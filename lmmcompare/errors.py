@@ -43,6 +43,11 @@ class NewLevelError(LmmError):
     """Prediction data holds a grouping level the model was not fitted on."""
 
 
+class SamplingProcessError(RuntimeError):
+    """A process sampling chains (:mod:`lmmcompare.bayesian.chains`) ended without sending its draws:
+    killed, out of memory, or its result could not be read."""
+
+
 class LmmWarning(UserWarning):
     """Base class of lmmcompare's warnings."""
 

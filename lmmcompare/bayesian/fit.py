@@ -15,6 +15,7 @@ from ..core.threads import single_blas_thread
 from ..errors import ArgumentError, SamplingWarning
 from ..spec import as_spec
 from . import collector
+from .chains import sample_chains
 from .reuse import built_model
 from .postprocess import (covariance_factors, fixed_effects, linear_predictor, named_posterior,
                           random_effects_marginal, random_effects_sampled, variance_parameters)
@@ -87,8 +88,6 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
     prior_set = default_priors(spec, priors)
     t0 = time.perf_counter()
     built = built_model(spec, prior_set, parameterization, reml_fit=reml_fit)   # compiled once per design
-    import pymc as pm
-
     rng = np.random.default_rng(seed)
     sample_seed = int(rng.integers(2**31 - 1))
     # small dense blocks: one BLAS thread (lmmcompare.core.threads); collections walk only the fit's objects
@@ -96,7 +95,7 @@ def bayes(formula, data=None, priors=None, draws: int = 1000, tune: int = 1000, 
         with compile_mode(built), quiet_sampling(), built.model:
             sampler, kwargs = _sampling_options(built, draws, tune, chains, cores, sample_seed, progressbar,
                                                 target_accept, sampler, init)
-            raw = pm.sample(**kwargs)
+            raw = sample_chains(built.model, kwargs)
         fit = _to_fit(raw, built, rng, seed, sampler, time.perf_counter() - t0, posterior_predictive,
                       log_likelihood, progressbar)
     return fit
