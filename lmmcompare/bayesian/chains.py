@@ -70,6 +70,7 @@ def sample_chains(model, kwargs: dict):
     if "step" not in kwargs:
         kwargs.update(_pymc_start(model, kwargs))
     groups = chain_groups(kwargs["chains"], kwargs["cores"])
+    _load_array_backends()
     parts = _sample_forked(model, kwargs, groups)
     import arviz as az
 
@@ -93,6 +94,14 @@ def _pymc_start(model, kwargs: dict) -> dict:
                                         tune=kwargs["tune"], initvals=kwargs.pop("initvals", None), **nuts_options)
     kwargs.pop("target_accept", None)   # the step carries it
     return {"step": step, "initvals": list(initial_points)}
+
+
+def _load_array_backends() -> None:
+    """xarray imports the optional array libraries it recognises (dask, where installed: 0.2 s) when it builds
+    its first array; done here once, before forking, instead of in every process and again in this one."""
+    import xarray as xr
+
+    xr.DataArray(np.zeros(1))
 
 
 def _group_seed(seed: int, first_chain: int) -> np.random.Generator:

@@ -1,8 +1,9 @@
 """The frozen result of a Bayesian fit."""
 from __future__ import annotations
 
-import warnings
+import contextlib
 import dataclasses
+import warnings
 from dataclasses import dataclass
 
 import arviz as az
@@ -292,7 +293,8 @@ class BayesFit:
         and independence chains that move on fewer than 10% of draws.
         """
         check_bool("warn", warn)
-        table = az.summary(self.idata, var_names=self.parameter_names, kind="diagnostics")
+        with _numpy_statistics():
+            table = az.summary(self.idata, var_names=self.parameter_names, kind="diagnostics")
         divergent = int(self.idata.sample_stats["diverging"].sum()) if "diverging" in self.idata.sample_stats else 0
         table.attrs["divergences"] = divergent
         per_chain = self.sampler_stats()
@@ -342,3 +344,16 @@ class BayesFit:
         post = self.idata.posterior
         return (f"<BayesFit {self.sampled_as} ({self.sampler}): {self.spec.formula} | "
                 f"{post.sizes['chain']} chains x {post.sizes['draw']} draws, {self.seconds:.1f} s>")
+
+
+@contextlib.contextmanager
+def _numpy_statistics():
+    """ArviZ's statistics through numpy rather than numba inside the block: for the handful of parameters
+    :meth:`BayesFit.diagnostics` reads, numba's first compilation of ArviZ's variance (0.15 s, every
+    process) costs more than it saves.  ArviZ's own setting is restored afterwards."""
+    enabled = az.Numba.numba_flag
+    az.Numba.disable_numba()
+    try:
+        yield
+    finally:
+        az.Numba.numba_flag = enabled
