@@ -2,7 +2,7 @@
 
 Usage::
 
-    python3 benchmarks/run_bayes_benchmarks.py [--bambi-python PATH] [--brms]
+    python3 benchmarks/run_bayes_benchmarks.py [--python PATH] [--bambi-python PATH] [--brms]
         [--cases sleepstudy,slopes,references,insteval,maximal] [--draws 1000] [--chains 4]
 
 Every measurement is a new interpreter (or ``Rscript``), timed from start to
@@ -13,6 +13,15 @@ environment (``--bambi-python``; never a dependency of lmmcompare) at its own
 defaults, which sample uncorrelated group effects, a simpler model with no
 correlation to mix, so its ratio flatters it.  brms (``--brms``) runs through
 ``Rscript`` with the same chains, draws and two cores.
+
+``--python`` runs lmmcompare in another environment.  For a like-for-like
+comparison give it one made as bambi's was: a fresh virtual environment with
+lmmcompare and its dependencies only, at the same PyMC, PyTensor, ArviZ, numpy,
+scipy and numba versions.  What else an environment holds changes the wall time
+of a fresh process: PyMC imports IPython where it is installed (with
+prompt_toolkit, jedi and pygments) and xarray imports dask, which cost a second
+of sleepstudy's 7 s in import and exit.  Both environments have their packages'
+bytecode compiled, as ``pip install`` leaves them (:func:`compile_bytecode`).
 """
 from __future__ import annotations
 
@@ -103,9 +112,18 @@ def timed(command: list[str]) -> dict:
     return {"error": (out.stderr or out.stdout)[-600:], "wall": wall}
 
 
-def ours(data_expr: str, formula: str, draws: int, chains: int, loglik: bool = True) -> dict:
+def ours(python: str, data_expr: str, formula: str, draws: int, chains: int, loglik: bool = True) -> dict:
     code = OURS.format(data=data_expr, formula=formula, draws=draws, chains=chains, loglik=loglik)
-    return timed([sys.executable, "-c", textwrap.dedent(code)])
+    return timed([python, "-c", textwrap.dedent(code)])
+
+
+def compile_bytecode(python: str) -> None:
+    """Compile lmmcompare's modules to bytecode for ``python``, as ``pip install`` does for a package it
+    installs (an editable install, or ``PYTHONDONTWRITEBYTECODE`` set, would otherwise leave every import to
+    compile the sources: 0.1 s per process)."""
+    package = subprocess.run([python, "-c", "import lmmcompare, os; print(os.path.dirname(lmmcompare.__file__))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([python, "-m", "compileall", "-q", package], check=True, capture_output=True)
 
 
 def bambi(python: str, path: str, formula: str, factors: list[str], draws: int, chains: int) -> dict:
@@ -135,6 +153,8 @@ def row(model: str, who: str, setting: str, r: dict, reference: dict | None = No
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
+    parser.add_argument("--python", default=sys.executable,
+                        help="python of the environment lmmcompare runs in (default: this one)")
     parser.add_argument("--bambi-python", help="python of an environment with bambi installed")
     parser.add_argument("--brms", action="store_true", help="also run brms through Rscript (maximal design, Orthodont)")
     parser.add_argument("--cases", default="sleepstudy,slopes,references,insteval,maximal")
@@ -155,6 +175,8 @@ def main(argv=None):
     head_to_head = []
     import lmmcompare as lc
 
+    compile_bytecode(args.python)
+
     if "sleepstudy" in cases:
         path = folder / "sleepstudy.csv"
         lc.load_dataset("sleepstudy").to_csv(path, index=False)
@@ -166,7 +188,7 @@ def main(argv=None):
         head_to_head.append(("simulated 7,000 rows, (x \\| g), 160 groups", "y ~ x + (x | g)",
                              f"__import__('pandas').read_csv({str(path)!r}, dtype={{'g': str}})", str(path), ["g"]))
     for model, formula, data_expr, path, factors in head_to_head:
-        mine = ours(data_expr, formula, draws, chains)
+        mine = ours(args.python, data_expr, formula, draws, chains)
         peer = bambi(args.bambi_python, path, formula, factors, draws, chains) if args.bambi_python else None
         show(row(model, "lmmcompare default (marginal, PyMC NUTS)", setting, mine, peer))
         if peer is not None:
@@ -174,7 +196,7 @@ def main(argv=None):
     if "references" in cases:
         for data, formula in REFERENCE_CASES:
             model = f"{data}: {formula.replace('|', chr(92) + '|')}"
-            mine = ours(repr(data), formula, draws, chains)
+            mine = ours(args.python, repr(data), formula, draws, chains)
             # the hardest reference posterior (an L-shaped one in its sds), beside Stan's at brms' defaults
             peer = None
             if args.brms and data == "Orthodont":
@@ -187,17 +209,19 @@ def main(argv=None):
     if "insteval" in cases:
         data, formula = INSTEVAL
         show(row(f"{data}: {formula.replace('|', chr(92) + '|')}", "lmmcompare default (no pointwise log-lik)",
-                 setting, ours(repr(data), formula, draws, chains, loglik=False)))
+                 setting, ours(args.python, repr(data), formula, draws, chains, loglik=False)))
     if "maximal" in cases:
         path = folder / "maximal.csv"
         maximal_crossed().to_csv(path, index=False)
         data_expr = f"__import__('pandas').read_csv({str(path)!r})"
         model = "maximal crossed, 56 x 32, 1,791 rows"
         peer = brms(str(path), MAXIMAL_FORMULA, ["subj", "item"], draws, chains) if args.brms else None
-        show(row(model, "lmmcompare default", setting, ours(data_expr, MAXIMAL_FORMULA, draws, chains, False), peer))
+        show(row(model, "lmmcompare default", setting,
+                 ours(args.python, data_expr, MAXIMAL_FORMULA, draws, chains, False), peer))
         if peer is not None:
             show(row(model, "brms (Stan)", setting, peer))
-    print(f"\n{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    print(f"\n{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, lmmcompare in "
+          f"{args.python}\n")
     print("\n".join(rows))
 
 
