@@ -64,7 +64,11 @@ def bayes(formula, data=None, **options):
         Overrides of the default priors (see :mod:`lmmcompare.bayesian.priors`);
         a ``PriorSet`` (e.g. ``fit.priors`` of an earlier fit) is used as it is.
     draws, tune, chains, cores, seed
-        Passed to the sampler; ``seed`` makes the run reproducible.
+        Passed to the sampler; ``seed`` makes the run reproducible.  On Linux
+        each of ``cores`` (default ``min(chains, 2)``) forked processes samples
+        its share of the chains and sends its draws back once
+        (:mod:`lmmcompare.bayesian.chains`): the same draws PyMC gives for the
+        same seed, without PyMC's message per draw.
     sampler : {"auto", "pymc", "nutpie", "independence"}
         ``"pymc"`` is PyMC's NUTS; ``"nutpie"`` nutpie's (numba backend, faster
         compile-and-sample) when installed; ``"independence"`` independence
