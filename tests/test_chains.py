@@ -71,12 +71,14 @@ def test_group_seed_continues_pymc_streams():
     np.testing.assert_array_equal(tail, full[3:])
 
 
-def test_when_it_forks():
+def test_when_it_forks(monkeypatch):
     base = dict(chains=4, cores=2)
     assert chains.forks_per_core(base)
     assert not chains.forks_per_core(dict(base, cores=1))
     assert not chains.forks_per_core(dict(base, chains=1))
     assert not chains.forks_per_core(dict(base, nuts_sampler="nutpie"))
+    monkeypatch.setattr(chains.multiprocessing.current_process(), "daemon", True, raising=False)
+    assert not chains.forks_per_core(base)
 
 
 def test_an_exception_in_a_process_is_raised_with_its_type():

@@ -48,6 +48,7 @@ def forks_per_core(kwargs: dict) -> bool:
     """Whether :func:`sample_chains` samples ``pm.sample(**kwargs)`` in per-core forked processes."""
     chains, cores = kwargs.get("chains", 1), kwargs.get("cores", 1)
     return (sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+            and not multiprocessing.current_process().daemon   # a daemonic process may not start processes
             and chains > 1 and cores > 1 and kwargs.get("nuts_sampler", "pymc") == "pymc")
 
 
@@ -74,9 +75,7 @@ def sample_chains(model, kwargs: dict):
     parts = _sample_forked(model, kwargs, groups)
     import arviz as az
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=FutureWarning)
-        idata = az.concat(parts, dim="chain", reset_dim=True) if len(parts) > 1 else parts[0]
+    idata = az.concat(parts, dim="chain", reset_dim=True) if len(parts) > 1 else parts[0]
     _check_distinct_chains(idata)
     return idata
 
