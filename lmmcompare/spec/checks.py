@@ -53,6 +53,12 @@ class FrameColumns(dict):
         return column
 
 
+def frame_columns(frame: pd.DataFrame | FrameColumns) -> FrameColumns:
+    """The columns of ``frame`` by name: ``frame`` itself where the caller keeps a :class:`FrameColumns`
+    (building a spec passes one to every stage), a new one around a DataFrame."""
+    return frame if isinstance(frame, FrameColumns) else FrameColumns(frame)
+
+
 def _plain_column(col: pd.Series) -> pd.Series:
     """Nullable extension dtypes become numpy float or object columns (NA -> NaN/None)."""
     dtype = col.dtype

@@ -32,6 +32,7 @@ import pandas as pd
 from formulaic.transforms.contrasts import HelmertContrasts, PolyContrasts, SumContrasts, TreatmentContrasts
 
 from ..errors import ArgumentError
+from .checks import FrameColumns, frame_columns
 
 CODINGS = {"treatment": TreatmentContrasts, "sum": SumContrasts, "helmert": HelmertContrasts, "poly": PolyContrasts}
 DEFAULT_CONTRASTS = {"unordered": "treatment", "ordered": "poly"}
@@ -110,7 +111,7 @@ def _matrix(value, name: str, levels: list) -> np.ndarray:
     return C
 
 
-def resolve_contrasts(contrasts, fixed_expr: str, frame: pd.DataFrame, columns=None) -> dict:
+def resolve_contrasts(contrasts, fixed_expr: str, frame: pd.DataFrame | FrameColumns) -> dict:
     """The coding of each factor of the fixed part: ``{name: "treatment" | "sum" | ... | ndarray}``.
 
     ``contrasts`` is the user's dict (or None); factors it does not name get
@@ -122,7 +123,8 @@ def resolve_contrasts(contrasts, fixed_expr: str, frame: pd.DataFrame, columns=N
     if not isinstance(given, dict):
         raise ArgumentError(f"contrasts must be a dict from factor name to a coding such as {{'recipe': 'sum'}}, "
                             f"got {type(contrasts).__name__}")
-    lookup = frame if columns is None else columns   # the frame's FrameColumns, where the caller keeps them
+    lookup = frame_columns(frame)
+    frame = lookup.frame
     factors = [v for v in dict.fromkeys(bare_factors(fixed_expr)) if v in frame.columns and _is_factor(lookup[v])]
     out = {}
     for name, value in given.items():

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
-from .checks import check_magnitude, drop_unused_levels, response_vector
+from .checks import FrameColumns, check_magnitude, drop_unused_levels, frame_columns, response_vector
 from .contrasts import coded_expression, r_coded_name
 from .formula import _split_top
 from .formula_checks import formula_error
@@ -147,9 +147,9 @@ class Design:
         return formulaic_design(self.expr, self.frame, "the model matrix").formulaic_spec
 
 
-def build_design(expr: str, frame: pd.DataFrame, where: str, codings: dict | None = None,
-                 columns=None) -> Design:
-    """Evaluate a one-sided formula on ``frame`` (complete rows only).
+def build_design(expr: str, frame: pd.DataFrame | FrameColumns, where: str, codings: dict | None = None) -> Design:
+    """Evaluate a one-sided formula on ``frame`` (complete rows only; a DataFrame, or the
+    :class:`~.checks.FrameColumns` of one, whose columns are then read once).
 
     Plain formulas (:func:`.terms.simple_terms`) are built directly, others by
     formulaic (:func:`formulaic_design`); both give the same design.
@@ -158,7 +158,9 @@ def build_design(expr: str, frame: pd.DataFrame, where: str, codings: dict | Non
     column must be finite with squares representable in double precision
     (``I(1/x)`` at ``x = 0`` or ``log(x)`` at ``x <= 0`` is a :class:`DataError` naming it).
     """
-    cols = None if codings else direct_columns(expr, frame, reserved=_CONTEXT, columns=columns)
+    columns = frame_columns(frame)
+    frame = columns.frame
+    cols = None if codings else direct_columns(expr, columns, reserved=_CONTEXT)
     if codings:
         design = _coded_design(expr, frame, where, codings)
     elif cols is None:
@@ -211,13 +213,14 @@ def formulaic_design(expr: str, frame: pd.DataFrame, where: str, context: dict |
                   expr=expr, frame=frame, formulaic_spec=ms, context=context)
 
 
-def expression_values(expr: str, frame: pd.DataFrame, where: str = "response", columns=None) -> np.ndarray:
-    """One numeric column from an expression of the frame's columns (the response, an offset); ``columns``:
-    the frame's :class:`~.checks.FrameColumns`, where the caller keeps them."""
+def expression_values(expr: str, frame: pd.DataFrame | FrameColumns, where: str = "response") -> np.ndarray:
+    """One numeric column from an expression of the frame's columns (the response, an offset); ``frame``: a
+    DataFrame or its :class:`~.checks.FrameColumns`."""
+    columns = frame_columns(frame)
     name = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
-    if name in frame.columns:
-        return response_vector((frame if columns is None else columns)[name], name)
-    design = build_design(f"0 + I({expr})" if where != "response" else f"0 + {expr}", frame, f"the {where}")
+    if name in columns.frame.columns:
+        return response_vector(columns[name], name)
+    design = build_design(f"0 + I({expr})" if where != "response" else f"0 + {expr}", columns, f"the {where}")
     if design.matrix.shape[1] != 1:
         raise FormulaError(f"{where} {expr!r} must evaluate to one numeric column")
     return response_vector(design.matrix[:, 0], expr)
@@ -301,15 +304,15 @@ class GroupingFactor:
         return np.array([lookup.get(v, -1) for v in labels], dtype=np.int64)
 
 
-def grouping_factor(columns: tuple[str, ...], frame: pd.DataFrame, frame_columns=None) -> GroupingFactor:
-    """Build the (interaction) grouping factor of ``columns``; first column slowest (``frame_columns``: the
-    frame's :class:`~.checks.FrameColumns`, where the caller keeps them)."""
-    lookup = frame if frame_columns is None else frame_columns
+def grouping_factor(columns: tuple[str, ...], frame: pd.DataFrame | FrameColumns) -> GroupingFactor:
+    """Build the (interaction) grouping factor of ``columns``; first column slowest (``frame``: a DataFrame
+    or its :class:`~.checks.FrameColumns`)."""
+    lookup = frame_columns(frame)
     if len(columns) == 1:   # one column's codes are dense already (_factor_codes drops unused levels)
         dense, levels = _factor_codes(lookup[columns[0]])
         levels = tuple(levels)
     else:
-        codes = np.zeros(len(frame), dtype=np.int64)
+        codes = np.zeros(len(lookup.frame), dtype=np.int64)
         per_column = []
         for c in columns:
             sub_codes, sub_levels = _factor_codes(lookup[c])

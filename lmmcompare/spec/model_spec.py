@@ -293,14 +293,13 @@ class ModelSpec:
         offset_argument = frame.pop(OFFSET).to_numpy() if offset_column else None
         o = offset_argument
         check_column_values(columns, used, predictors)
-        y = expression_values(parsed.response, frame, columns=columns)
+        y = expression_values(parsed.response, columns)
         for expr in offset_exprs:
-            o = (0.0 if o is None else o) + expression_values(expr, frame, "offset(...)")
-        codings = resolve_contrasts(contrasts, parsed.fixed, frame, columns)
-        fixed = build_design(parsed.fixed, frame, "the fixed-effects model matrix", non_treatment(codings),
-                             columns=columns)
+            o = (0.0 if o is None else o) + expression_values(expr, columns, "offset(...)")
+        codings = resolve_contrasts(contrasts, parsed.fixed, columns)
+        fixed = build_design(parsed.fixed, columns, "the fixed-effects model matrix", non_treatment(codings))
         keep, dropped = full_rank_columns(fixed)
-        terms = random_terms(parsed, frame, columns)
+        terms = random_terms(parsed, columns)
         inputs = {"offset": offset_argument, "contrasts": codings or None, "sigma_by": sigma_by}
         spec = cls(formula=formula, response=parsed.response, y=y, fixed=fixed, terms=terms,
                    frame=frame, data_name=data_name, n_dropped=n_dropped,

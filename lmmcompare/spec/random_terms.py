@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import DataError, FormulaError, UnidentifiableTermsWarning
+from .checks import FrameColumns, frame_columns
 from .design import Design, GroupingFactor, build_design, grouping_factor
 from .formula import ParsedFormula
 from .parameters import structure_labels, term_labels
@@ -163,22 +164,24 @@ class RandomTerm:
 
 
 
-def random_terms(parsed: ParsedFormula, frame: pd.DataFrame, columns=None) -> tuple[RandomTerm, ...]:
-    """The terms of the bars on the model frame, ``||`` expanded, in lme4's order (decreasing levels, stable);
-    ``columns``: the frame's :class:`~.checks.FrameColumns`, where the caller keeps them."""
+def random_terms(parsed: ParsedFormula, frame: pd.DataFrame | FrameColumns) -> tuple[RandomTerm, ...]:
+    """The terms of the bars on the model frame (a DataFrame or its :class:`~.checks.FrameColumns`), ``||``
+    expanded, in lme4's order (decreasing levels, stable)."""
+    columns = frame_columns(frame)
+    frame = columns.frame
     factors: dict[tuple[str, ...], GroupingFactor] = {}
     terms, seen = [], set()
     for bar in parsed.bars:
-        factor = factors.get(bar.group) or grouping_factor(bar.group, frame, columns)
+        factor = factors.get(bar.group) or grouping_factor(bar.group, columns)
         factors[bar.group] = factor
-        design = build_design(bar.expr, frame, f"random term {bar.text}", columns=columns)
+        design = build_design(bar.expr, columns, f"random term {bar.text}")
         if design.matrix.shape[1] == 0:
             raise FormulaError(f"random term {bar.text} has no columns (did you write '(0 | g)'?)")
         _check_structure(bar, design, frame)
         pieces = [(bar.expr, design)]
         if bar.double:  # lme4's expandDoubleVerts: (1|g) + (0 + t|g) for each term t
             exprs = ["1" if label == "1" else f"0 + {label}" for label, _ in design.term_columns]
-            pieces = [(e, build_design(e, frame, f"random term {bar.text}")) for e in exprs]
+            pieces = [(e, build_design(e, columns, f"random term {bar.text}")) for e in exprs]
         for expr, des in pieces:
             key = (frozenset(des.names), factor.name)  # (1 + x | g) and (x + 1 | g) are one term
             if key in seen:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .checks import FrameColumns, frame_columns
 from .formula import _split_top
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -127,30 +128,30 @@ def _treatment_coded(intercept: bool, terms: list[tuple[str, ...]], categorical:
     return True
 
 
-def direct_columns(expr: str, frame: pd.DataFrame, reserved=(), columns=None) -> DirectColumns | None:
+def direct_columns(expr: str, frame: pd.DataFrame | FrameColumns, reserved=()) -> DirectColumns | None:
     """formulaic's model matrix of ``expr`` on ``frame``, or None where it is not certainly the same.
 
     Parameters
     ----------
     expr : str
         One-sided formula (no ``~``).
-    frame : DataFrame
-        Complete rows.
+    frame : DataFrame or FrameColumns
+        Complete rows, or their columns by name (:class:`~.checks.FrameColumns`).
     reserved : collection of str
         Names formulaic could read otherwise (its evaluation context): a model
         with factors, which is rebuilt by formulaic for new data, avoids them.
-    columns : FrameColumns, optional
-        The frame's columns by name (:class:`~.checks.FrameColumns`), where the caller keeps them.
     """
     parsed = simple_terms(expr)
     if parsed is None:
         return None
     intercept, terms = parsed
+    columns = frame_columns(frame)
+    frame = columns.frame
     variables = {}
     for name in dict.fromkeys(v for t in terms for v in t):
         if name not in frame.columns:
             return None
-        variables[name] = _variable((frame if columns is None else columns)[name])
+        variables[name] = _variable(columns[name])
         if variables[name] is None:
             return None
     categorical = {v for v, (_, levels) in variables.items() if levels is not None}
