@@ -141,10 +141,10 @@ def resolve_contrasts(contrasts, fixed_expr: str, frame: pd.DataFrame | FrameCol
                                     f"{', '.join(CODINGS)} or a numeric matrix (levels x columns)")
             out[name] = coding
         else:
-            out[name] = _matrix(value, name, _levels(frame[name]))
+            out[name] = _matrix(value, name, _levels(lookup[name]))
     for name in factors:
         if name not in out:
-            col = frame[name]
+            col = lookup[name]
             ordered = isinstance(col.dtype, pd.CategoricalDtype) and col.cat.ordered
             out[name] = DEFAULT_CONTRASTS["ordered" if ordered else "unordered"]
     return out
